@@ -1,0 +1,3 @@
+from milestoned.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,66 @@
+"""The ``milestoned`` command line: a thin door onto the engine.
+
+``main`` maps failures to exit statuses the way users and scripts expect: a user
+error is one line and status 2, a runtime failure status 1 with its cause, Ctrl-C
+130, and a bug status 3 with a pointer to a log holding the traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+import click
+
+from milestoned.cli import execute, milestones, reading, tasks  # noqa: F401 - registers commands
+from milestoned.cli.base import cli
+from milestoned.errors import MilestonedError
+
+__all__ = ["cli", "main"]
+
+
+def _report_bug(exc: BaseException) -> int:
+    import os
+    import platform
+    import tempfile
+    import traceback
+
+    from milestoned import __version__
+
+    log = os.path.join(tempfile.gettempdir(), f"milestoned-crash-{os.getuid()}.log")
+    try:
+        with open(log, "a", encoding="utf-8") as handle:
+            handle.write(f"milestoned {__version__}, Python {platform.python_version()}, {platform.platform()}\n")
+            handle.write(f"argv: {sys.argv}\n")
+            traceback.print_exception(exc, file=handle)
+            handle.write("\n")
+    except OSError:
+        log = "(could not write a log)"
+    click.echo(f"milestoned: internal error: {type(exc).__name__}: {exc}", err=True)
+    click.echo(f"milestoned: this is a bug; the details are in {log}", err=True)
+    return 3
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        result = cli.main(args=list(argv) if argv is not None else None, prog_name="milestoned",
+                          standalone_mode=False)
+    except MilestonedError as exc:  # raised outside a command (while parsing, say)
+        click.echo(f"milestoned: error: {exc}", err=True)
+        return exc.exit_code
+    except click.exceptions.Abort:
+        click.echo("milestoned: interrupted", err=True)
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except KeyboardInterrupt:
+        click.echo("milestoned: interrupted", err=True)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # noqa: BLE001 - the last resort: never a bare traceback
+        return _report_bug(exc)
+    return result if isinstance(result, int) else 0

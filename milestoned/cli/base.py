@@ -1,0 +1,85 @@
+"""The click group, the shared options and the doors' common plumbing.
+
+Every command module registers on ``cli`` and keeps its heavy imports inside the
+command body: ``milestoned status`` must start nearly as fast as ``import click``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from milestoned import __version__
+
+F = TypeVar("F", bound=Callable[..., Any])
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class MilestonedGroup(click.Group):
+    """Turns our errors into one line and an exit status, for ``main`` and CliRunner alike."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from milestoned.errors import MilestonedError
+
+        try:
+            return super().invoke(ctx)
+        except MilestonedError as exc:
+            click.echo(f"milestoned: error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+
+
+@click.group(cls=MilestonedGroup, context_settings=CONTEXT)
+@click.version_option(__version__, "--version", prog_name="milestoned")
+@click.option("-C", "directory", type=click.Path(file_okay=False), default=None,
+              help="Run as if started in this directory.")
+@click.pass_context
+def cli(ctx: click.Context, directory: str | None) -> None:
+    """Execute software milestones with several agents, tracked in git.
+
+    A milestone is a YAML file of tasks with dependencies under .milestones/.
+    Commits and agents move its tasks along; the state lives on its own git branch.
+    """
+    if directory:
+        import os
+
+        os.chdir(directory)
+
+
+def json_option(func: F) -> F:
+    """``--json``: the stable machine-readable answer of a read command."""
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON (stable schema).")(func)
+
+
+def milestone_argument(func: F) -> F:
+    return click.argument("milestone", required=False)(func)
+
+
+def milestone_option(func: F) -> F:
+    return click.option("-m", "--milestone", default=None,
+                        help="Milestone id (default: the current one, active/current.txt).")(func)
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def open_engine() -> Any:
+    """The engine for the repository around the current directory."""
+    from milestoned.engine import Engine
+    from milestoned.workspace import Workspace
+
+    engine = Engine(Workspace.discover())
+    engine.ws.require_initialized()
+    return engine
+
+
+def say(message: str = "", *, err: bool = False) -> None:
+    click.echo(message, err=err)
+
+
+def warn(message: str) -> None:
+    click.echo(f"milestoned: warning: {message}", err=True)

@@ -1,0 +1,3 @@
+"""``execute`` and ``demo``: running a milestone's tasks (the runner does the work)."""
+
+from __future__ import annotations

@@ -1,0 +1,114 @@
+"""Commands that create, check and move whole milestones: init, new, validate, activate, pause."""
+
+from __future__ import annotations
+
+import click
+
+from milestoned.cli.base import cli, json_option, milestone_argument, open_engine, print_json, say
+
+
+@cli.command()
+def init() -> None:
+    """Create .milestones/ with a commented config.yaml and a .gitignore."""
+    from milestoned.lifecycle import init as do_init
+    from milestoned.workspace import Workspace
+
+    ws = Workspace.discover()
+    made = do_init(ws)
+    for path in made:
+        say(f"created {path.relative_to(ws.root)}")
+    if not made:
+        say(f"{ws.milestones_dir} is already initialized")
+
+
+@cli.command()
+@click.argument("milestone_id")
+@click.option("--title", required=True, help="What the milestone delivers.")
+@click.option("--requires", multiple=True, help="A milestone that must be completed first (repeatable).")
+@click.option("--description", default=None, help="A longer description.")
+def new(milestone_id: str, title: str, requires: tuple[str, ...], description: str | None) -> None:
+    """Create a planned milestone in .milestones/active/MILESTONE_ID.yaml."""
+    from milestoned.errors import UserError
+    from milestoned.ids import id_problem
+    from milestoned.lifecycle import milestone_template
+
+    engine = open_engine()
+    for value in (milestone_id, *requires):
+        problem = id_problem(value, "milestone id")
+        if problem:
+            raise UserError(problem)
+    try:
+        existing = engine.path_of(milestone_id)
+    except UserError:
+        existing = None
+    if existing is not None:
+        raise UserError(f"milestone {milestone_id} already exists", path=existing)
+    path = engine.ws.active_dir / f"{milestone_id}.yaml"
+    with engine.transaction() as txn:
+        txn.write_file(path, milestone_template(milestone_id, title, list(requires), description))
+    say(f"created {path.relative_to(engine.ws.root)}")
+
+
+@cli.command()
+@milestone_argument
+@click.option("--all", "check_all", is_flag=True, help="Check every milestone file.")
+@json_option
+def validate(milestone: str | None, check_all: bool, as_json: bool) -> int:
+    """Check a milestone: syntax, ids, dependencies, cycles, status, required milestones.
+
+    Exits 2 and prints one line per problem (FILE:LINE: what is wrong) when any is found.
+    """
+    from milestoned.errors import UserError
+    from milestoned.lifecycle import check_executable
+    from milestoned.plan import NotAMilestone, all_problems
+
+    engine = open_engine()
+    paths = engine.milestone_paths() if check_all else [engine.path_of(engine.resolve(milestone))]
+    report = []
+    for path in paths:
+        problems = [p for p in all_problems(path) if not isinstance(p, NotAMilestone)]
+        if not problems and not check_all:
+            try:
+                check_executable(engine, engine.load(path.stem))
+            except UserError as exc:
+                problems.append(exc)
+        report.append({"path": str(path), "problems": [str(p) for p in problems]})
+    if as_json:
+        print_json({"schema": 1, "ok": not any(r["problems"] for r in report), "files": report})
+    else:
+        for row in report:
+            for problem in row["problems"]:
+                click.echo(f"milestoned: error: {problem}", err=True)
+            if not row["problems"]:
+                say(f"ok {row['path']}")
+    return 2 if any(r["problems"] for r in report) else 0
+
+
+@cli.command()
+@milestone_argument
+@click.option("--force", is_flag=True, help="Activate even if its status or required milestones say no.")
+def activate(milestone: str | None, force: bool) -> None:
+    """Start a planned or paused milestone: status in_progress, a new session, current.txt."""
+    from milestoned import lifecycle
+
+    engine = open_engine()
+    with engine.transaction() as txn:
+        ms = txn.milestone(engine.resolve(milestone))
+        session_id = lifecycle.activate(txn, ms, force=force)
+    say(f"activated {ms.id} (session {session_id})")
+    ready = ms.ready
+    say(f"ready: {', '.join(ready)}" if ready else "no task is ready yet")
+
+
+@cli.command()
+@milestone_argument
+@click.option("--reason", default=None, help="Why, for the event log.")
+def pause(milestone: str | None, reason: str | None) -> None:
+    """Pause a running milestone; `activate` or `execute` picks it up again."""
+    from milestoned import lifecycle
+
+    engine = open_engine()
+    with engine.transaction() as txn:
+        ms = txn.milestone(engine.resolve(milestone))
+        lifecycle.pause(txn, ms, reason=reason)
+    say(f"paused {ms.id}")

@@ -1,0 +1,166 @@
+"""Read commands: status, events, next, graph.  Each has ``--json`` with a stable schema."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import click
+
+from milestoned.cli.base import cli, json_option, milestone_argument, open_engine, print_json, say, warn
+
+
+def _status_view(engine, milestone: str | None) -> dict:  # type: ignore[no-untyped-def]
+    from milestoned import views
+
+    if milestone is None and engine.current_id() is None:
+        return views.overview(engine)
+    return views.status(engine.load(engine.resolve(milestone)))
+
+
+@cli.command()
+@milestone_argument
+@json_option
+@click.option("--watch", is_flag=True, help="Keep the dashboard on screen, updated as things change.")
+@click.option("--interval", default=1.0, show_default=True, help="Seconds between updates with --watch.")
+def status(milestone: str | None, as_json: bool, watch: bool, interval: float) -> None:
+    """Where a milestone stands: progress, tasks, active agents, recent events.
+
+    Without MILESTONE: the current one, or an overview of all milestones.
+    """
+    from milestoned import render
+
+    engine = open_engine()
+    view = _status_view(engine, milestone)
+    if as_json:
+        print_json(view)
+        return
+    if "milestones" in view:
+        for line in render.overview_lines(view):
+            say(line)
+        return
+    for warning in view.get("warnings", []):
+        warn(warning)
+    if watch:
+        _watch(engine, milestone, interval)
+    elif sys.stdout.isatty():
+        from rich.console import Console
+
+        Console().print(render.status_rich(view))
+    else:
+        for line in render.status_lines(view):
+            say(line)
+
+
+def _watch(engine, milestone: str | None, interval: float) -> None:  # type: ignore[no-untyped-def]
+    from rich.console import Console
+    from rich.live import Live
+
+    from milestoned import render
+
+    console = Console()
+    with Live(console=console, auto_refresh=False) as live:
+        try:
+            while True:
+                live.update(render.status_rich(_status_view(engine, milestone)), refresh=True)
+                time.sleep(interval)
+        except KeyboardInterrupt:
+            pass
+
+
+@cli.command()
+@milestone_argument
+@json_option
+@click.option("--event", "names", multiple=True, help="Only these event names (repeatable).")
+@click.option("--task", "task_id", default=None, help="Only events about this task.")
+@click.option("-n", "--limit", default=50, show_default=True, help="At most this many, the most recent (0: all).")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new events as they are logged.")
+def events(milestone: str | None, as_json: bool, names: tuple[str, ...], task_id: str | None, limit: int,
+           follow: bool) -> None:
+    """The milestone's event log, oldest first."""
+    from milestoned import events as eventlog
+    from milestoned import render
+
+    engine = open_engine()
+    mid = engine.resolve(milestone)
+    engine.path_of(mid)
+    path = engine.ws.log_path(mid)
+
+    def keep(event: dict) -> bool:
+        name = event.get("event", event.get("event_type"))
+        return (not names or name in names) and (task_id is None or event.get("task_id") == task_id)
+
+    log = eventlog.read(path)
+    for line, why in log.problems:
+        warn(f"{path}:{line}: {why} (line skipped)")
+    chosen = [e for e in log.events if keep(e)]
+    chosen = chosen[-limit:] if limit else chosen
+    if as_json and not follow:
+        print_json({"schema": 1, "milestone_id": mid, "events": chosen})
+        return
+    emit = (lambda e: say(__import__("json").dumps(e, ensure_ascii=False))) if as_json else \
+        (lambda e: say(render.event_line(e)))
+    for event in chosen:
+        emit(event)
+    if follow:
+        _follow(path, keep, emit)
+
+
+def _follow(path, keep, emit) -> None:  # type: ignore[no-untyped-def]
+    from milestoned import events as eventlog
+
+    offset = path.stat().st_size if path.exists() else 0
+    try:
+        while True:
+            time.sleep(0.2)
+            if not path.exists():
+                continue
+            size = path.stat().st_size
+            if size < offset:  # replaced by a merge: start over from its end
+                offset = size
+                continue
+            if size == offset:
+                continue
+            with path.open("rb") as handle:
+                handle.seek(offset)
+                data = handle.read()
+            cut = data.rfind(b"\n") + 1
+            offset += cut
+            for event in eventlog.parse_lines(data[:cut]).events:
+                if keep(event):
+                    emit(event)
+    except KeyboardInterrupt:
+        pass
+
+
+@cli.command()
+@milestone_argument
+@click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True)
+def graph(milestone: str | None, fmt: str) -> None:
+    """The task dependency graph, done and blocked tasks marked."""
+    from milestoned import render, views
+
+    engine = open_engine()
+    view = views.status(engine.load(engine.resolve(milestone)), recent=0)
+    sys.stdout.write(render.mermaid(view) if fmt == "mermaid" else render.dot(view))
+
+
+@cli.command("next")
+@milestone_argument
+@json_option
+def next_(milestone: str | None, as_json: bool) -> None:
+    """Tasks ready to start now: pending, every dependency completed."""
+    from milestoned import views
+
+    engine = open_engine()
+    ms = engine.load(engine.resolve(milestone))
+    rows = [r for r in views.task_rows(ms) if r["ready"]]
+    if as_json:
+        print_json({"schema": 1, "milestone_id": ms.id, "status": ms.state.status, "ready": rows})
+        return
+    if ms.state.status not in ("in_progress", "blocked"):
+        warn(f"milestone {ms.id} is {ms.state.status}; activate it to start tasks")
+    if not rows:
+        say("no task is ready")
+    for row in rows:
+        say(f"{row['id']}  {row['title']}")

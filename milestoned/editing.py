@@ -1,0 +1,53 @@
+"""Changes to the plan itself (``task add``), made in the user's file without reformatting it."""
+
+from __future__ import annotations
+
+import shlex
+
+from milestoned import yamlio
+from milestoned.engine import Milestone, Transaction
+from milestoned.errors import UserError
+from milestoned.ids import id_problem
+
+
+def add_task(txn: Transaction, milestone: Milestone, task_id: str, *, title: str, depends_on: list[str],
+             run: str | None = None, shell: bool = False, prompt: str | None = None) -> None:
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+    problem = id_problem(task_id, "task id")
+    if problem:
+        raise UserError(problem)
+    if milestone.plan.has_task(task_id):
+        raise UserError(f"milestone {milestone.id} already has a task {task_id}",
+                        path=milestone.path, line=milestone.plan.line_of("tasks", milestone.plan.task(task_id).index))
+    if run is not None and prompt is not None:
+        raise UserError("a task has either --run or --prompt, not both")
+    doc = yamlio.rt_load(milestone.plan.text)
+    tasks = doc.get("tasks")
+    if not isinstance(tasks, list):
+        tasks = CommentedSeq()
+        doc["tasks"] = tasks
+    if not tasks:
+        tasks.fa.set_block_style()  # `tasks: []` grows into a block list, as a person writes it
+    entry = CommentedMap()
+    entry["id"] = task_id
+    entry["title"] = title
+    entry["status"] = "pending"
+    deps = CommentedSeq(depends_on)
+    deps.fa.set_flow_style()
+    entry["dependencies"] = deps
+    if run is not None:
+        try:
+            argv = [run] if shell else shlex.split(run)
+        except ValueError as exc:
+            raise UserError(f"cannot split --run: {exc}", hint="check the quotes") from None
+        command = CommentedSeq(argv)
+        command.fa.set_flow_style()
+        entry["run"] = run if shell else command
+        if shell:
+            entry["shell"] = True
+    if prompt is not None:
+        entry["prompt"] = prompt
+    tasks.append(entry)
+    txn.replace_plan(milestone, yamlio.rt_dump(doc, milestone.plan.text))
+    txn.record(milestone, "task_added", task_id=task_id)

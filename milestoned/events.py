@@ -1,0 +1,132 @@
+"""The append-only event log: ``logs/execution-<milestone>.jsonl``.
+
+One JSON object per line with ``id`` (unique across clones), ``clock`` (a Lamport
+clock: one more than the largest clock in the log), ``timestamp``, ``event``,
+``milestone_id`` and ``session_id``, plus the event's own fields.  Ordering by
+``(clock, id)`` is deterministic on every clone, so two clones that take the union
+of their logs fold to the same state.
+
+A line that is not valid JSON (a torn write, a hand edit, the seed's own bugs) is
+reported with its file and line and skipped; it never stops the rest being read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from milestoned import clock as clocks
+from milestoned.ids import new_event_id
+
+Event = dict[str, Any]
+
+
+@dataclass
+class LogRead:
+    events: list[Event] = field(default_factory=list)
+    problems: list[tuple[int, str]] = field(default_factory=list)  # (line, what is wrong)
+
+
+def make(name: str, milestone_id: str, session_id: str | None, clock: int, fields: dict[str, Any]) -> Event:
+    """A new event; ``None`` fields are left out so logs stay small."""
+    event: Event = {
+        "id": new_event_id(),
+        "clock": clock,
+        "timestamp": clocks.now_iso(),
+        "event": name,
+        "milestone_id": milestone_id,
+        "session_id": session_id or "",
+    }
+    event.update({k: v for k, v in fields.items() if v is not None})
+    return event
+
+
+def parse_lines(data: bytes, first_line: int = 1) -> LogRead:
+    out = LogRead()
+    for number, raw in enumerate(data.splitlines(), start=first_line):
+        if not raw.strip():
+            continue
+        try:
+            event = json.loads(raw)
+        except ValueError as exc:
+            out.problems.append((number, f"not valid JSON ({exc.msg} at column {exc.colno})"))
+            continue
+        if not isinstance(event, dict) or not isinstance(event.get("event", event.get("event_type")), str):
+            out.problems.append((number, "not an event object (no 'event' name)"))
+            continue
+        out.events.append(event)
+    return out
+
+
+def sort_key(event: Event) -> tuple[int, str, str]:
+    clock = event.get("clock")
+    return (clock if isinstance(clock, int) else 0, str(event.get("timestamp", "")), str(event.get("id", "")))
+
+
+def read(path: Path) -> LogRead:
+    """Every readable event of a log, in fold order, and the lines that could not be read."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return LogRead()
+    result = parse_lines(data)
+    keys = [sort_key(e) for e in result.events]
+    if any(a > b for a, b in zip(keys, keys[1:])):
+        result.events.sort(key=sort_key)
+    return result
+
+
+def tail(path: Path, count: int) -> list[Event]:
+    """The last ``count`` readable events, reading only the end of the file."""
+    try:
+        with path.open("rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            chunk = 4096 * max(1, count)
+            while True:
+                start = max(0, size - chunk)
+                handle.seek(start)
+                data = handle.read()
+                lines = data.splitlines()
+                if start > 0:
+                    lines = lines[1:]  # the first line may be cut
+                if len(lines) > count or start == 0:
+                    break
+                chunk *= 4
+    except FileNotFoundError:
+        return []
+    return parse_lines(b"\n".join(lines[-count * 2 :])).events[-count:]
+
+
+def last_clock(path: Path) -> int:
+    """The clock of the last event: logs are appended in clock order and merged sorted."""
+    last = tail(path, 1)
+    clock = last[0].get("clock") if last else 0
+    return clock if isinstance(clock, int) else 0
+
+
+def append(path: Path, new_events: list[Event]) -> None:
+    """Append events durably.  Callers hold the engine lock.
+
+    A crash can leave a last line without its newline; the next append starts on a
+    fresh line so that the torn line stays the only casualty.
+    """
+    if not new_events:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = "".join(json.dumps(e, ensure_ascii=False, separators=(",", ":")) + "\n" for e in new_events)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        size = os.fstat(fd).st_size
+        if size:
+            with open(path, "rb") as reader:
+                reader.seek(size - 1)
+                if reader.read(1) != b"\n":
+                    payload = "\n" + payload
+        os.write(fd, payload.encode("utf-8"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,222 @@
+"""The life cycle of milestones and tasks (SPEC §3): legal transitions and their events.
+
+Each verb runs inside an engine transaction (``txn``) on a milestone it loaded, so
+a door can batch several (the runner completes one task and starts the next in one
+write).  An illegal transition is refused with one line saying what to do instead;
+``force`` lets a user override where that is reasonable, and the event says so.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from milestoned import ids
+from milestoned.config import DEFAULT_CONFIG
+from milestoned.engine import Engine, Milestone, Transaction
+from milestoned.errors import UserError
+from milestoned.workspace import Workspace
+
+GITIGNORE = """\
+# milestoned: execution state lives on the milestoned/state branch, not in your commits
+logs/
+sessions/
+.cache/
+.run/
+.lock
+*.tmp
+active/current.txt
+"""
+
+
+def init(ws: Workspace) -> list[Path]:
+    """Create ``.milestones/`` with a commented config and a .gitignore; returns what was made."""
+    made: list[Path] = []
+    for directory in (ws.active_dir, ws.completed_dir, ws.logs_dir, ws.sessions_dir):
+        if not directory.is_dir():
+            directory.mkdir(parents=True)
+            made.append(directory)
+    from milestoned.store import atomic_write
+
+    for path, text in ((ws.config_path, DEFAULT_CONFIG), (ws.milestones_dir / ".gitignore", GITIGNORE)):
+        if not path.exists():
+            atomic_write(path, text)
+            made.append(path)
+    return made
+
+
+def milestone_template(milestone_id: str, title: str, requires: list[str], description: str | None) -> str:
+    import json
+
+    lines = [
+        f"id: {milestone_id}",
+        f"title: {json.dumps(title, ensure_ascii=False)}",
+    ]
+    if description:
+        lines.append(f"description: {json.dumps(description, ensure_ascii=False)}")
+    lines += [
+        "status: planned",
+        "dependencies:",
+        f"  requires: [{', '.join(requires)}]   # milestones that must be completed first",
+        "progress:",
+        "  percentage: 0",
+        "  tasks_completed: 0",
+        "tasks: []",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _open_task(milestone: Milestone, task_id: str) -> str:
+    """The task's status, after checking it exists."""
+    milestone.plan.task(task_id)
+    return milestone.state.tasks[task_id].status
+
+
+def _unfinished_deps(milestone: Milestone, task_id: str) -> list[str]:
+    deps = milestone.plan.task(task_id).dependencies
+    return [d for d in deps if milestone.state.tasks[d].status != "completed"]
+
+
+def _require_running(milestone: Milestone, verb: str) -> None:
+    status = milestone.state.status
+    if status in ("in_progress", "blocked"):
+        return
+    if status == "completed":
+        raise UserError(f"milestone {milestone.id} is completed", hint="reopen a task first to work on it again")
+    raise UserError(
+        f"cannot {verb}: milestone {milestone.id} is {status}",
+        hint=f"activate it first: milestoned activate {milestone.id}",
+    )
+
+
+def check_requires(engine: Engine, milestone: Milestone) -> list[str]:
+    """Required milestones that are not completed yet (unknown ones are an error)."""
+    missing: list[str] = []
+    for required in milestone.plan.requires:
+        if (engine.ws.completed_dir / f"{required}.yaml").is_file():
+            continue
+        if not (engine.ws.active_dir / f"{required}.yaml").is_file():
+            raise UserError(
+                f"milestone {milestone.id} requires unknown milestone {required}",
+                path=milestone.path,
+                line=milestone.plan.line_of("dependencies", "requires"),
+                hint="create it or remove it from dependencies.requires",
+            )
+        missing.append(required)
+    return missing
+
+
+def check_executable(engine: Engine, milestone: Milestone, *, force: bool = False) -> None:
+    """The seed's ``validate_milestone_state``: status allows execution, requirements done."""
+    status = milestone.state.status
+    if status not in ("planned", "paused") and not force:
+        hint = {
+            "in_progress": f"continue it with `milestoned execute {milestone.id} --resume`",
+            "blocked": "resolve its blockers, then `milestoned resume`",
+            "completed": "it is done; reopen a task to work on it again",
+        }[status]
+        raise UserError(f"milestone {milestone.id} is {status}, not planned or paused", hint=hint)
+    missing = check_requires(engine, milestone)
+    if missing and not force:
+        raise UserError(
+            f"milestone {milestone.id} requires {', '.join(missing)}, not completed yet",
+            path=milestone.path,
+            line=milestone.plan.line_of("dependencies", "requires"),
+            hint="complete those first, or pass --force",
+        )
+
+
+def _dependents(txn: Transaction, milestone_id: str) -> list[Milestone]:
+    """Other active milestones that list ``milestone_id`` in ``dependencies.requires``."""
+    found = []
+    for path in txn.engine.milestone_paths():
+        if path.stem == milestone_id or path.parent != txn.ws.active_dir:
+            continue
+        try:
+            other = txn.milestone(path.stem)
+        except UserError:
+            continue  # a broken file elsewhere must not stop this change
+        if milestone_id in other.plan.requires:
+            found.append(other)
+    return found
+
+
+def activate(txn: Transaction, milestone: Milestone, *, force: bool = False) -> str:
+    """planned|paused -> in_progress, with a new session; returns the session id."""
+    check_executable(txn.engine, milestone, force=force)
+    session_id = ids.new_session_id(milestone.id)
+    txn.record(milestone, "milestone_activated", session_id=session_id, forced=force or None)
+    txn.write_file(txn.ws.current_path, milestone.id + "\n")
+    for other in _dependents(txn, milestone.id):
+        txn.record(other, "required_milestone_activated", required=milestone.id)
+    return session_id
+
+
+def pause(txn: Transaction, milestone: Milestone, *, reason: str | None = None) -> None:
+    if milestone.state.status not in ("in_progress", "blocked"):
+        raise UserError(f"milestone {milestone.id} is {milestone.state.status}: only a running milestone pauses")
+    txn.record(milestone, "milestone_paused", reason=reason)
+
+
+def start(txn: Transaction, milestone: Milestone, task_id: str, *, agent: str | None = None,
+          force: bool = False, **detail: Any) -> None:
+    status = _open_task(milestone, task_id)
+    _require_running(milestone, f"start {task_id}")
+    if status != "pending" and not force:
+        hint = {"completed": f"reopen it first: milestoned task reopen {task_id}",
+                "blocked": f"reopen it first: milestoned task reopen {task_id}",
+                "in_progress": "it is already being worked on"}[status]
+        holder = milestone.state.tasks[task_id].agent
+        raise UserError(f"task {task_id} is {status}" + (f" ({holder})" if holder else ""), hint=hint)
+    open_deps = _unfinished_deps(milestone, task_id)
+    if open_deps and not force:
+        raise UserError(f"task {task_id} depends on {', '.join(open_deps)}, not completed yet",
+                        hint="finish those first, or pass --force")
+    txn.record(milestone, "task_started", task_id=task_id, agent=agent, forced=force or None, **detail)
+    if open_deps:
+        txn.record(milestone, "task_dependency_blocker", task_id=task_id, dependencies=open_deps)
+
+
+def complete(txn: Transaction, milestone: Milestone, task_id: str, *, force: bool = False, **detail: Any) -> None:
+    status = _open_task(milestone, task_id)
+    _require_running(milestone, f"complete {task_id}")
+    if status == "completed":
+        raise UserError(f"task {task_id} is already completed")
+    open_deps = _unfinished_deps(milestone, task_id)
+    if open_deps and not force:
+        raise UserError(f"task {task_id} depends on {', '.join(open_deps)}, not completed yet",
+                        hint="complete those first, or pass --force")
+    txn.record(milestone, "task_completed", task_id=task_id, forced=force or None, **detail)
+    progress_changed(txn, milestone)
+
+
+def block(txn: Transaction, milestone: Milestone, task_id: str, reason: str, **detail: Any) -> None:
+    status = _open_task(milestone, task_id)
+    if status == "completed":
+        raise UserError(f"task {task_id} is completed; reopen it before blocking it")
+    txn.record(milestone, "task_blocked", task_id=task_id, reason=reason, **detail)
+
+
+def reopen(txn: Transaction, milestone: Milestone, task_id: str) -> None:
+    status = _open_task(milestone, task_id)
+    if status == "pending":
+        raise UserError(f"task {task_id} is already pending")
+    if milestone.state.status == "completed":
+        txn.record(milestone, "milestone_reopened", task_id=task_id)
+    txn.record(milestone, "task_reopened", task_id=task_id, previous=status)
+    progress_changed(txn, milestone)
+
+
+def progress_changed(txn: Transaction, milestone: Milestone) -> None:
+    """Log the seed's ``progress_updated`` and complete the milestone when all is done."""
+    done, total, percentage = milestone.state.progress()
+    txn.record(milestone, "progress_updated", percentage=percentage, completed_tasks=done, total_tasks=total)
+    if total and done == total and milestone.state.status != "completed":
+        txn.record(milestone, "milestone_completed", tasks=total)
+        if txn.engine.current_id() == milestone.id:
+            txn.remove_file(txn.ws.current_path)
+        for other in _dependents(txn, milestone.id):
+            missing = [r for r in other.plan.requires if r != milestone.id
+                       and not (txn.ws.completed_dir / f"{r}.yaml").is_file()]
+            if not missing:
+                txn.record(other, "milestone_startable", required=milestone.id)

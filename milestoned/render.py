@@ -1,0 +1,126 @@
+"""Human output: the seed's dashboard, as a rich panel on a terminal, plain lines elsewhere.
+
+Everything here reads the plain-data views (``views``), so what a person sees and
+what ``--json`` says cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+STATUS_STYLE = {
+    "completed": "green", "in_progress": "cyan", "blocked": "red", "pending": "dim",
+    "planned": "dim", "paused": "yellow",
+}
+
+
+def event_line(event: dict[str, Any]) -> str:
+    skip = {"id", "clock", "timestamp", "event", "milestone_id", "session_id", "tasks"}
+    detail = " ".join(f"{k}={v}" for k, v in event.items() if k not in skip and not isinstance(v, (dict, list)))
+    name = event.get("event", event.get("event_type", "?"))
+    return f"{event.get('timestamp', '')} {name} {detail}".rstrip()
+
+
+def status_lines(view: dict[str, Any]) -> Iterable[str]:
+    m = view["milestone"]
+    p = m["progress"]
+    yield f"{m['id']} — {m['title']}"
+    yield (f"status: {m['status']}   progress: {p['percentage']}% ({p['tasks_completed']}/{p['tasks_total']} tasks)"
+           + (f"   session: {m['session_id']}" if m.get("session_id") else ""))
+    for blocker in m.get("blockers") or []:
+        yield f"blocker: {blocker.get('type', '?')}: {blocker.get('detail', '')}"
+    width = max((len(t["id"]) for t in view["tasks"]), default=4)
+    for t in view["tasks"]:
+        extra = []
+        if t["agent"]:
+            extra.append(f"agent={t['agent']}")
+        if t["ready"]:
+            extra.append("ready")
+        if t["blocker"]:
+            extra.append(f"blocked: {t['blocker'].get('reason', '')}")
+        if t["output"] and t["status"] in ("in_progress", "blocked"):
+            extra.append(f"log={t['output']}")
+        yield f"  {t['id']:<{width}}  {t['status']:<11}  {t['title']}" + (f"  [{'; '.join(extra)}]" if extra else "")
+    agents = view.get("active_agents") or []
+    yield f"active agents: {', '.join(agents) if agents else 'none'}"
+    if view.get("recent_events"):
+        yield "recent events:"
+        for event in view["recent_events"][-5:]:
+            yield "  " + event_line(event)
+
+
+def status_rich(view: dict[str, Any]) -> Any:
+    """The dashboard as a rich renderable (a panel with a progress bar and a task table)."""
+    from rich.console import Group
+    from rich.panel import Panel
+    from rich.progress_bar import ProgressBar
+    from rich.table import Table
+    from rich.text import Text
+
+    m = view["milestone"]
+    p = m["progress"]
+    head = Text.assemble(
+        ("status ", "bold"), (m["status"], STATUS_STYLE.get(m["status"], "")),
+        f"   {p['percentage']}% ({p['tasks_completed']}/{p['tasks_total']} tasks)",
+        f"   session {m['session_id']}" if m.get("session_id") else "",
+    )
+    bar = ProgressBar(total=max(p["tasks_total"], 1), completed=p["tasks_completed"], width=60)
+    table = Table(expand=True, show_edge=False)
+    for column in ("task", "status", "title", "agent", "depends on"):
+        table.add_column(column)
+    for t in view["tasks"]:
+        status = Text(t["status"] + (" (ready)" if t["ready"] else ""), STATUS_STYLE.get(t["status"], ""))
+        table.add_row(t["id"], status, t["title"], t["agent"] or "", ", ".join(t["dependencies"]))
+    parts: list[Any] = [head, bar]
+    for blocker in m.get("blockers") or []:
+        parts.append(Text(f"blocker: {blocker.get('type', '?')}: {blocker.get('detail', '')}", "red"))
+    parts.append(table)
+    agents = view.get("active_agents") or []
+    parts.append(Text(f"active agents: {', '.join(agents) if agents else 'none'}"))
+    if view.get("recent_events"):
+        parts.append(Text("recent events:", "bold"))
+        parts.extend(Text("  " + event_line(e), "dim") for e in view["recent_events"][-5:])
+    return Panel(Group(*parts), title=f"{m['id']} — {m['title']}", title_align="left")
+
+
+def overview_lines(view: dict[str, Any]) -> Iterable[str]:
+    if not view["milestones"] and not view["errors"]:
+        yield "no milestones yet: create one with `milestoned new ID --title ...`"
+    for m in view["milestones"]:
+        mark = "*" if m["id"] == view.get("current") else " "
+        p = m["progress"]
+        yield f"{mark} {m['id']:<24} {m['status']:<11} {p['percentage']:>3}% ({p['tasks_completed']}/{p['tasks_total']})  {m['title']}"
+    for error in view["errors"]:
+        yield f"! {error}"
+
+
+def mermaid(view: dict[str, Any]) -> str:
+    node = {t["id"]: f"t{i}" for i, t in enumerate(view["tasks"])}
+    lines = ["graph TD"]
+    for t in view["tasks"]:
+        label = f"{t['id']}: {t['title']}".replace('"', "#quot;")
+        lines.append(f'    {node[t["id"]]}["{label}"]:::{t["status"]}')
+    for t in view["tasks"]:
+        for dep in t["dependencies"]:
+            lines.append(f"    {node[dep]} --> {node[t['id']]}")
+    lines += [
+        "    classDef completed fill:#c8f7c5,stroke:#2e7d32;",
+        "    classDef blocked fill:#ffcdd2,stroke:#c62828;",
+        "    classDef in_progress fill:#bbdefb,stroke:#1565c0;",
+        "    classDef pending fill:#eeeeee,stroke:#9e9e9e;",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def dot(view: dict[str, Any]) -> str:
+    colors = {"completed": "palegreen", "blocked": "lightcoral", "in_progress": "lightblue", "pending": "white"}
+    lines = [f'digraph "{view["milestone"]["id"]}" {{', "    rankdir=LR;", "    node [shape=box, style=filled];"]
+    for t in view["tasks"]:
+        label = f"{t['id']}\\n{t['title']}".replace('"', '\\"')
+        lines.append(f'    "{t["id"]}" [label="{label}", fillcolor={colors[t["status"]]}];')
+    for t in view["tasks"]:
+        for dep in t["dependencies"]:
+            lines.append(f'    "{dep}" -> "{t["id"]}";')
+    lines.append("}")
+    return "\n".join(lines) + "\n"
