@@ -104,7 +104,8 @@ class Workspace:
 
     @property
     def lock_path(self) -> Path:
-        return self.milestones_dir / ".lock"
+        """The engine's writer lock: per repository, outside the working tree."""
+        return self.runtime_dir / "state.lock"
 
     def log_path(self, milestone_id: str) -> Path:
         return self.logs_dir / f"execution-{milestone_id}.jsonl"

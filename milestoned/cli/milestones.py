@@ -53,7 +53,7 @@ def new(milestone_id: str, title: str, requires: tuple[str, ...], description: s
 @milestone_argument
 @click.option("--all", "check_all", is_flag=True, help="Check every milestone file.")
 @json_option
-def validate(milestone: str | None, check_all: bool, as_json: bool) -> int:
+def validate(milestone: str | None, check_all: bool, as_json: bool) -> None:
     """Check a milestone: syntax, ids, dependencies, cycles, status, required milestones.
 
     Exits 2 and prints one line per problem (FILE:LINE: what is wrong) when any is found.
@@ -81,7 +81,8 @@ def validate(milestone: str | None, check_all: bool, as_json: bool) -> int:
                 click.echo(f"milestoned: error: {problem}", err=True)
             if not row["problems"]:
                 say(f"ok {row['path']}")
-    return 2 if any(r["problems"] for r in report) else 0
+    if any(r["problems"] for r in report):
+        raise click.exceptions.Exit(2)
 
 
 @cli.command()
