@@ -61,6 +61,19 @@ def parse_lines(data: bytes, first_line: int = 1) -> LogRead:
     return out
 
 
+def read_legacy(path: Path) -> LogRead:
+    """The seed's older ``state/events`` log: ``event_type`` and a ``data`` map, shown as ours."""
+    result = read(path)
+    for event in result.events:
+        event.setdefault("event", event.get("event_type"))
+        data = event.pop("data", None)
+        if isinstance(data, dict):
+            for key, value in data.items():
+                event.setdefault(key, value)
+        event["legacy"] = True
+    return result
+
+
 def sort_key(event: Event) -> tuple[int, str, str]:
     clock = event.get("clock")
     return (clock if isinstance(clock, int) else 0, str(event.get("timestamp", "")), str(event.get("id", "")))

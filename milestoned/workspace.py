@@ -110,6 +110,10 @@ class Workspace:
     def log_path(self, milestone_id: str) -> Path:
         return self.logs_dir / f"execution-{milestone_id}.jsonl"
 
+    def legacy_log_path(self, milestone_id: str) -> Path:
+        """Where older versions of the seed workflow logged events (read, never written)."""
+        return self.milestones_dir / "state" / "events" / f"milestone-{milestone_id}.jsonl"
+
     def task_log_path(self, milestone_id: str, task_id: str) -> Path:
         return self.logs_dir / "tasks" / milestone_id / f"{task_id}.log"
 

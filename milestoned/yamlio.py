@@ -141,7 +141,7 @@ def locate(text: str, keypath: KeyPath) -> int | None:
 # -- round-trip writes ------------------------------------------------------------------
 
 _KEY_LINE = re.compile(r"^( *)[^\s#-][^:#]*:\s*(#.*)?$")
-_ITEM_LINE = re.compile(r"^( *)- ")
+_ITEM_LINE = re.compile(r"^( *)-( +)\S")
 _ANY_LINE = re.compile(r"^( *)\S")
 
 
@@ -157,7 +157,7 @@ def guess_indent(text: str) -> tuple[int, int, int]:
         item = _ITEM_LINE.match(after)
         if item and sequence is None:
             offset = len(item.group(1)) - parent
-            sequence = offset + 2
+            sequence = offset + 1 + len(item.group(2))
         elif not item and mapping is None:
             child = _ANY_LINE.match(after)
             if child and len(child.group(1)) > parent:
@@ -189,10 +189,30 @@ def rt_dump(document: Any, original_text: str) -> str:
     rt.indent(mapping=mapping, sequence=sequence, offset=offset)
     out = io.StringIO()
     rt.dump(document, out)
-    text = out.getvalue()
+    text = _keep_untouched_lines(original_text, out.getvalue())
     if not original_text.endswith("\n"):
         text = text.rstrip("\n")
     return text
+
+
+def _keep_untouched_lines(before: str, after: str) -> str:
+    """Put back lines the dumper only re-spaced (trailing blanks, spacing before comments)."""
+    import difflib
+
+    old, new = before.splitlines(keepends=True), after.splitlines(keepends=True)
+    if len(old) == len(new):  # values changed in place: the common case, linear
+        return "".join(o if _same_but_spacing(o, n) else n for o, n in zip(old, new))
+    out: list[str] = []
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, old, new).get_opcodes():
+        if op == "replace" and i2 - i1 == j2 - j1:
+            out += [o if _same_but_spacing(o, n) else n for o, n in zip(old[i1:i2], new[j1:j2])]
+        else:
+            out += new[j1:j2]
+    return "".join(out)
+
+
+def _same_but_spacing(old: str, new: str) -> bool:
+    return old.split() == new.split()
 
 
 def styled_like(old: Any, new: Any) -> Any:

@@ -80,6 +80,7 @@ def events(milestone: str | None, as_json: bool, names: tuple[str, ...], task_id
     """The milestone's event log, oldest first."""
     from milestoned import events as eventlog
     from milestoned import render
+    from milestoned.errors import display_path
 
     engine = open_engine()
     mid = engine.resolve(milestone)
@@ -90,10 +91,12 @@ def events(milestone: str | None, as_json: bool, names: tuple[str, ...], task_id
         name = event.get("event", event.get("event_type"))
         return (not names or name in names) and (task_id is None or event.get("task_id") == task_id)
 
-    log = eventlog.read(path)
-    for line, why in log.problems:
-        warn(f"{path}:{line}: {why} (line skipped)")
-    chosen = [e for e in log.events if keep(e)]
+    legacy_path = engine.ws.legacy_log_path(mid)
+    legacy, log = eventlog.read_legacy(legacy_path), eventlog.read(path)
+    for where, read in ((legacy_path, legacy), (path, log)):
+        for line, why in read.problems:
+            warn(f"{display_path(where)}:{line}: {why} (line skipped)")
+    chosen = [e for e in [*legacy.events, *log.events] if keep(e)]
     chosen = chosen[-limit:] if limit else chosen
     if as_json and not follow:
         print_json({"schema": 1, "milestone_id": mid, "events": chosen})
