@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from milestoned import events as eventlog
-from milestoned import graph, ids, projection, yamlio
+from milestoned import graph, ids, projection, readcache, yamlio
 from milestoned.errors import UserError, display_path
 from milestoned.events import Event, LogRead
 from milestoned.plan import Plan, load_plan, read_plan
@@ -128,11 +128,21 @@ class Engine:
         raise UserError("no milestone given and none is current", hint="name one, or `milestoned activate ID`")
 
     # -- reading ----------------------------------------------------------------------
-    def load(self, milestone_id: str) -> Milestone:
-        """Plan + folded state, including hand edits not yet recorded (read only, no lock)."""
+    def load(self, milestone_id: str, *, cached: bool = False) -> Milestone:
+        """Plan + folded state, including hand edits not yet recorded (read only, no lock).
+
+        ``cached`` (read commands only) may answer from the read cache; its milestone
+        then carries only the most recent events of the log.
+        """
         path = self.path_of(milestone_id)
+        log_path = self.ws.log_path(milestone_id)
+        cache_file = self.ws.cache_dir / f"{milestone_id}.pickle"
+        key = readcache.stamps(path, log_path, self.ws.cache_dir / f"{milestone_id}.sha256")
+        if cached and readcache.worth_caching(key):
+            hit = readcache.get(cache_file, key)
+            if hit is not None:
+                return hit
         plan = load_plan(path)
-        log_path = self.ws.log_path(plan.id)
         log = eventlog.read(log_path)
         state = fold(plan, log.events)
         milestone = Milestone(plan, state, log, path, log_path, disk_text=plan.text)
@@ -142,6 +152,9 @@ class Engine:
             else:
                 for edit in manual_edits(plan, state):
                     self._note(milestone, "status_set_manually", **edit)
+        if cached:
+            recent = LogRead(log.events[-readcache.RECENT_EVENTS:], log.problems)
+            readcache.put(cache_file, key, dataclasses.replace(milestone, log=recent))
         return milestone
 
     def _note(self, milestone: Milestone, name: str, **fields: Any) -> Event:

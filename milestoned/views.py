@@ -78,7 +78,7 @@ def overview(engine: Engine) -> dict[str, Any]:
     rows, errors = [], []
     for path in engine.milestone_paths():
         try:
-            rows.append(summary(engine.load(path.stem)))
+            rows.append(summary(engine.load(path.stem, cached=True)))
         except NotAMilestone:
             continue
         except UserError as exc:

@@ -92,7 +92,8 @@ class Workspace:
 
     @property
     def cache_dir(self) -> Path:
-        return self.milestones_dir / ".cache"
+        """Per-clone caches and write signatures: in the git dir, never in the working tree."""
+        return self.runtime_dir / "cache"
 
     @property
     def config_path(self) -> Path:

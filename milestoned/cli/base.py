@@ -64,7 +64,9 @@ def milestone_option(func: F) -> F:
 
 
 def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+    """Indented for a person at a terminal, compact for a program (same schema either way)."""
+    indent = 2 if sys.stdout.isatty() else None
+    sys.stdout.write(json.dumps(data, indent=indent, ensure_ascii=False, default=str) + "\n")
 
 
 def open_engine() -> Any:

@@ -15,7 +15,7 @@ def _status_view(engine, milestone: str | None) -> dict:  # type: ignore[no-unty
 
     if milestone is None and engine.current_id() is None:
         return views.overview(engine)
-    return views.status(engine.load(engine.resolve(milestone)))
+    return views.status(engine.load(engine.resolve(milestone), cached=True))
 
 
 @cli.command()
@@ -144,7 +144,7 @@ def graph(milestone: str | None, fmt: str) -> None:
     from milestoned import render, views
 
     engine = open_engine()
-    view = views.status(engine.load(engine.resolve(milestone)), recent=0)
+    view = views.status(engine.load(engine.resolve(milestone), cached=True), recent=0)
     sys.stdout.write(render.mermaid(view) if fmt == "mermaid" else render.dot(view))
 
 
@@ -156,7 +156,7 @@ def next_(milestone: str | None, as_json: bool) -> None:
     from milestoned import views
 
     engine = open_engine()
-    ms = engine.load(engine.resolve(milestone))
+    ms = engine.load(engine.resolve(milestone), cached=True)
     rows = [r for r in views.task_rows(ms) if r["ready"]]
     if as_json:
         print_json({"schema": 1, "milestone_id": ms.id, "status": ms.state.status, "ready": rows})
