@@ -34,6 +34,7 @@ STATE_EVENTS = frozenset(
         "claim_renewed",
         "claim_released",
         "claim_expired",
+        "task_requeued",
         "status_set_manually",
     }
 )
@@ -179,9 +180,10 @@ def apply(state: State, event: Event) -> None:
     elif name == "task_blocked":
         task.status = "blocked"
         task.lease_until = None
-        task.blocker = {k: event[k] for k in ("reason", "exit_code", "paths", "output") if k in event}
+        task.blocker = {k: event[k] for k in ("reason", "exit_code", "paths", "output", "tail", "worktree")
+                        if k in event}
         task.output = event.get("output") or task.output
-    elif name in ("task_reopened", "claim_released", "claim_expired"):
+    elif name in ("task_reopened", "claim_released", "claim_expired", "task_requeued"):
         task.status = "pending"
         task.completed_at = None
         task.lease_until = None
