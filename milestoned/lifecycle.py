@@ -156,6 +156,7 @@ def pause(txn: Transaction, milestone: Milestone, *, reason: str | None = None) 
     if milestone.state.status not in ("in_progress", "blocked"):
         raise UserError(f"milestone {milestone.id} is {milestone.state.status}: only a running milestone pauses")
     txn.record(milestone, "milestone_paused", reason=reason)
+    save_session(txn, milestone, "paused")
 
 
 def start(txn: Transaction, milestone: Milestone, task_id: str, *, agent: str | None = None,
@@ -207,12 +208,21 @@ def reopen(txn: Transaction, milestone: Milestone, task_id: str) -> None:
     progress_changed(txn, milestone)
 
 
+def save_session(txn: Transaction, milestone: Milestone, reason: str) -> None:
+    """A milestone that pauses or completes saves its session by itself (SPEC §5)."""
+    if milestone.state.session_id:
+        from milestoned import sessions
+
+        sessions.save(txn, milestone, reason)
+
+
 def progress_changed(txn: Transaction, milestone: Milestone) -> None:
     """Log the seed's ``progress_updated`` and complete the milestone when all is done."""
     done, total, percentage = milestone.state.progress()
     txn.record(milestone, "progress_updated", percentage=percentage, completed_tasks=done, total_tasks=total)
     if total and done == total and milestone.state.status != "completed":
         txn.record(milestone, "milestone_completed", tasks=total)
+        save_session(txn, milestone, "milestone_completed")
         if txn.engine.current_id() == milestone.id:
             txn.remove_file(txn.ws.current_path)
         for other in _dependents(txn, milestone.id):

@@ -4,6 +4,9 @@ The fields and their layout are the seed's ``save_execution_session`` (so its ``
 queries such as ``.session.milestone_id`` or ``.context.git_branch`` still work):
 id, milestone, status, saved_at, reason; working directory, branch, commit; active
 agents, current task, progress; next tasks and uncommitted change count.
+
+Every save is also one commit on the ``milestoned/state`` branch (``statebranch``),
+made once the transaction has written its files, so that another clone can resume it.
 """
 
 from __future__ import annotations
@@ -13,16 +16,22 @@ from typing import Any
 
 import yaml
 
-from milestoned import clock, gitutil, yamlio
-from milestoned.engine import Milestone, Transaction
-from milestoned.errors import UserError
+from milestoned import clock, gitutil, ids, statebranch, yamlio
+from milestoned.engine import Engine, Milestone, Transaction
+from milestoned.errors import RuntimeFailure, UserError
 from milestoned.workspace import Workspace
+
+
+def _uncommitted(ws: Workspace) -> list[str]:
+    """``git status --porcelain`` without its optional index refresh: a save writes nothing of the user's."""
+    out = gitutil.git(["--no-optional-locks", "status", "--porcelain"], ws.worktree)
+    return [line for line in out.splitlines() if line]
 
 
 def _git_context(ws: Workspace) -> dict[str, Any]:
     if not ws.is_git:
         return {"working_directory": str(ws.worktree), "git_branch": None, "git_commit": None}
-    changes = gitutil.porcelain_status(ws.worktree)
+    changes = _uncommitted(ws)
     return {
         "working_directory": str(ws.worktree),
         "git_branch": gitutil.head_branch(ws.worktree),
@@ -61,18 +70,47 @@ def snapshot(ws: Workspace, milestone: Milestone, reason: str) -> dict[str, Any]
     }
 
 
+def _dump(record: dict[str, Any]) -> str:
+    return yaml.safe_dump(record, sort_keys=False, allow_unicode=True)
+
+
 def save(txn: Transaction, milestone: Milestone, reason: str) -> Path:
-    """Write ``sessions/<session-id>.yaml`` and log ``session_saved``; returns its path."""
+    """Write ``sessions/<session-id>.yaml``, log ``session_saved`` and commit the state branch.
+
+    The commit happens after the transaction has written everything, still under the
+    lock, so the branch holds exactly the files as they stand on disk.
+    """
     if not milestone.state.session_id:
         raise UserError(f"milestone {milestone.id} has no session yet", hint=f"activate it: milestoned activate {milestone.id}")
     record = snapshot(txn.ws, milestone, reason)
-    path = txn.ws.sessions_dir / f"{milestone.state.session_id}.yaml"
-    txn.write_file(path, yaml.safe_dump(record, sort_keys=False, allow_unicode=True))
+    session_id = milestone.state.session_id
+    path = txn.ws.sessions_dir / f"{session_id}.yaml"
+    txn.write_file(path, _dump(record))
     txn.record(milestone, "session_saved", reason=reason, path=str(path.relative_to(txn.ws.root)))
+    state = record["execution_state"]
+    subject = (f"save session {session_id}: {milestone.id} {state['milestone_status']}, "
+               f"{state['progress_percentage']}% ({reason})")
+    ws = txn.ws
+    txn.after_commit(lambda: statebranch.save(ws, subject))
     return path
 
 
+def mark_resumed(txn: Transaction, milestone: Milestone, session_id: str) -> dict[str, Any]:
+    """The seed's resume bookkeeping: ``status: resumed``, ``resumed_at`` and a ``session_resumed`` event."""
+    record = load(txn.ws, session_id)
+    record["session"]["status"] = "resumed"
+    record["session"]["resumed_at"] = clock.now_iso()
+    txn.write_file(txn.ws.sessions_dir / f"{session_id}.yaml", _dump(record))
+    txn.record(milestone, "session_resumed", session_id=session_id)
+    ws = txn.ws
+    txn.after_commit(lambda: statebranch.save(ws, f"resume session {session_id}: {milestone.id}"))
+    return record
+
+
 def load(ws: Workspace, session_id: str) -> dict[str, Any]:
+    problem = ids.id_problem(session_id, "session id")
+    if problem:
+        raise UserError(problem, hint="list sessions with `milestoned session list`")
     path = ws.sessions_dir / f"{session_id}.yaml"
     if not path.is_file():
         raise UserError(f"no session {session_id}", hint="list them with `milestoned session list`")
@@ -91,4 +129,141 @@ def list_sessions(ws: Workspace) -> list[dict[str, Any]]:
                 found.append(load(ws, path.stem))
             except UserError:
                 continue
-    return sorted(found, key=lambda s: str(s["session"].get("saved_at", "")), reverse=True)
+    return sorted(found, key=lambda s: (str(s["session"].get("saved_at", "")), str(s["session"].get("id"))),
+                  reverse=True)
+
+
+def row(record: dict[str, Any]) -> dict[str, Any]:
+    """One session as ``sessions --json`` lists it (stable schema)."""
+    session, context = record["session"], record.get("context") or {}
+    state, resume = record.get("execution_state") or {}, record.get("resume_points") or {}
+    return {
+        "id": session.get("id"),
+        "milestone_id": session.get("milestone_id"),
+        "status": session.get("status"),
+        "saved_at": session.get("saved_at"),
+        "save_reason": session.get("save_reason"),
+        "resumed_at": session.get("resumed_at"),
+        "git_branch": context.get("git_branch"),
+        "git_commit": context.get("git_commit"),
+        "milestone_status": state.get("milestone_status"),
+        "progress_percentage": state.get("progress_percentage"),
+        "active_agents": state.get("active_agents") or [],
+        "next_tasks": resume.get("next_tasks") or [],
+    }
+
+
+# -- resume -------------------------------------------------------------------------------
+def _records_in(repo: Any, commit_id: Any) -> dict[str, dict[str, Any]]:
+    """The session records a state commit holds, by id (unreadable ones skipped)."""
+    found = {}
+    for key, data in statebranch.files_at(repo, commit_id).items():
+        if key.startswith("sessions/"):
+            try:
+                record = yaml.safe_load(data)
+            except yaml.YAMLError:
+                continue
+            if isinstance(record, dict) and isinstance(record.get("session"), dict):
+                found[key[len("sessions/"):-len(".yaml")]] = record
+    return found
+
+
+def _choose_session(ws: Workspace, repo: Any, commits: list[Any], session_id: str | None) -> dict[str, Any]:
+    """The session to resume: the one named, else the newest here or on the state branch."""
+    records: dict[str, dict[str, Any]] = {}
+    for commit_id in commits:
+        if commit_id is not None:
+            records.update(_records_in(repo, commit_id))
+    records.update({str(r["session"].get("id")): r for r in list_sessions(ws)})
+    if session_id is not None:
+        problem = ids.id_problem(session_id, "session id")
+        if problem or session_id not in records:
+            raise UserError(problem or f"no session {session_id} here or on the state branch",
+                            hint="list them with `milestoned sessions`")
+        return records[session_id]
+    if not records:
+        raise UserError("no saved session to resume",
+                        hint="save one with `milestoned session save`, or name the remote that has them")
+    return max(records.values(), key=lambda r: (str(r["session"].get("saved_at", "")), str(r["session"].get("id"))))
+
+
+def _switch_to(ws: Workspace, branch: str | None) -> str | None:
+    """Check out the session's branch (the one place we move HEAD: the user asked); a note, or None.
+
+    Refused over uncommitted changes to tracked files outside ``.milestones/``: they are
+    the user's work, and a checkout could carry them somewhere they do not belong.
+    """
+    from milestoned.workspace import STATE_DIR
+
+    if not branch or branch == gitutil.head_branch(ws.worktree):
+        return None
+    if branch.startswith("-"):
+        return f"the session names branch {branch!r}, which is not a branch name; staying where you are"
+    dirty = [line[3:] for line in _uncommitted(ws)
+             if not line.startswith("??") and not line[3:].startswith(f"{STATE_DIR}/")]
+    if dirty:
+        shown = ", ".join(dirty[:3]) + (f" and {len(dirty) - 3} more" if len(dirty) > 3 else "")
+        raise UserError(f"cannot check out {branch}: uncommitted changes in {shown}",
+                        hint="commit or stash them, then run `milestoned resume` again")
+    proc = gitutil.run_git(["switch", branch], ws.worktree, check=False)
+    if proc.returncode == 0:
+        return f"checked out {branch}"
+    detail = (proc.stderr.strip().splitlines() or [""])[-1]
+    if "invalid reference" in detail:
+        return f"branch {branch} does not exist here (push it from the clone that saved the session)"
+    raise UserError(f"git switch {branch} failed: {detail}", hint="resolve that, then run `milestoned resume` again")
+
+
+def resume(engine: Engine, session_id: str | None, *, remote: str | None, timeout: float,
+           remote_optional: bool = False) -> dict[str, Any]:
+    """``milestoned resume``: fetch, check out, restore ``.milestones/``, mark the session resumed.
+
+    The order matters: the checkout comes before any file is written, so a refusal
+    changes nothing; ``.milestones/`` is restored after it, so a branch switch cannot
+    leave a stale milestone file behind.  With ``remote_optional`` (a remote we chose,
+    not one the user named) an unreachable remote is a warning, not a failure.
+    """
+    from milestoned import blockers, sync
+    from milestoned.lifecycle import init
+
+    ws = engine.ws
+    repo = statebranch.open_repo(ws)
+    incoming, warnings = None, []
+    if remote is not None:
+        try:
+            sync.fetch(ws, remote, timeout=timeout)
+            incoming = statebranch.tip(repo, sync.tracking_state(remote))
+        except RuntimeFailure as exc:
+            if not remote_optional:
+                raise
+            warnings.append(f"{exc}; resuming from this clone's state")
+    record = _choose_session(ws, repo, [incoming, statebranch.tip(repo)], session_id)
+    session_id, milestone_id = str(record["session"]["id"]), str(record["session"]["milestone_id"])
+    note = _switch_to(ws, (record.get("context") or {}).get("git_branch"))
+    if not ws.milestones_dir.is_dir():
+        init(ws)
+    with engine.lock.held():
+        merged = sync.integrate(engine, incoming, subject=f"resume: merge state from {remote}", prefer_incoming=True)
+        if merged in ("none", "up-to-date"):
+            sync.restore(engine)
+        with engine.transaction() as txn:
+            ms = txn.milestone(milestone_id)
+            mark_resumed(txn, ms, session_id)
+            if ms.state.status != "completed":
+                txn.write_file(ws.current_path, milestone_id + "\n")
+            outcome = blockers.recheck(txn, ms)
+    return {
+        "schema": 1,
+        "session": row(load(ws, session_id)),
+        "remote": remote,
+        "state": merged,
+        "checkout": note,
+        "milestone": {"id": ms.id, "status": ms.state.status, "progress_percentage": ms.state.progress()[2]},
+        "ready": ms.ready,
+        "in_progress": [{"task_id": t, "agent": s.agent} for t, s in ms.state.tasks.items()
+                        if s.status == "in_progress"],
+        "blockers": ms.state.blockers,
+        "blockers_cleared": outcome.cleared,
+        "next_command": f"milestoned execute {ms.id} --resume" if ms.state.status != "completed" else None,
+        "warnings": warnings,
+    }

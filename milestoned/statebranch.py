@@ -1,0 +1,241 @@
+"""The branch ``milestoned/state``: execution state kept in git, beside the code, never in it.
+
+Every save commits ``.milestones/`` — milestone files, event logs, sessions — to its
+own branch with pygit2 plumbing: blobs, trees and a commit are written straight into
+the object store and the ref moves by compare-and-swap.  HEAD, the index and every
+working tree stay exactly as they were, so a save never disturbs the user's work and
+never adds "sync" commits to their history.  The branch has no common history with
+the code; a branch ref keeps its commits safe from ``git gc``.
+
+The tree is meant to be read by people (``git show milestoned/state:sessions/…``)::
+
+    README                      what this branch is
+    milestones/<id>.yaml        milestone files (active and completed alike)
+    logs/<id>.jsonl             event logs (logs/execution-<id>.jsonl on disk)
+    sessions/<session-id>.yaml  saved sessions
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from milestoned import clock
+from milestoned.errors import RuntimeFailure, UserError
+from milestoned.workspace import Workspace
+
+if TYPE_CHECKING:
+    import pygit2
+
+BRANCH = "milestoned/state"
+REF = f"refs/heads/{BRANCH}"
+FALLBACK_NAME = "milestoned"
+FALLBACK_EMAIL = "milestoned@localhost"
+LOG_PREFIX, LOG_SUFFIX = "execution-", ".jsonl"
+
+README = """\
+milestoned state
+================
+
+This branch is written by milestoned (https://pypi.org/project/milestoned/), not by
+hand. It holds the execution state of the milestones in .milestones/ so that a
+session saved on one machine resumes on any clone:
+
+  milestones/<id>.yaml        the milestone files, with task statuses
+  logs/<id>.jsonl             the append-only event logs (the source of truth)
+  sessions/<session-id>.yaml  saved sessions (`milestoned session list`)
+
+It shares no history with the code branches and is never merged into them.
+`milestoned sync` exchanges it with a remote, `milestoned resume` restores it.
+"""
+
+
+def open_repo(ws: Workspace) -> pygit2.Repository:
+    """The repository of ``ws`` (a linked worktree opens the repository it belongs to)."""
+    import pygit2
+
+    if not ws.is_git:
+        raise UserError(f"{ws.root} is not in a git repository", hint="sessions are kept on a git branch: git init")
+    try:
+        return pygit2.Repository(str(ws.worktree))
+    except pygit2.GitError as exc:
+        raise RuntimeFailure(f"cannot open the git repository at {ws.worktree}: {exc}") from None
+
+
+def _person(repo: pygit2.Repository, role: str) -> tuple[str, str]:
+    """Who writes: GIT_<ROLE>_NAME/EMAIL, else user.name/user.email, else milestoned itself.
+
+    CI machines often have no identity at all; a save must work there too.
+    """
+    name = os.environ.get(f"GIT_{role}_NAME")
+    email = os.environ.get(f"GIT_{role}_EMAIL")
+    config = repo.config
+    if not name and "user.name" in config:
+        name = config["user.name"]
+    if not email and "user.email" in config:
+        email = config["user.email"]
+    return name or FALLBACK_NAME, email or FALLBACK_EMAIL
+
+
+def signatures(repo: pygit2.Repository) -> tuple[pygit2.Signature, pygit2.Signature]:
+    """(author, committer) for state commits."""
+    import pygit2
+
+    when = int(clock.now().timestamp())
+    author = pygit2.Signature(*_person(repo, "AUTHOR"), when, 0)
+    committer = pygit2.Signature(*_person(repo, "COMMITTER"), when, 0)
+    return author, committer
+
+
+def identity_env(repo: pygit2.Repository) -> dict[str, str]:
+    """The same identity for git commands that commit (a notes merge), as environment variables."""
+    env = {}
+    for role in ("AUTHOR", "COMMITTER"):
+        name, email = _person(repo, role)
+        env[f"GIT_{role}_NAME"], env[f"GIT_{role}_EMAIL"] = name, email
+    return env
+
+
+# -- the mapping between .milestones/ and the tree ---------------------------------------
+def disk_files(ws: Workspace) -> dict[str, Path]:
+    """Tree path -> file on disk, for everything a save keeps."""
+    from milestoned.engine import Engine
+
+    found: dict[str, Path] = {}
+    for path in Engine(ws).milestone_paths():
+        found.setdefault(f"milestones/{path.name}", path)  # active/ wins over a stale completed/ copy
+    if ws.logs_dir.is_dir():
+        for path in sorted(ws.logs_dir.glob(f"{LOG_PREFIX}*{LOG_SUFFIX}")):
+            found[f"logs/{path.name[len(LOG_PREFIX):]}"] = path
+    if ws.sessions_dir.is_dir():
+        for path in sorted(ws.sessions_dir.glob("*.yaml")):
+            if not path.name.startswith("."):
+                found[f"sessions/{path.name}"] = path
+    return found
+
+
+def log_tree_path(milestone_id: str) -> str:
+    return f"logs/{milestone_id}{LOG_SUFFIX}"
+
+
+def milestone_id_of(tree_path: str) -> str | None:
+    """The milestone a ``milestones/`` or ``logs/`` tree path belongs to."""
+    folder, _, name = tree_path.partition("/")
+    if folder == "milestones":
+        return name.rsplit(".", 1)[0]
+    if folder == "logs" and name.endswith(LOG_SUFFIX):
+        return name[: -len(LOG_SUFFIX)]
+    return None
+
+
+# -- reading the branch -----------------------------------------------------------------
+def tip(repo: pygit2.Repository, ref: str = REF) -> pygit2.Oid | None:
+    found = repo.references.get(ref)
+    return found.resolve().target if found is not None else None  # type: ignore[no-any-return]
+
+
+def files_at(repo: pygit2.Repository, commit_id: pygit2.Oid | None) -> dict[str, bytes]:
+    """Every file of a state commit as ``{tree path: bytes}`` (empty for None)."""
+    if commit_id is None:
+        return {}
+    out: dict[str, bytes] = {}
+
+    def walk(tree: Any, prefix: str) -> None:
+        for entry in tree:
+            if entry.type_str == "tree":
+                walk(repo[entry.id], f"{prefix}{entry.name}/")
+            elif entry.type_str == "blob":
+                out[prefix + entry.name] = repo[entry.id].data
+
+    walk(repo[commit_id].tree, "")
+    return out
+
+
+# -- writing the branch -----------------------------------------------------------------
+def _build_tree(repo: pygit2.Repository, files: Mapping[str, Path | bytes]) -> pygit2.Oid:
+    import pygit2
+
+    folders: dict[str, dict[str, pygit2.Oid]] = {}
+    for tree_path, source in files.items():
+        folder, _, name = tree_path.rpartition("/")
+        if isinstance(source, Path):
+            oid = repo.create_blob_fromdisk(str(source))
+        else:
+            oid = repo.create_blob(source)
+        folders.setdefault(folder, {})[name] = oid
+    root = repo.TreeBuilder()
+    root.insert("README", repo.create_blob(README.encode()), pygit2.GIT_FILEMODE_BLOB)
+    for folder, entries in sorted(folders.items()):
+        if not folder:
+            continue
+        sub = repo.TreeBuilder()
+        for name, oid in sorted(entries.items()):
+            sub.insert(name, oid, pygit2.GIT_FILEMODE_BLOB)
+        root.insert(folder, sub.write(), pygit2.GIT_FILEMODE_TREE)
+    return root.write()  # type: ignore[no-any-return]
+
+
+def _changes(repo: pygit2.Repository, old_tree: pygit2.Oid | None, new_tree: pygit2.Oid) -> list[str]:
+    """``A path`` / ``M path`` / ``D path`` lines between two trees, for the commit message."""
+    new = repo[new_tree]
+    if old_tree is None:
+        diff = new.diff_to_tree(swap=True)
+    else:
+        diff = repo[old_tree].diff_to_tree(new)
+    return [f"{d.status_char()} {d.new_file.path if d.status_char() != 'D' else d.old_file.path}"
+            for d in diff.deltas]
+
+
+def move_ref(repo: pygit2.Repository, new: pygit2.Oid, expected: pygit2.Oid | None, message: str,
+             ref: str = REF) -> None:
+    """Point ``ref`` at ``new`` only if it still points at ``expected`` (None: must not exist)."""
+    import pygit2
+
+    try:
+        if expected is None:
+            repo.create_reference_direct(ref, new, False, message=message)
+            return
+        current = repo.references.get(ref)
+        if current is None or current.target != expected:
+            raise pygit2.GitError("old reference value does not match")
+        current.set_target(new, message)  # libgit2 compares with the value read above
+    except (pygit2.GitError, ValueError) as exc:
+        raise RuntimeFailure(
+            f"{ref} moved while milestoned was writing it ({exc}); run the command again"
+        ) from None
+
+
+def commit(ws: Workspace, subject: str, *, parents: Iterable[pygit2.Oid] | None = None,
+           repo: pygit2.Repository | None = None) -> pygit2.Oid | None:
+    """Commit ``.milestones/`` as it is on disk; returns the new commit, or None if nothing changed.
+
+    ``parents`` defaults to the branch tip (a plain save); a merge passes both sides.
+    Callers hold the engine lock, so the files do not move while they are read.
+    """
+    repo = repo or open_repo(ws)
+    current = tip(repo)
+    parent_ids = [current] if parents is None and current is not None else list(parents or [])
+    tree = _build_tree(repo, disk_files(ws))
+    first_tree = repo[parent_ids[0]].tree_id if parent_ids else None
+    if len(parent_ids) <= 1 and first_tree == tree and parent_ids:
+        if parent_ids[0] != current:  # a fast-forward: the tree is the incoming one exactly
+            move_ref(repo, parent_ids[0], current, f"milestoned: {subject} (fast-forward)")
+            return parent_ids[0]
+        return None
+    changes = _changes(repo, first_tree, tree)
+    body = "\n".join(changes[:200]) + (f"\n... and {len(changes) - 200} more" if len(changes) > 200 else "")
+    message = f"{subject}\n\n{body}\n" if body else f"{subject}\n"
+    author, committer = signatures(repo)
+    new = repo.create_commit(None, author, committer, message, tree, parent_ids)
+    move_ref(repo, new, current, f"milestoned: {subject}")
+    return new  # type: ignore[no-any-return]
+
+
+def save(ws: Workspace, subject: str) -> str | None:
+    """One commit on the state branch for one save; the commit id, or None when nothing changed."""
+    if not ws.is_git:
+        return None
+    new = commit(ws, subject)
+    return str(new) if new is not None else None
