@@ -1,4 +1,4 @@
-"""Read commands: status, events, next, graph.  Each has ``--json`` with a stable schema."""
+"""Read commands: status, events, graph.  Each has ``--json`` with a stable schema (``next`` is in ``claims``)."""
 
 from __future__ import annotations
 
@@ -146,24 +146,3 @@ def graph(milestone: str | None, fmt: str) -> None:
     engine = open_engine()
     view = views.status(engine.load(engine.resolve(milestone), cached=True), recent=0)
     sys.stdout.write(render.mermaid(view) if fmt == "mermaid" else render.dot(view))
-
-
-@cli.command("next")
-@milestone_argument
-@json_option
-def next_(milestone: str | None, as_json: bool) -> None:
-    """Tasks ready to start now: pending, every dependency completed."""
-    from milestoned import views
-
-    engine = open_engine()
-    ms = engine.load(engine.resolve(milestone), cached=True)
-    rows = [r for r in views.task_rows(ms) if r["ready"]]
-    if as_json:
-        print_json({"schema": 1, "milestone_id": ms.id, "status": ms.state.status, "ready": rows})
-        return
-    if ms.state.status not in ("in_progress", "blocked"):
-        warn(f"milestone {ms.id} is {ms.state.status}; activate it to start tasks")
-    if not rows:
-        say("no task is ready")
-    for row in rows:
-        say(f"{row['id']}  {row['title']}")

@@ -1,0 +1,154 @@
+"""Agents' commands: ``next`` (and ``next --claim``), ``heartbeat``, ``release``, ``done``.
+
+Each prints one JSON object with ``--json`` for agents, a line for people.  A task
+an agent holds carries a lease; without a heartbeat it goes back to the ready set.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from milestoned.cli.base import cli, json_option, milestone_argument, milestone_option, open_engine, print_json, say
+from milestoned.cli.base import warn
+
+agent_option = click.option("--agent", required=True, help="The agent's name, as given to `next --claim`.")
+task_argument = click.argument("task_id", required=False)
+lease_option = click.option("--lease", default=None,
+                            help="How long the claim holds without a heartbeat (default: claims.lease, 30m).")
+
+
+def _expire_lapsed(engine: Any, milestone_id: str) -> Any:
+    """The milestone to read, after giving back tasks whose lease ran out (a read that records it)."""
+    from milestoned import claims
+
+    ms = engine.load(milestone_id, cached=True)
+    if claims.has_lapsed_leases(ms):
+        with engine.transaction() as txn:
+            ms = txn.milestone(milestone_id)
+            claims.expire(txn, ms)
+    return ms
+
+
+@cli.command("next")
+@milestone_argument
+@json_option
+@click.option("--claim", is_flag=True, help="Take one ready task for --agent, atomically.")
+@click.option("--agent", default=None, help="Who takes the task (with --claim).")
+@lease_option
+@click.option("--remote", default=None, help="Claim through this git remote, so that no other clone takes the task.")
+def next_(milestone: str | None, as_json: bool, claim: bool, agent: str | None, lease: str | None,
+          remote: str | None) -> None:
+    """Tasks ready to start now: pending, every dependency completed.
+
+    With --claim, give one of them to --agent (or the task it already holds): two
+    agents never get the same task, on one machine or, with --remote, across clones.
+    """
+    from milestoned import views
+    from milestoned.errors import UserError
+
+    engine = open_engine()
+    mid = engine.resolve(milestone)
+    if claim:
+        _claim(engine, mid, agent, lease, remote, as_json)
+        return
+    if agent or lease or remote:
+        raise UserError("--agent, --lease and --remote go with --claim", hint="add --claim to take a task")
+    ms = _expire_lapsed(engine, mid)
+    rows = [r for r in views.task_rows(ms) if r["ready"]]
+    if as_json:
+        print_json({"schema": 1, "milestone_id": ms.id, "status": ms.state.status, "ready": rows})
+        return
+    if ms.state.status not in ("in_progress", "blocked"):
+        warn(f"milestone {ms.id} is {ms.state.status}; activate it to start tasks")
+    if not rows:
+        say("no task is ready")
+    for row in rows:
+        say(f"{row['id']}  {row['title']}")
+
+
+def _claim(engine: Any, mid: str, agent: str | None, lease: str | None, remote: str | None, as_json: bool) -> None:
+    from milestoned import claims, sync
+    from milestoned.errors import UserError
+
+    if not agent:
+        raise UserError("--claim needs --agent NAME", hint="say who takes the task, e.g. --agent claude-1")
+    answer = claims.claim_next(engine, mid, agent, lease=claims.lease_seconds(engine, lease),
+                               remote=sync.check_remote(engine.ws, remote) if remote else None)
+    if as_json:
+        print_json(answer)
+        return
+    for held in answer["held_elsewhere"]:
+        say(f"{held['task_id']} is {held.get('status') or 'held'} by {held.get('agent') or 'someone else'}")
+    task = answer["claimed"]
+    if task is None:
+        say("no task to claim")
+        return
+    verb = "still holds" if answer["already_held"] else "claimed"
+    say(f"{agent} {verb} {task['id']}  {task['title']}  (lease until {task['lease_until']})")
+
+
+@cli.command()
+@task_argument
+@milestone_option
+@agent_option
+@lease_option
+@json_option
+def heartbeat(task_id: str | None, milestone: str | None, agent: str, lease: str | None, as_json: bool) -> None:
+    """Renew the lease on the task(s) AGENT holds (default: all of them)."""
+    from milestoned import claims
+    from milestoned.errors import RuntimeFailure
+
+    engine = open_engine()
+    answer = claims.heartbeat(engine, engine.resolve(milestone), agent, task_id,
+                              lease=claims.lease_seconds(engine, lease))
+    if as_json:
+        print_json(answer)
+    else:
+        for row in answer["renewed"]:
+            say(f"{row['task_id']} held by {agent} until {row['lease_until']}")
+    if answer["lost"]:
+        lost = ", ".join(f"{row['task_id']} (now {(row['holder'] or {}).get('agent') or 'free'})"
+                         for row in answer["lost"])
+        raise RuntimeFailure(f"{agent} no longer holds {lost}: its lease ran out and another clone took it",
+                             hint=f"claim another task: milestoned next --claim --agent {agent}")
+
+
+@cli.command()
+@task_argument
+@milestone_option
+@agent_option
+@json_option
+def release(task_id: str | None, milestone: str | None, agent: str, as_json: bool) -> None:
+    """Give the task(s) AGENT holds back to the ready set."""
+    from milestoned import claims
+
+    engine = open_engine()
+    answer = claims.release(engine, engine.resolve(milestone), agent, task_id)
+    if as_json:
+        print_json(answer)
+    else:
+        say(f"{agent} released {', '.join(answer['released'])}")
+
+
+@cli.command()
+@task_argument
+@milestone_option
+@agent_option
+@json_option
+def done(task_id: str | None, milestone: str | None, agent: str, as_json: bool) -> None:
+    """Mark the task AGENT holds completed (the milestone completes with its last task)."""
+    from milestoned import claims
+
+    engine = open_engine()
+    answer = claims.done(engine, engine.resolve(milestone), agent, task_id)
+    for message in answer["warnings"]:
+        warn(message)
+    if as_json:
+        print_json(answer)
+        return
+    p = answer["progress"]
+    note = " — milestone completed" if answer["milestone_status"] == "completed" else ""
+    say(f"{answer['milestone_id']}: {answer['completed']} completed by {agent} "
+        f"({p['tasks_completed']}/{p['tasks_total']}, {p['percentage']}%){note}")

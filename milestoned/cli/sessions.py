@@ -1,0 +1,181 @@
+"""Sessions and remotes: ``session save|list|show``, ``sessions``, ``resume``, ``sync``.
+
+Saves land on the ``milestoned/state`` branch; ``resume`` restores from it on any
+clone and ``sync`` exchanges it with a remote.  Only ``sync`` ever pushes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from milestoned.cli.base import cli, json_option, milestone_argument, open_engine, print_json, say, warn
+
+
+def _timeout(value: str) -> float:
+    from milestoned.clock import parse_duration
+    from milestoned.errors import UserError
+
+    seconds = parse_duration(value)
+    if seconds is None or seconds <= 0:
+        raise UserError(f"--timeout {value!r} is not a duration", hint="write e.g. 30s or 2m")
+    return seconds
+
+
+timeout_option = click.option("--timeout", "timeout", default="2m", show_default=True,
+                              help="Give up on the remote after this long.")
+
+
+@cli.group()
+def session() -> None:
+    """Save, list and show sessions (kept on the milestoned/state branch)."""
+
+
+@session.command("save")
+@milestone_argument
+@click.option("--reason", default="manual_save", show_default=True, help="Why, recorded in the session.")
+@json_option
+def save(milestone: str | None, reason: str, as_json: bool) -> None:
+    """Save where MILESTONE stands, and commit .milestones/ to the milestoned/state branch."""
+    from milestoned import sessions, statebranch
+
+    engine = open_engine()
+    with engine.transaction() as txn:
+        ms = txn.milestone(engine.resolve(milestone))
+        path = sessions.save(txn, ms, reason)
+    commit = statebranch.tip(statebranch.open_repo(engine.ws)) if engine.ws.is_git else None
+    if as_json:
+        print_json({"schema": 1, "session": sessions.row(sessions.load(engine.ws, path.stem)),
+                    "path": str(path), "branch": statebranch.BRANCH, "commit": str(commit) if commit else None})
+        return
+    where = f" and to branch {statebranch.BRANCH} ({str(commit)[:10]})" if commit else ""
+    say(f"saved session {path.stem} to {path.relative_to(engine.ws.root)}{where}")
+
+
+def _list(as_json: bool) -> None:
+    from milestoned import sessions
+
+    engine = open_engine()
+    rows = [sessions.row(r) for r in sessions.list_sessions(engine.ws)]
+    if as_json:
+        print_json({"schema": 1, "sessions": rows})
+        return
+    if not rows:
+        say("no saved session")
+    for r in rows:
+        say(f"{r['id']}  {r['milestone_id']}  {r['status']}  {r['milestone_status']} "
+            f"{r['progress_percentage']}%  saved {r['saved_at']} ({r['save_reason']})  "
+            f"on {r['git_branch'] or '(detached)'}")
+
+
+@session.command("list")
+@json_option
+def list_(as_json: bool) -> None:
+    """Saved sessions, newest first."""
+    _list(as_json)
+
+
+@cli.command("sessions")
+@json_option
+def sessions_(as_json: bool) -> None:
+    """Saved sessions, newest first (same as `session list`)."""
+    _list(as_json)
+
+
+@session.command("show")
+@click.argument("session_id", required=False)
+@json_option
+def show(session_id: str | None, as_json: bool) -> None:
+    """One session in full (default: the newest)."""
+    from milestoned import sessions
+    from milestoned.errors import UserError
+
+    engine = open_engine()
+    if session_id is None:
+        found = sessions.list_sessions(engine.ws)
+        if not found:
+            raise UserError("no saved session", hint="save one with `milestoned session save`")
+        session_id = str(found[0]["session"]["id"])
+    record = sessions.load(engine.ws, session_id)
+    if as_json:
+        print_json({"schema": 1, **record})
+    else:
+        click.echo((engine.ws.sessions_dir / f"{session_id}.yaml").read_text(encoding="utf-8"), nl=False)
+
+
+def _remote_for(engine: Any, remote: str | None) -> str | None:
+    from milestoned import sync
+
+    return sync.check_remote(engine.ws, remote) if remote else sync.default_remote(engine.ws)
+
+
+@cli.command()
+@click.argument("session_id", required=False)
+@click.option("--remote", default=None, help="Fetch the state from this remote (default: origin, or the only one).")
+@click.option("--no-fetch", is_flag=True, help="Resume from this clone's state branch only.")
+@timeout_option
+@json_option
+def resume(session_id: str | None, remote: str | None, no_fetch: bool, timeout: str, as_json: bool) -> None:
+    """Resume a saved session (default: the newest) on this clone.
+
+    Fetches the state branch, checks out the session's branch (never over
+    uncommitted work), restores .milestones/, re-checks blockers and says what comes
+    next.  `milestoned execute MILESTONE --resume` then carries on running it.
+    """
+    from milestoned import sessions
+    from milestoned.engine import Engine
+    from milestoned.workspace import Workspace
+
+    engine = Engine(Workspace.discover())  # .milestones/ may not exist yet on a fresh clone
+    chosen = None if no_fetch else _remote_for(engine, remote)
+    answer = sessions.resume(engine, session_id, remote=chosen, timeout=_timeout(timeout),
+                             remote_optional=remote is None)
+    for message in answer["warnings"]:
+        warn(message)
+    if as_json:
+        print_json(answer)
+        return
+    s, ms = answer["session"], answer["milestone"]
+    say(f"resumed session {s['id']} ({s['milestone_id']}, saved {s['saved_at']} on "
+        f"{s['git_branch'] or 'a detached HEAD'} at {(s['git_commit'] or '?')[:10]})")
+    if answer["checkout"]:
+        say(answer["checkout"])
+    say(f"{ms['id']}: {ms['status']}, {ms['progress_percentage']}%")
+    for task in answer["in_progress"]:
+        say(f"in progress: {task['task_id']}" + (f" ({task['agent']})" if task["agent"] else ""))
+    say(f"ready: {', '.join(answer['ready'])}" if answer["ready"] else "no task is ready")
+    for blocker in answer["blockers_cleared"]:
+        say(f"cleared blocker: {blocker.get('type', '?')}: {blocker.get('detail', '')}")
+    for blocker in answer["blockers"]:
+        say(f"blocker: {blocker.get('type', '?')}: {blocker.get('detail', '')}")
+    if answer["next_command"]:
+        say(f"next: {answer['next_command']}")
+
+
+@cli.command("sync")
+@click.argument("remote", required=False)
+@timeout_option
+@json_option
+def sync_(remote: str | None, timeout: str, as_json: bool) -> None:
+    """Fetch, merge and push the state branch, the notes and this clone's claims with REMOTE.
+
+    Histories from several clones merge without loss (event logs are unions); a push
+    rejected because the remote moved is retried after another fetch and merge.
+    """
+    from milestoned import sync
+    from milestoned.errors import UserError
+
+    engine = open_engine()
+    chosen = _remote_for(engine, remote)
+    if chosen is None:
+        raise UserError("no remote to sync with", hint="name one: milestoned sync REMOTE (see `git remote -v`)")
+    report = sync.sync(engine, chosen, timeout=_timeout(timeout))
+    if as_json:
+        print_json(report)
+        return
+    pushed = ", ".join(report["pushed"]) or "nothing new"
+    retried = f" after {report['push_attempts']} attempts" if report["push_attempts"] > 1 else ""
+    say(f"synced with {chosen}: state {report['state']}, notes {report['notes']}; pushed {pushed}{retried}")
+    for name in report["claims"].get("lost", []):
+        warn(f"claim {name} is no longer ours on {chosen}")

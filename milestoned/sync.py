@@ -1,0 +1,408 @@
+"""Exchanging state with a git remote: the state branch, the notes and the claims.
+
+Network work goes through the git command line, so credentials, ssh config and
+leases work exactly as the user has them; never a prompt (``GIT_TERMINAL_PROMPT=0``,
+no stdin) and always a timeout.  Fetches land in remote-tracking refs of our own,
+``refs/milestoned/remotes/<remote>/…``: a forced refspec never overwrites a local ref,
+so unpushed local notes or state can never be lost to a fetch.
+
+Histories written concurrently by several clones merge without loss: event logs are
+append-only with ids unique across clones, so the merge is their union ordered by
+``(clock, timestamp, id)``, and the milestone files are re-projected from it; notes
+merge with ``cat_sort_uniq`` (one JSON object per line).  A push rejected because
+the remote moved is retried after a fetch and a merge.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from milestoned import events as eventlog
+from milestoned import gitutil, statebranch
+from milestoned.errors import RuntimeFailure, UserError
+from milestoned.workspace import Workspace
+
+if TYPE_CHECKING:
+    import subprocess
+
+    import pygit2
+
+    from milestoned.engine import Engine, Transaction
+
+NOTES_REF = "refs/notes/milestoned"
+CLAIMS_PREFIX = "refs/milestoned/claims/"
+STATE_PATTERN = "refs/heads/milestoned/*"  # the state branch, as a pattern: absent is not an error
+TIMEOUT = 120.0
+PUSH_ATTEMPTS = 5
+_REMOTE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+# -- remotes and their tracking refs ----------------------------------------------------
+def default_remote(ws: Workspace) -> str | None:
+    """``origin`` if there is one, else the only remote, else None."""
+    names = list(statebranch.open_repo(ws).remotes.names())
+    if "origin" in names:
+        return "origin"
+    return names[0] if len(names) == 1 else None
+
+
+def check_remote(ws: Workspace, remote: str) -> str:
+    """A configured remote name, or a URL or path git understands; never an option."""
+    if not remote or remote.startswith("-"):
+        raise UserError(f"{remote!r} is not a remote", hint="name a remote from `git remote -v`, or a URL")
+    names = set(statebranch.open_repo(ws).remotes.names())
+    if remote in names or "/" in remote or ":" in remote:
+        return remote
+    known = ", ".join(sorted(names)) or "none"
+    raise UserError(f"no remote named {remote!r} (remotes: {known})", hint="add one with `git remote add NAME URL`")
+
+
+def _slug(remote: str) -> str:
+    if _REMOTE_NAME.match(remote) and ".." not in remote and not remote.endswith(".lock"):
+        return remote
+    return "url-" + hashlib.sha1(remote.encode()).hexdigest()[:12]
+
+
+def tracking_prefix(remote: str) -> str:
+    return f"refs/milestoned/remotes/{_slug(remote)}/"
+
+
+def tracking_state(remote: str) -> str:
+    return tracking_prefix(remote) + "heads/state"
+
+
+def tracking_notes(remote: str) -> str:
+    return tracking_prefix(remote) + "notes"
+
+
+def tracking_claims(remote: str) -> str:
+    return tracking_prefix(remote) + "claims/"
+
+
+def network_git(ws: Workspace, args: list[str], *, timeout: float = TIMEOUT,
+                env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """A git command that talks to a remote: no prompt, no stdin, a timeout; returns even on failure."""
+    return gitutil.run_git(args, ws.worktree, check=False, input="", timeout=timeout,
+                           env={"GIT_TERMINAL_PROMPT": "0", **(env or {})})
+
+
+def _failure(what: str, remote: str, proc: subprocess.CompletedProcess[str]) -> RuntimeFailure:
+    lines = [line for line in (proc.stderr or proc.stdout).strip().splitlines() if line.strip()]
+    cause = lines[-1] if lines else f"exit status {proc.returncode}"
+    return RuntimeFailure(f"{what} {remote} failed: {cause}")
+
+
+def fetch(ws: Workspace, remote: str, *, timeout: float = TIMEOUT, refspecs: Iterable[str] | None = None) -> None:
+    """Fetch the state branch, notes and claims of ``remote`` into our tracking refs (pruned)."""
+    prefix = tracking_prefix(remote)
+    specs = list(refspecs) if refspecs is not None else [
+        f"+{STATE_PATTERN}:{prefix}heads/*",
+        f"+{NOTES_REF}*:{prefix}notes*",  # a pattern: a remote without notes is not an error
+        f"+{CLAIMS_PREFIX}*:{prefix}claims/*",
+    ]
+    proc = network_git(ws, ["fetch", "--quiet", "--prune", "--no-tags", "--no-write-fetch-head", remote, *specs],
+                       timeout=timeout)
+    if proc.returncode != 0:
+        raise _failure("fetching from", remote, proc)
+
+
+def push(ws: Workspace, remote: str, specs: list[str], *, options: Iterable[str] = (),
+         timeout: float = TIMEOUT) -> dict[str, str]:
+    """``git push --porcelain``: for each destination ref, ``ok``, ``uptodate`` or ``rejected: why``."""
+    proc = network_git(ws, ["push", "--porcelain", *options, remote, *specs], timeout=timeout)
+    results: dict[str, str] = {}
+    for line in proc.stdout.splitlines():
+        parts = line.split("\t")
+        if len(parts) < 3 or len(parts[0]) != 1:
+            continue
+        flag, (_, _, dst), summary = parts[0], parts[1].rpartition(":"), parts[2]
+        results[dst] = {"!": f"rejected: {summary}", "=": "uptodate"}.get(flag, "ok")
+    if proc.returncode != 0 and not results:
+        raise _failure("pushing to", remote, proc)
+    return results
+
+
+# -- merging state ------------------------------------------------------------------------
+def _event_key(event: eventlog.Event) -> str:
+    """An event's identity: its id, or for id-less (seed era) lines, its content."""
+    ident = event.get("id")
+    return str(ident) if ident else json.dumps(event, sort_keys=True, ensure_ascii=False)
+
+
+def union(local: list[eventlog.Event], incoming: list[eventlog.Event]) -> tuple[list[eventlog.Event], int]:
+    """Both logs' events once each, in fold order; and how many came from ``incoming`` only."""
+    seen = {_event_key(e) for e in local}
+    added = [e for e in incoming if _event_key(e) not in seen]
+    if not added:
+        return local, 0
+    merged = {_event_key(e): e for e in added}
+    merged.update({_event_key(e): e for e in local})
+    return sorted(merged.values(), key=eventlog.sort_key), len(added)
+
+
+def _log_text(events: list[eventlog.Event], unreadable: list[bytes]) -> str:
+    """A whole log; lines that could not be read are kept (first), never dropped by a merge."""
+    lines = [raw.decode("utf-8", "replace") for raw in unreadable]
+    lines += [json.dumps(e, ensure_ascii=False, separators=(",", ":")) for e in events]
+    return "".join(line + "\n" for line in lines)
+
+
+def _projected(text: str, path: Path, events: list[eventlog.Event]) -> tuple[str, str] | None:
+    """``text`` with the state folded from ``events`` written in, and that state's status.
+
+    None when the text is not a readable milestone: it is then never chosen over one that is.
+    """
+    from milestoned import projection, yamlio
+    from milestoned.plan import read_plan
+    from milestoned.state import fold
+
+    try:
+        plan, problems = read_plan(yamlio.parse(text, path), path)
+    except UserError:
+        return None
+    if plan is None or problems:
+        return None
+    state = fold(plan, events)
+    return projection.project(text, plan, state) or text, state.status
+
+
+def _choose(local: str | None, incoming: str | None, base: str | None, project: Any,
+            prefer_incoming: bool) -> str | None:
+    """A three-way choice of milestone text, comparing plans only.
+
+    Each side is first normalized by projecting the merged state into it, so that
+    status churn does not count as a change: a side whose plan still equals the base
+    gives way to the other; when both changed the plan, ``prefer_incoming`` decides.
+    """
+    if local is None or incoming is None or local == incoming:
+        return local if local is not None else incoming
+    ours, theirs = project(local), project(incoming)
+    if theirs is None:
+        return local
+    if ours is None:
+        return incoming
+    if ours[0] == theirs[0]:
+        return local
+    before = project(base) if base is not None else None
+    if before is not None and ours[0] == before[0]:
+        return incoming
+    if before is not None and theirs[0] == before[0]:
+        return local
+    return incoming if prefer_incoming else local
+
+
+def _absorb_milestone(txn: Transaction, milestone_id: str, incoming: dict[str, bytes], base: dict[str, bytes],
+                      local_files: dict[str, Path], prefer_incoming: bool) -> list[Path]:
+    ws = txn.ws
+    log_path = ws.log_path(milestone_id)
+    local_log = eventlog.read(log_path)
+    incoming_events = eventlog.parse_lines(incoming.get(statebranch.log_tree_path(milestone_id), b"")).events
+    merged, added = union(local_log.events, incoming_events)
+    written: list[Path] = []
+    if added:
+        raw = log_path.read_bytes().splitlines() if local_log.problems else []
+        txn.write_file(log_path, _log_text(merged, [raw[n - 1] for n, _ in local_log.problems]))
+        written.append(log_path)
+
+    def named(files: dict[str, Any]) -> str | None:
+        return next((p for p in files if p.startswith("milestones/")
+                     and statebranch.milestone_id_of(p) == milestone_id), None)
+
+    local_key, incoming_key = named(local_files), named(incoming)
+    local_path = local_files[local_key] if local_key else None
+    local_text = local_path.read_text(encoding="utf-8") if local_path else None
+    incoming_text = incoming[incoming_key].decode("utf-8") if incoming_key else None
+    base_key = incoming_key or local_key
+    base_text = base[base_key].decode("utf-8") if base_key in base else None
+    name = local_path.name if local_path else (incoming_key or "").rpartition("/")[2]
+    if not name or (incoming_text is None and not added):
+        return written
+
+    def project(text: str) -> tuple[str, str] | None:
+        return _projected(text, ws.active_dir / name, merged)
+
+    chosen = _choose(local_text, incoming_text, base_text, project, prefer_incoming)
+    assert chosen is not None
+    result = project(chosen)
+    final, status = result if result else (chosen, "planned")
+    target = (ws.completed_dir if status == "completed" else ws.active_dir) / name
+    if local_path is not None and local_path != target:
+        txn.remove_file(local_path)
+    if final != local_text or local_path != target:
+        txn.write_file(target, final)
+        written.append(target)
+    return written
+
+
+def _session_time(data: bytes) -> str:
+    import yaml
+
+    try:
+        record = yaml.safe_load(data)
+        session = record.get("session") or {}
+        return max(str(session.get("saved_at") or ""), str(session.get("resumed_at") or ""))
+    except (yaml.YAMLError, AttributeError):
+        return ""
+
+
+def _absorb_sessions(txn: Transaction, incoming: dict[str, bytes], base: dict[str, bytes],
+                     prefer_incoming: bool) -> list[Path]:
+    """Session files: the side that changed since the base wins; if both did, the newer save."""
+    written = []
+    for key, theirs in incoming.items():
+        if not key.startswith("sessions/"):
+            continue
+        path = txn.ws.sessions_dir / key.partition("/")[2]
+        ours = path.read_bytes() if path.is_file() else None
+        if ours == theirs:
+            continue
+        before = base.get(key)
+        if ours is not None and ours != before:
+            if theirs == before:
+                continue  # only we changed it
+            ours_time, theirs_time = _session_time(ours), _session_time(theirs)
+            if ours_time > theirs_time or (ours_time == theirs_time and not prefer_incoming):
+                continue  # both changed it: the newer save wins
+        txn.write_file(path, theirs.decode("utf-8"))
+        written.append(path)
+    return written
+
+
+def absorb(engine: Engine, incoming: dict[str, bytes], base: dict[str, bytes], *,
+           prefer_incoming: bool) -> list[Path]:
+    """Merge a state tree into ``.milestones/`` through one engine transaction; the files written."""
+    ws = engine.ws
+    local_files = statebranch.disk_files(ws)
+    ids = sorted({m for key in incoming if (m := statebranch.milestone_id_of(key))})
+    written: list[Path] = []
+    with engine.transaction() as txn:
+        for milestone_id in ids:
+            written += _absorb_milestone(txn, milestone_id, incoming, base, local_files, prefer_incoming)
+        written += _absorb_sessions(txn, incoming, base, prefer_incoming)
+    return written
+
+
+def integrate(engine: Engine, incoming: pygit2.Oid | None, *, subject: str, prefer_incoming: bool = False) -> str:
+    """Bring a state commit (fetched, or the local tip to restore) into ``.milestones/`` and the branch.
+
+    Returns what happened: ``none``, ``up-to-date``, ``fast-forward`` or ``merged``.
+    The result is committed on the state branch with both histories as parents, so
+    the next push is a fast-forward.
+    """
+    if incoming is None:
+        return "none"
+    ws = engine.ws
+    repo = statebranch.open_repo(ws)
+    with engine.lock.held():
+        local = statebranch.tip(repo)
+        if local is not None and (local == incoming or repo.descendant_of(local, incoming)):
+            return "up-to-date"
+        base_id = repo.merge_base(local, incoming) if local is not None else None
+        absorb(engine, statebranch.files_at(repo, incoming), statebranch.files_at(repo, base_id),
+               prefer_incoming=prefer_incoming)
+        forward = local is None or base_id == local
+        statebranch.commit(ws, subject, parents=[incoming] if forward else [local, incoming], repo=repo)
+        return "fast-forward" if forward else "merged"
+
+
+def restore(engine: Engine) -> list[Path]:
+    """Put back into ``.milestones/`` what the state branch holds and the disk lacks (no event is lost)."""
+    repo = statebranch.open_repo(engine.ws)
+    with engine.lock.held():
+        files = statebranch.files_at(repo, statebranch.tip(repo))
+        return absorb(engine, files, files, prefer_incoming=True)
+
+
+def merge_notes(ws: Workspace, remote: str, repo: pygit2.Repository) -> str:
+    """Fold the fetched notes into ``refs/notes/milestoned`` (``cat_sort_uniq``): none/up-to-date/fast-forward/merged."""
+    theirs = statebranch.tip(repo, tracking_notes(remote))
+    if theirs is None:
+        return "none"
+    ours = statebranch.tip(repo, NOTES_REF)
+    if ours is not None and (ours == theirs or repo.descendant_of(ours, theirs)):
+        return "up-to-date"
+    if ours is None or repo.descendant_of(theirs, ours):
+        statebranch.move_ref(repo, theirs, ours, f"milestoned: notes from {remote}", ref=NOTES_REF)
+        return "fast-forward"
+    proc = gitutil.run_git(["notes", f"--ref={NOTES_REF}", "merge", "--quiet", "--strategy=cat_sort_uniq",
+                            tracking_notes(remote)], ws.worktree, check=False,
+                           env=statebranch.identity_env(repo))
+    if proc.returncode != 0:
+        raise _failure("merging the notes of", remote, proc)
+    return "merged"
+
+
+# -- the sync command ---------------------------------------------------------------------
+def sync(engine: Engine, remote: str, *, timeout: float = TIMEOUT) -> dict[str, Any]:
+    """Fetch, merge, save and push the state branch and notes; reconcile this clone's claims."""
+    from milestoned import claims
+
+    ws = engine.ws
+    repo = statebranch.open_repo(ws)
+    report: dict[str, Any] = {"schema": 1, "remote": remote, "state": "none", "notes": "none",
+                              "pushed": [], "push_attempts": 0, "claims": {}}
+    for attempt in range(1, PUSH_ATTEMPTS + 1):
+        fetch(ws, remote, timeout=timeout)
+        with engine.lock.held():
+            merged = integrate(engine, statebranch.tip(repo, tracking_state(remote)),
+                               subject=f"sync: merge state from {remote}")
+            if merged in ("merged", "fast-forward") or report["state"] == "none":
+                report["state"] = merged
+            if statebranch.commit(ws, f"sync: local state for {remote}", repo=repo) is not None:
+                report["saved"] = True
+        notes = merge_notes(ws, remote, repo)
+        if notes != "up-to-date" or report["notes"] == "none":
+            report["notes"] = notes
+        specs = [f"{ref}:{ref}" for ref in (statebranch.REF, NOTES_REF) if statebranch.tip(repo, ref) is not None]
+        report["push_attempts"] = attempt
+        results = push(ws, remote, specs, timeout=timeout) if specs else {}
+        rejected = {ref: why for ref, why in results.items() if why.startswith("rejected")}
+        report["pushed"] = sorted(ref for ref, why in results.items() if why == "ok")
+        if not rejected:
+            break
+        report.setdefault("rejected", []).append(rejected)
+    else:
+        raise RuntimeFailure(f"pushing to {remote} was rejected {PUSH_ATTEMPTS} times: the remote keeps moving",
+                             hint="run `milestoned sync` again")
+    report["claims"] = claims.push_pending(ws, remote, repo, timeout=timeout)
+    return report
+
+
+def unsynced(ws: Workspace, remote: str, *, timeout: float = 30.0) -> list[dict[str, Any]]:
+    """Refs that differ between this clone and ``remote`` (asks the remote), for ``doctor``.
+
+    Each row: ``ref``, ``local``, ``remote`` (commit ids or None) and ``status``:
+    ``not pushed``, ``not fetched``, ``ahead``, ``behind`` or ``diverged``.
+    """
+    repo = statebranch.open_repo(ws)
+    proc = network_git(ws, ["ls-remote", remote, statebranch.REF, NOTES_REF, f"{CLAIMS_PREFIX}*"], timeout=timeout)
+    if proc.returncode != 0:
+        raise _failure("asking", remote, proc)
+    theirs = {ref: oid for oid, _, ref in (line.partition("\t") for line in proc.stdout.splitlines()) if ref}
+    ours = {ref: str(statebranch.tip(repo, ref)) for ref in (statebranch.REF, NOTES_REF)
+            if statebranch.tip(repo, ref) is not None}
+    ours.update({ref: str(statebranch.tip(repo, ref)) for ref in repo.references if ref.startswith(CLAIMS_PREFIX)})
+    rows = []
+    for ref in sorted(set(ours) | {r for r in theirs if not r.startswith(CLAIMS_PREFIX)}):
+        local, there = ours.get(ref), theirs.get(ref)
+        if local == there:
+            continue
+        if there is None:
+            status = "not pushed"
+        elif local is None:
+            status = "not fetched"
+        elif there not in repo:
+            status = "behind or diverged (fetch to know)"
+        elif repo.descendant_of(local, there):
+            status = "ahead"
+        elif repo.descendant_of(there, local):
+            status = "behind"
+        else:
+            status = "diverged"
+        rows.append({"ref": ref, "local": local, "remote": there, "status": status})
+    return rows

@@ -1,0 +1,305 @@
+"""``milestoned sync`` through real remotes: a bare repository and a real ``git daemon``.
+
+The helpers at the top (clones, a served remote) are shared by the session and claim tests.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import Result
+
+from conftest import git, invoke, make_repo, write_milestone
+from milestoned import sync
+from milestoned.workspace import Workspace
+
+
+def at(root: Path, *args: str) -> Result:
+    """The CLI in-process, as if started in ``root``."""
+    before = os.getcwd()
+    os.chdir(root)
+    try:
+        return invoke(*args)
+    finally:
+        os.chdir(before)
+
+
+def ok(root: Path, *args: str) -> str:
+    result = at(root, *args)
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+def as_json(root: Path, *args: str) -> dict:
+    return json.loads(ok(root, *args, "--json"))
+
+
+def event_ids(root: Path, milestone: str = "m1") -> set[str]:
+    return {e["id"] for e in as_json(root, "events", milestone, "-n", "0")["events"]}
+
+
+def tasks_yaml(count: int) -> str:
+    return "\n".join(f"  - {{id: T{i}, title: task {i}}}" for i in range(1, count + 1))
+
+
+def bare_remote(path: Path) -> Path:
+    path.mkdir(parents=True)
+    git("init", "-q", "--bare", "-b", "main", cwd=path)
+    return path
+
+
+def project(tmp_path: Path, tasks: int = 4, *, remote: Path | None = None) -> tuple[Path, Path]:
+    """A bare remote and a first clone with an active milestone ``m1`` of independent tasks."""
+    remote = remote or bare_remote(tmp_path / "origin.git")
+    first = make_repo(tmp_path / "a")
+    git("remote", "add", "origin", str(remote), cwd=first)
+    git("push", "-q", "origin", "main", cwd=first)
+    ok(first, "init")
+    write_milestone(first, "m1", f"id: m1\ntitle: shared work\ntasks:\n{tasks_yaml(tasks)}\n")
+    ok(first, "activate", "m1")
+    return remote, first
+
+
+def clone(remote: Path | str, dest: Path) -> Path:
+    git("clone", "-q", str(remote), str(dest), cwd=dest.parent)
+    return dest
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def git_daemon(tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    """A real ``git daemon`` on 127.0.0.1 serving (and accepting pushes to) ``served/``: (dir, base URL)."""
+    served = tmp_path / "served"
+    served.mkdir()
+    for _ in range(5):
+        port = free_port()
+        proc = subprocess.Popen(
+            ["git", "daemon", "--reuseaddr", "--export-all", "--enable=receive-pack", "--informative-errors",
+             "--listen=127.0.0.1", f"--port={port}", f"--base-path={served}", str(served)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + 15
+        while proc.poll() is None and time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        if proc.poll() is None:
+            break
+    else:
+        pytest.fail("git daemon did not start")
+    try:
+        yield served, f"git://127.0.0.1:{port}/"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def user_view(root: Path) -> dict[str, object]:
+    """What git says about the user's work: HEAD, index, status and every file outside .milestones/."""
+    files = {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and not {".git", ".milestones"} & set(p.relative_to(root).parts)
+    }
+    return {
+        "head": git("rev-parse", "HEAD", cwd=root),
+        "branch": git("symbolic-ref", "HEAD", cwd=root),
+        "index": git("ls-files", "-s", "--debug", cwd=root).replace("\n", "|"),
+        "staged": git("diff", "--cached", cwd=root),
+        "status": git("status", "--porcelain", cwd=root),
+        "files": files,
+        "branches": [line for line in git("for-each-ref", "refs/heads/", "--format=%(refname) %(objectname)",
+                                          cwd=root).splitlines() if "refs/heads/milestoned/" not in line],
+    }
+
+
+# -- the tests -------------------------------------------------------------------------------
+def test_two_clones_that_saved_and_synced_end_with_the_union_of_their_events(tmp_path: Path) -> None:
+    remote, a = project(tmp_path, tasks=4)
+    ok(a, "session", "save")
+    ok(a, "sync")
+    b = clone(remote, tmp_path / "b")
+    ok(b, "resume")
+    # both clones work at once, on different tasks, and save without talking to each other
+    ok(a, "next", "--claim", "--agent", "alice")
+    ok(a, "done", "--agent", "alice")
+    ok(b, "task", "start", "T2", "--agent", "bob")
+    ok(b, "task", "start", "T4", "--agent", "bob-2")
+    ok(a, "session", "save")
+    ok(b, "session", "save")
+    only_a, only_b = event_ids(a) - event_ids(b), event_ids(b) - event_ids(a)
+    assert only_a and only_b
+    union = event_ids(a) | event_ids(b)
+
+    first = as_json(a, "sync")
+    assert first["state"] == "none" or first["state"] == "up-to-date"
+    second = as_json(b, "sync")
+    assert second["state"] == "merged" and second["pushed"] == ["refs/heads/milestoned/state"]
+    third = as_json(a, "sync")
+    assert third["state"] == "fast-forward"
+
+    assert event_ids(a) == event_ids(b) == union
+    view_a, view_b = as_json(a, "status", "m1"), as_json(b, "status", "m1")
+    assert [(t["id"], t["status"], t["agent"]) for t in view_a["tasks"]] == \
+        [(t["id"], t["status"], t["agent"]) for t in view_b["tasks"]] == \
+        [("T1", "completed", "alice"), ("T2", "in_progress", "bob"), ("T3", "pending", None),
+         ("T4", "in_progress", "bob-2")]
+    # the merged log is sorted the way every clone folds it, and the file shows the merged state
+    log = [json.loads(line) for line in (a / ".milestones/logs/execution-m1.jsonl").read_text().splitlines()]
+    keys = [(e["clock"], e["timestamp"], e["id"]) for e in log]
+    assert keys == sorted(keys)
+    assert "agent: bob" in (a / ".milestones/active/m1.yaml").read_text()
+    # the remote's state branch holds both histories
+    tip = git("rev-parse", "refs/heads/milestoned/state", cwd=remote)
+    assert len(git("rev-list", "--merges", tip, cwd=remote).split()) >= 1
+    assert git("rev-parse", "milestoned/state", cwd=a) == git("rev-parse", "milestoned/state", cwd=b) == tip
+
+
+def test_session_save_and_sync_leave_head_index_and_working_tree_byte_for_byte(tmp_path: Path) -> None:
+    remote, a = project(tmp_path)
+    (a / "README.md").write_text("edited, not staged\n")
+    (a / "staged.txt").write_text("staged\n")
+    git("add", "staged.txt", cwd=a)
+    (a / "scratch.txt").write_text("untracked\n")
+    ok(a, "task", "start", "T1")
+    before = user_view(a)
+    index_bytes = (a / ".git/index").read_bytes()
+    ok(a, "session", "save")
+    ok(a, "sync")
+    b = clone(remote, tmp_path / "b")
+    ok(b, "resume")
+    ok(b, "task", "done", "T1")
+    ok(b, "session", "save")
+    ok(b, "sync")
+    ok(a, "sync")  # brings b's work in
+    assert user_view(a) == before
+    assert (a / ".git/index").read_bytes() == index_bytes
+    assert as_json(a, "status", "m1")["tasks"][0]["status"] == "completed"
+
+
+def test_a_rejected_push_is_retried_after_a_fetch_and_merge(tmp_path: Path) -> None:
+    remote, a = project(tmp_path)
+    ok(a, "session", "save")
+    ok(a, "sync")
+    b = clone(remote, tmp_path / "b")
+    ok(b, "resume")
+    ok(b, "task", "start", "T2", "--agent", "bob")
+    ok(b, "session", "save")  # b's state moves on, not pushed yet
+    ok(a, "task", "start", "T1", "--agent", "alice")
+    ok(a, "session", "save")
+    # a's pre-push hook pushes b's state first, once: a's own push is then rejected
+    hook = a / ".git/hooks/pre-push"
+    hook.write_text(
+        "#!/bin/sh\n"
+        "unset GIT_DIR GIT_WORK_TREE GIT_INDEX_FILE\n"
+        f"if [ ! -e '{tmp_path}/raced' ]; then\n"
+        f"  touch '{tmp_path}/raced'\n"
+        f"  git -C '{b}' push -q origin refs/heads/milestoned/state >/dev/null 2>&1\n"
+        "fi\n"
+        "exit 0\n"
+    )
+    hook.chmod(0o755)
+    report = as_json(a, "sync")
+    assert (tmp_path / "raced").exists()
+    assert report["push_attempts"] == 2
+    assert "refs/heads/milestoned/state" in report["rejected"][0]
+    assert report["state"] == "merged" and "refs/heads/milestoned/state" in report["pushed"]
+    ok(b, "sync")
+    assert event_ids(a) == event_ids(b)
+    statuses = {t["id"]: (t["status"], t["agent"]) for t in as_json(b, "status", "m1")["tasks"]}
+    assert statuses["T1"] == ("in_progress", "alice") and statuses["T2"] == ("in_progress", "bob")
+
+
+def test_notes_from_two_clones_merge_line_by_line(tmp_path: Path) -> None:
+    remote, a = project(tmp_path)
+    b = clone(remote, tmp_path / "b")
+    head = git("rev-parse", "HEAD", cwd=a)
+    git("notes", "--ref=milestoned", "add", "-m", '{"task":"T1","from":"a"}', head, cwd=a)
+    git("notes", "--ref=milestoned", "add", "-m", '{"task":"T1","from":"b"}', head, cwd=b)
+    ok(a, "session", "save")
+    ok(a, "sync")
+    ok(b, "resume")
+    assert as_json(b, "sync")["notes"] == "merged"
+    ok(a, "sync")
+    for clone_dir in (a, b):
+        lines = git("notes", "--ref=milestoned", "show", head, cwd=clone_dir).splitlines()
+        assert sorted(lines) == ['{"task":"T1","from":"a"}', '{"task":"T1","from":"b"}']
+    # a fetch never overwrites a local ref: the notes b had not pushed survived a's fetch
+    assert git("rev-parse", "refs/notes/milestoned", cwd=a) == git("rev-parse", "refs/notes/milestoned", cwd=b)
+
+
+def test_two_clones_sync_through_a_git_daemon(tmp_path: Path, git_daemon: tuple[Path, str]) -> None:
+    served, url = git_daemon
+    bare_remote(served / "shared.git")
+    remote, a = project(tmp_path, remote=served / "shared.git")
+    git("remote", "set-url", "origin", url + "shared.git", cwd=a)
+    ok(a, "task", "start", "T1", "--agent", "alice")
+    ok(a, "session", "save")
+    ok(a, "sync")
+    b = clone(url + "shared.git", tmp_path / "b")
+    resumed = as_json(b, "resume")
+    assert resumed["state"] == "fast-forward" and resumed["milestone"]["id"] == "m1"
+    ok(b, "task", "done", "T1")
+    ok(b, "session", "save")
+    ok(b, "sync", "origin")
+    assert as_json(a, "sync", "origin")["state"] == "fast-forward"
+    assert as_json(a, "status", "m1")["tasks"][0]["status"] == "completed"
+    assert event_ids(a) == event_ids(b)
+
+
+def test_doctor_is_told_which_refs_are_not_synced(tmp_path: Path) -> None:
+    remote, a = project(tmp_path)
+    ok(a, "session", "save")
+    ws = Workspace.discover(a)
+    rows = sync.unsynced(ws, "origin")
+    assert [(r["ref"], r["status"]) for r in rows] == [("refs/heads/milestoned/state", "not pushed")]
+    ok(a, "sync")
+    assert sync.unsynced(ws, "origin") == []
+    ok(a, "task", "start", "T1")
+    ok(a, "session", "save")
+    assert [(r["ref"], r["status"]) for r in sync.unsynced(ws, "origin")] == [("refs/heads/milestoned/state", "ahead")]
+
+
+def test_sync_pushes_nothing_but_state_and_notes(tmp_path: Path) -> None:
+    remote, a = project(tmp_path)
+    git("checkout", "-q", "-b", "feature", cwd=a)
+    (a / "work.txt").write_text("mine\n")
+    git("add", "work.txt", cwd=a)
+    git("commit", "-q", "-m", "local work", cwd=a)
+    ok(a, "session", "save")
+    ok(a, "sync")
+    refs = git("for-each-ref", "--format=%(refname)", cwd=remote).split()
+    assert refs == ["refs/heads/main", "refs/heads/milestoned/state"]
+    assert git("rev-parse", "refs/heads/main", cwd=remote) == git("rev-parse", "main", cwd=a)
+
+
+def test_sync_without_a_remote_says_so(repo: Path) -> None:
+    result = invoke("sync")
+    assert result.exit_code == 2
+    assert result.stderr.strip() == ("milestoned: error: no remote to sync with "
+                                     "(name one: milestoned sync REMOTE (see `git remote -v`))")
+    bad = invoke("sync", "--upload-pack=touch pwned")
+    assert bad.exit_code == 2
+    assert not (repo / "pwned").exists()
+
+
+def test_sync_to_an_unreachable_remote_fails_cleanly(repo: Path, tmp_path: Path) -> None:
+    git("remote", "add", "gone", str(tmp_path / "nowhere.git"), cwd=repo)
+    result = invoke("sync", "gone")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("milestoned: error: fetching from gone failed:")
+    assert "Traceback" not in result.output
