@@ -63,10 +63,14 @@ def milestone_option(func: F) -> F:
                         help="Milestone id (default: the current one, active/current.txt).")(func)
 
 
+def json_text(data: Any, *, pretty: bool) -> str:
+    """The text ``--json`` prints; the daemon serializes its views with this too."""
+    return json.dumps(data, indent=2 if pretty else None, ensure_ascii=False, default=str) + "\n"
+
+
 def print_json(data: Any) -> None:
     """Indented for a person at a terminal, compact for a program (same schema either way)."""
-    indent = 2 if sys.stdout.isatty() else None
-    sys.stdout.write(json.dumps(data, indent=indent, ensure_ascii=False, default=str) + "\n")
+    sys.stdout.write(json_text(data, pretty=sys.stdout.isatty()))
 
 
 def open_engine() -> Any:
