@@ -11,8 +11,14 @@ from milestoned.cli.base import cli, json_option, milestone_argument, open_engin
 
 
 def _status_view(engine, milestone: str | None) -> dict:  # type: ignore[no-untyped-def]
-    from milestoned import views
+    """From the daemon when one answers, else from the files: the same view either way."""
+    from milestoned import client, views
 
+    answer = client.status(engine.ws, milestone)
+    if answer is not None:
+        if answer.warning:
+            warn(f"daemon: {answer.warning}")
+        return answer.view()
     if milestone is None and engine.current_id() is None:
         return views.overview(engine)
     return views.status(engine.load(engine.resolve(milestone), cached=True))
@@ -31,6 +37,16 @@ def status(milestone: str | None, as_json: bool, watch: bool, interval: float) -
     from milestoned import render
 
     engine = open_engine()
+    if as_json and not watch and not sys.stdout.isatty():
+        from milestoned import client
+
+        answer = client.status(engine.ws, milestone)
+        if answer is not None:  # the daemon's bytes are what print_json would write: pass them through
+            if answer.warning:
+                warn(f"daemon: {answer.warning}")
+            sys.stdout.flush()
+            sys.stdout.buffer.write(answer.raw)
+            return
     view = _status_view(engine, milestone)
     if as_json:
         print_json(view)
@@ -92,12 +108,22 @@ def events(milestone: str | None, as_json: bool, names: tuple[str, ...], task_id
         return (not names or name in names) and (task_id is None or event.get("task_id") == task_id)
 
     legacy_path = engine.ws.legacy_log_path(mid)
-    legacy, log = eventlog.read_legacy(legacy_path), eventlog.read(path)
-    for where, read in ((legacy_path, legacy), (path, log)):
-        for line, why in read.problems:
-            warn(f"{display_path(where)}:{line}: {why} (line skipped)")
-    chosen = [e for e in [*legacy.events, *log.events] if keep(e)]
-    chosen = chosen[-limit:] if limit else chosen
+    answer = None
+    if not follow and not legacy_path.exists():
+        from milestoned import client
+
+        answer = client.ask(engine.ws, "events", milestone=mid, names=list(names), task_id=task_id, limit=limit)
+    if answer is not None:  # the daemon keeps the recent events in memory
+        for line, why in answer["problems"]:
+            warn(f"{display_path(path)}:{line}: {why} (line skipped)")
+        chosen = answer["result"]["events"]
+    else:
+        legacy, log = eventlog.read_legacy(legacy_path), eventlog.read(path)
+        for where, read in ((legacy_path, legacy), (path, log)):
+            for line, why in read.problems:
+                warn(f"{display_path(where)}:{line}: {why} (line skipped)")
+        chosen = [e for e in [*legacy.events, *log.events] if keep(e)]
+        chosen = chosen[-limit:] if limit else chosen
     if as_json and not follow:
         print_json({"schema": 1, "milestone_id": mid, "events": chosen})
         return

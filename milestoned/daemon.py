@@ -1,0 +1,681 @@
+"""The per-repository daemon (SPEC §6): watch, detect blockers, answer on a socket.
+
+One daemon per repository — its common git dir — serves every worktree.  That it is
+the only one is proven by an ``flock`` on ``<runtime dir>/daemon.lock`` held for its
+whole life (the kernel drops it when the process dies, even by ``kill -9``) plus a
+socket that answers: a socket file nobody answers on, or a record whose pid no longer
+holds the lock, is the stale leftover of a crash and is removed by whoever finds it.
+
+The daemon is a thin door.  All state changes go through the engine; what it keeps
+in memory (``viewcache``) is only a faster way to read the files, checked against
+them on every request.  It never runs a task command and never commits to a user
+branch; the only command it runs is the configured test command (``testruns``).
+
+Threads: the main thread is the work loop (take debounced changes from the watcher,
+refresh, detect, escalate; time-based checks every ``TICK``; a full look every
+``SWEEP``; WATCHDOG=1 to systemd while it turns).  Socket clients are served each on
+a thread; everything that touches the cache or the engine holds ``self.work``, so one
+thing happens at a time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import fcntl
+import json
+import logging
+import os
+import signal
+import socket
+import socketserver
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from milestoned import __version__, clock
+from milestoned.client import socket_path
+from milestoned.errors import MilestonedError, RuntimeFailure, UserError
+from milestoned.workspace import Workspace
+
+log = logging.getLogger("milestoned.daemon")
+
+LOCK_NAME = "daemon.lock"
+RECORD_NAME = "daemon.json"
+LOG_NAME = "daemon.log"
+MAX_REQUEST = 1 << 20
+MAX_LOG = 5 << 20  # bytes of daemon.log before it is rotated at the next start
+TICK = 1.0  # seconds between time-based checks (long-running tasks, disk usage)
+SWEEP = 30.0  # seconds between full looks (git conflicts, every file, the watches themselves)
+OPS = ("ping", "status", "events", "next", "blockers")
+
+
+# -- where things are -------------------------------------------------------------------
+def _private_dir(path: Path) -> None:
+    """Create ``path`` mode 0700, and refuse one that another user could have prepared."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    st = path.lstat()
+    if not path.is_dir() or path.is_symlink() or st.st_uid != os.getuid():
+        raise RuntimeFailure(f"{path} is not a directory owned by you; remove it and try again")
+    if st.st_mode & 0o077:
+        os.chmod(path, 0o700)
+
+
+def read_record(ws: Workspace) -> dict[str, Any] | None:
+    """What the running (or crashed) daemon wrote about itself: pid, socket, start time."""
+    try:
+        data = json.loads((ws.runtime_dir / RECORD_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _try_lock(path: Path) -> int | None:
+    """An fd holding the exclusive daemon lock, or None when a live daemon holds it."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        os.close(fd)
+        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            return None
+        raise
+    return fd
+
+
+def lock_held(ws: Workspace) -> bool:
+    """Whether a live process holds the daemon lock of this repository."""
+    path = ws.runtime_dir / LOCK_NAME
+    if not path.exists():
+        return False
+    fd = _try_lock(path)
+    if fd is None:
+        return True
+    os.close(fd)
+    return False
+
+
+def clean_stale(ws: Workspace) -> list[Path]:
+    """Remove the socket and record a dead daemon left behind; only when nobody holds the lock."""
+    path = ws.runtime_dir / LOCK_NAME
+    if not path.exists():
+        return []
+    fd = _try_lock(path)
+    if fd is None:
+        return []
+    try:
+        return _remove_files(ws)
+    finally:
+        os.close(fd)
+
+
+def _remove_files(ws: Workspace) -> list[Path]:
+    removed = []
+    for leftover in (socket_path(ws), ws.runtime_dir / RECORD_NAME):
+        try:
+            leftover.unlink()
+            removed.append(leftover)
+        except FileNotFoundError:
+            pass
+    return removed
+
+
+# -- start / stop from the command line ------------------------------------------------
+def start(ws: Workspace, *, timeout: float = 30.0) -> tuple[bool, dict[str, Any]]:
+    """Start a detached daemon and wait until it answers.  (started?, its ping answer).
+
+    A daemon that already answers is reported, not duplicated.  The child gets a new
+    session (no terminal, no signals from this shell) and writes to ``daemon.log``.
+    """
+    from milestoned import client
+
+    answer = client.ping(ws)
+    if answer is not None:
+        return False, answer
+    _private_dir(ws.runtime_dir)
+    log_path = ws.runtime_dir / LOG_NAME
+    if log_path.exists() and log_path.stat().st_size > MAX_LOG:
+        os.replace(log_path, log_path.with_suffix(".log.1"))
+    env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")}
+    fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "milestoned", "daemon", "run"], cwd=ws.root, env=env,
+            stdin=subprocess.DEVNULL, stdout=fd, stderr=fd, start_new_session=True,
+        )
+    finally:
+        os.close(fd)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        answer = client.ping(ws, timeout=max(0.1, deadline - time.monotonic()))
+        if answer is not None:
+            return answer.get("pid") == child.pid, answer
+        if child.poll() is not None:
+            answer = client.ping(ws)
+            if answer is not None:  # another start won the race
+                return False, answer
+            raise RuntimeFailure(f"the daemon exited with status {child.returncode}: {_last_line(log_path)}")
+        time.sleep(0.02)
+    raise RuntimeFailure(f"the daemon did not answer within {timeout:g}s (see {log_path})")
+
+
+def _last_line(path: Path) -> str:
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+    except OSError:
+        return "no log"
+    return lines[-1] if lines else f"nothing in {path}"
+
+
+def stop(ws: Workspace, *, timeout: float = 20.0) -> int | None:
+    """SIGTERM the daemon and wait for it to let go of its lock; its pid, or None if none ran."""
+    from milestoned import client
+
+    answer = client.ping(ws)
+    pid = answer.get("pid") if answer else None
+    if pid is None and lock_held(ws):  # alive but not answering (wedged): its record names it
+        pid = (read_record(ws) or {}).get("pid")
+    if not isinstance(pid, int):
+        clean_stale(ws)
+        return None
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        clean_stale(ws)
+        return pid
+    deadline = time.monotonic() + timeout
+    while lock_held(ws):
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            time.sleep(0.2)
+            clean_stale(ws)
+            raise RuntimeFailure(f"the daemon (pid {pid}) did not stop within {timeout:g}s and was killed")
+        time.sleep(0.02)
+    return pid
+
+
+# -- the daemon itself ------------------------------------------------------------------
+class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+    allow_reuse_address = False
+
+    def __init__(self, path: Path, daemon: Daemon) -> None:
+        self.milestoned = daemon
+        super().__init__(str(path), _Handler)
+
+
+class _Handler(socketserver.StreamRequestHandler):
+    timeout = 300  # an idle client is dropped after this many seconds
+
+    def handle(self) -> None:
+        daemon: Daemon = self.server.milestoned  # type: ignore[attr-defined]
+        while True:
+            try:
+                line = self.rfile.readline(MAX_REQUEST)
+            except OSError:
+                return
+            if not line:
+                return
+            try:
+                self.wfile.write(daemon.answer(line))
+                self.wfile.flush()
+            except OSError:
+                return
+
+
+def _line(data: dict[str, Any]) -> bytes:
+    return json.dumps(data, ensure_ascii=False, default=str).encode("utf-8") + b"\n"
+
+
+class Daemon:
+    """The work loop, its memory and its answers."""
+
+    def __init__(self, ws: Workspace) -> None:
+        from milestoned.blockers import Probe
+        from milestoned.config import Config
+        from milestoned.engine import Engine
+        from milestoned.testruns import TestCommand, TestWorker
+        from milestoned.viewcache import ViewCache
+        from milestoned.watch import Watcher
+
+        self.ws = ws
+        self.engine = Engine(ws)
+        self.cache = ViewCache(self.engine)
+        self.watcher = Watcher(ws)
+        self.work = threading.RLock()
+        self.config = Config()
+        self.config_error: str | None = None
+        self.probe = Probe(now=clock.now())
+        self.tests = TestWorker(TestCommand(ws), self._tests_done)
+        self.head: str | None = None
+        self.started_at = clock.now_iso()
+        self.stopping = threading.Event()
+        self.resyncs = 0
+        self.warning: str | None = None
+        self.socket = socket_path(ws)
+        self._server: _Server | None = None
+
+    # -- life -------------------------------------------------------------------------
+    def serve(self) -> int:
+        from milestoned import sdnotify
+
+        self._bind()
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        self.watcher.start()
+        with self.work:
+            self._resync("start", quiet=True)
+        self.tests.start()
+        server_thread = threading.Thread(target=self._server.serve_forever, name="milestoned-socket",  # type: ignore[union-attr]
+                                         kwargs={"poll_interval": 0.5}, daemon=True)
+        server_thread.start()
+        log.info("milestoned %s serving %s on %s (pid %d)", __version__, self.ws.root, self.socket, os.getpid())
+        sdnotify.notify("READY=1", f"STATUS=watching {self.ws.root}", f"MAINPID={os.getpid()}")
+        try:
+            self._loop(server_thread)
+        finally:
+            self._shutdown()
+        return 0
+
+    def _bind(self) -> None:
+        _private_dir(self.socket.parent)
+        try:
+            self.socket.unlink()  # we hold the lock: whatever is there is a crashed daemon's
+        except FileNotFoundError:
+            pass
+        old = os.umask(0o177)
+        try:
+            self._server = _Server(self.socket, self)
+        finally:
+            os.umask(old)
+        os.chmod(self.socket, 0o600)
+        record = {"pid": os.getpid(), "socket": str(self.socket), "root": str(self.ws.root),
+                  "started_at": self.started_at, "version": __version__}
+        from milestoned.store import atomic_write
+
+        atomic_write(self.ws.runtime_dir / RECORD_NAME, json.dumps(record, indent=1) + "\n", 0o600)
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        from milestoned.watch import Change
+
+        log.info("received %s: stopping", signal.Signals(signum).name)
+        self.stopping.set()
+        self.watcher.push(Change("wake"))
+
+    def _loop(self, server_thread: threading.Thread) -> None:
+        from milestoned import sdnotify
+
+        pet = sdnotify.watchdog_interval()
+        next_tick = next_pet = 0.0
+        next_sweep = time.monotonic() + SWEEP
+        while not self.stopping.is_set():
+            changes = self.watcher.take(timeout=TICK)
+            if self.stopping.is_set():
+                break
+            now = time.monotonic()
+            try:
+                with self.work:
+                    if changes:
+                        self._react(changes)
+                    if now >= next_sweep:
+                        self._sweep()
+                        next_sweep = now + SWEEP
+                    if now >= next_tick:
+                        self._evaluate(git=False)
+                        next_tick = now + TICK
+            except Exception:  # noqa: BLE001 - one bad turn must not take the daemon down
+                log.exception("unexpected error while reacting to %s", sorted(c.kind for c in changes))
+            if pet and now >= next_pet and server_thread.is_alive():
+                sdnotify.notify("WATCHDOG=1")
+                next_pet = now + pet
+
+    def _shutdown(self) -> None:
+        from milestoned import sdnotify
+
+        sdnotify.notify("STOPPING=1")
+        self.tests.stop()
+        self.watcher.stop()
+        with self.work:
+            self._save_session("daemon_stopped")
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        _remove_files(self.ws)
+        log.info("stopped")
+
+    def _save_session(self, reason: str) -> None:
+        from milestoned import sessions
+
+        mid = self.engine.current_id()
+        if mid is None:
+            return
+        try:
+            with self.engine.transaction() as txn:
+                ms = txn.milestone(mid)
+                if ms.state.session_id:
+                    path = sessions.save(txn, ms, reason)
+                    log.info("session saved: %s", path)
+        except MilestonedError as exc:
+            log.warning("could not save the session of %s: %s", mid, exc)
+
+    # -- reacting ---------------------------------------------------------------------
+    def _react(self, changes: set[Any]) -> None:
+        kinds = {c.kind for c in changes}
+        lost = self.watcher.rescan() if kinds & {"rescan", "resync"} else False
+        if "resync" in kinds or lost:
+            reasons = sorted(c.name or "a watch was lost" for c in changes if c.kind == "resync") or ["a watch was lost"]
+            self._resync("; ".join(reasons))
+            return
+        if "config" in kinds:
+            self._load_config()
+        if kinds & {"inbox", "git"}:
+            self._drain()  # refs that moved without a hook (libgit2 clients) are ingested too
+        touched = {c.name for c in changes if c.kind in ("milestone", "log") and c.name}
+        if "current" in kinds and (current := self.engine.current_id()):
+            touched.add(current)
+        for mid in sorted(touched):
+            self._refresh(mid)
+        if "git" in kinds:
+            self._look_at_git()
+        self._evaluate(git="git" in kinds)
+
+    def _resync(self, reason: str, *, quiet: bool = False) -> None:
+        """Forget everything in memory and read it all again (start, lost events, dead watches)."""
+        if not quiet:
+            self.resyncs += 1
+            log.warning("re-reading everything: %s", reason)
+        self._load_config()
+        self._drain()
+        for mid in self.cache.ids():
+            self.cache.forget(mid)
+        self._load_all()
+        self._look_at_git()
+        self._evaluate(git=True)
+
+    def _sweep(self) -> None:
+        """The slow safety net: watches, every file's stamps, git conflicts."""
+        if not self.watcher.healthy():
+            self.watcher.stop()
+            from milestoned.watch import Watcher
+
+            self.watcher = Watcher(self.ws)
+            self.watcher.start()
+            self._resync("the file watcher stopped; restarted it")
+            return
+        if self.watcher.rescan():
+            self._resync("a watched directory was replaced")
+            return
+        self._load_all()
+        self._look_at_git()
+        self._maybe_test(self.head)  # a milestone activated since the last commit wants it tested
+        self._evaluate(git=True)
+
+    def _load_config(self) -> None:
+        from milestoned.config import load_config
+
+        try:
+            self.config = load_config(self.ws.config_path)
+            self.config_error = None
+        except UserError as exc:
+            self.config_error = str(exc)
+            log.warning("invalid config, keeping the previous settings: %s", exc)
+
+    def _drain(self) -> int:
+        """Ingest the hooks' inbox and commits that arrived without hooks (``milestoned.ingest``)."""
+        try:
+            from milestoned.ingest import drain
+        except ImportError:
+            if self.warning is None:
+                self.warning = "milestoned.ingest is not available: the inbox is watched but not drained"
+                log.warning(self.warning)
+            return 0
+        try:
+            count = drain(self.engine)
+        except MilestonedError as exc:
+            log.warning("could not drain the inbox: %s", exc)
+            return 0
+        if count:
+            log.info("ingested %d inbox line(s)", count)
+            self._load_all()
+        return count
+
+    def _load_all(self) -> None:
+        present = set()
+        for path in self.engine.milestone_paths():
+            present.add(path.stem)
+            self._refresh(path.stem)
+        for mid in self.cache.ids():
+            if mid not in present:
+                self.cache.forget(mid)
+
+    def _refresh(self, mid: str) -> None:
+        from milestoned.plan import NotAMilestone
+
+        reported = self.cache.errors.get(mid)
+        try:
+            entry = self.cache.get(mid)
+        except NotAMilestone:
+            self.cache.forget(mid)
+            return
+        except UserError as exc:
+            if not self._exists(mid):
+                self.cache.forget(mid)  # deleted, or moved between active/ and completed/ mid-read
+            elif str(exc) != reported:
+                log.warning("invalid edit, the last good state is kept: %s", exc)
+            return
+        if entry.milestone.pending:
+            self._record_hand_edits(mid)
+
+    def _exists(self, mid: str) -> bool:
+        return any((d / f"{mid}{s}").is_file() for d in (self.ws.active_dir, self.ws.completed_dir)
+                   for s in (".yaml", ".yml"))
+
+    def _record_hand_edits(self, mid: str) -> None:
+        """A valid hand edit of a status becomes ``status_set_manually`` events now, not later."""
+        try:
+            with self.engine.transaction() as txn:
+                ms = txn.milestone(mid)
+                edits = [e for e in ms.pending if e.get("event") == "status_set_manually"]
+        except MilestonedError as exc:
+            log.warning("could not record the hand edits of %s: %s", mid, exc)
+            return
+        for edit in edits:
+            log.info("hand edit of %s recorded: %s %s -> %s", mid, edit.get("task_id", "milestone"),
+                     edit.get("from"), edit.get("to"))
+        self.cache.get(mid)
+
+    def _look_at_git(self) -> None:
+        from milestoned import gitutil
+
+        if not self.ws.is_git:
+            return
+        try:
+            head = gitutil.head_commit(self.ws.root)
+        except MilestonedError:
+            return
+        if head != self.head:
+            self.head = head
+            self._maybe_test(head)
+
+    def _maybe_test(self, head: str | None) -> None:
+        from milestoned.blockers import RUNNING
+        from milestoned.testruns import Ledger
+
+        cfg = self.config
+        if not (head and cfg.test_command and cfg.detect_test_failures):
+            return
+        running = any(self.cache.known(m).milestone.state.status in RUNNING for m in self.cache.ids())  # type: ignore[union-attr]
+        known = Ledger(self.ws).get(head)
+        if running and (known is None or known.command != cfg.test_command):
+            self.tests.want(head, cfg.test_command, cfg.test_timeout)
+
+    def _tests_done(self, run: Any) -> None:
+        from milestoned.watch import Change
+
+        self.watcher.push(Change("tests"))
+
+    def _evaluate(self, *, git: bool) -> None:
+        """Run the detectors over every monitored milestone; escalate or clear what changed."""
+        from milestoned import blockers
+        from milestoned.testruns import Ledger
+
+        cfg = self.config
+        if git:
+            self.probe = blockers.gather(self.ws, cfg)
+        else:
+            self.probe = dataclasses.replace(
+                self.probe, now=clock.now(), tests=Ledger(self.ws).last(),
+                disk_percent=blockers.disk_percent(self.ws) if cfg.disk_usage_percent is not None else None,
+            )
+        for mid in self.cache.ids():
+            entry = self.cache.known(mid)
+            if entry is None or mid in self.cache.errors:
+                continue
+            ms = entry.milestone
+            if ms.state.status not in blockers.RUNNING and not ms.state.blockers:
+                continue
+            found, covered = blockers.detect(ms, cfg, self.probe)
+            if not blockers.differs(ms, found, covered):
+                continue
+            try:
+                with self.engine.transaction() as txn:
+                    outcome = blockers.recheck(txn, txn.milestone(mid), config=cfg, probe=self.probe)
+            except MilestonedError as exc:
+                log.warning("could not update the blockers of %s: %s", mid, exc)
+                continue
+            if outcome.message:
+                log.warning("%s", outcome.message)
+            for cleared in outcome.cleared:
+                log.info("%s: blocker cleared: %s: %s", mid, cleared.get("type"), cleared.get("detail"))
+            self._refresh(mid)
+
+    # -- answering --------------------------------------------------------------------
+    def answer(self, line: bytes) -> bytes:
+        """One response line for one request line; never raises."""
+        try:
+            request = json.loads(line)
+            if not isinstance(request, dict):
+                raise ValueError("a request is a JSON object")
+        except ValueError as exc:
+            return _line({"ok": False, "error": f"bad request: {exc}", "exit_code": 2})
+        op = request.get("op")
+        if op not in OPS:
+            return _line({"ok": False, "error": f"unknown op {op!r} (ops: {', '.join(OPS)})", "exit_code": 2})
+        try:
+            if op == "ping":
+                return _line({"ok": True, **self.info()})
+            with self.work:
+                if request.get("sync", True):
+                    self._drain()  # the cookie: what the hooks wrote so far is in the answer (a few stats if nothing)
+                return getattr(self, f"_op_{op}")(request)
+        except MilestonedError as exc:
+            return _line({"ok": False, "error": str(exc), "exit_code": exc.exit_code})
+        except Exception as exc:  # noqa: BLE001 - a bug answers as an error, the daemon lives on
+            log.exception("answering %s", op)
+            return _line({"ok": False, "error": f"internal error: {type(exc).__name__}: {exc}", "exit_code": 1})
+
+    def _milestone_of(self, request: dict[str, Any]) -> str:
+        named = request.get("milestone")
+        if named is not None and not isinstance(named, str):
+            raise UserError("milestone must be a string")
+        return self.engine.resolve(named)
+
+    def _op_status(self, request: dict[str, Any]) -> bytes:
+        cwd = request.get("cwd") if isinstance(request.get("cwd"), str) else os.getcwd()
+        named = request.get("milestone")
+        if named is None and self.engine.current_id() is None:
+            body = self.cache.overview(cwd)
+        elif request.get("sync", True):
+            body = self.cache.status(self._milestone_of(request), cwd)
+        else:  # answer from memory as the watcher left it (to measure the watcher alone)
+            entry = self.cache.known(self._milestone_of(request))
+            if entry is None:
+                raise UserError("not in the daemon's memory yet")
+            body = entry.rendered
+        head = b'{"ok":true'
+        if self.warning:
+            head += b',"warning":' + json.dumps(self.warning).encode()
+        return head + b',"result":' + body.rstrip(b"\n") + b"}\n"
+
+    def _op_events(self, request: dict[str, Any]) -> bytes:
+        from milestoned import events as eventlog
+
+        mid = self._milestone_of(request)
+        names = set(request.get("names") or ())
+        task_id = request.get("task_id")
+        limit = request.get("limit", 50)
+        if not isinstance(limit, int) or limit < 0:
+            raise UserError("limit must be a whole number, 0 for all")
+        events, problems, complete = self.cache.events(mid)
+        if not (complete or (not names and task_id is None and 0 < limit <= len(events))):
+            events = eventlog.read(self.ws.log_path(mid)).events
+
+        def keep(event: dict[str, Any]) -> bool:
+            name = event.get("event", event.get("event_type"))
+            return (not names or name in names) and (task_id is None or event.get("task_id") == task_id)
+
+        chosen = [e for e in events if keep(e)]
+        chosen = chosen[-limit:] if limit else chosen
+        return _line({"ok": True, "result": {"schema": 1, "milestone_id": mid, "events": chosen},
+                      "problems": problems})
+
+    def _op_next(self, request: dict[str, Any]) -> bytes:
+        from milestoned import views
+
+        ms = self.cache.get(self._milestone_of(request)).milestone
+        rows = [r for r in views.task_rows(ms) if r["ready"]]
+        return _line({"ok": True, "result": {"schema": 1, "milestone_id": ms.id, "status": ms.state.status,
+                                             "ready": rows}})
+
+    def _op_blockers(self, request: dict[str, Any]) -> bytes:
+        from milestoned import blockers
+
+        if request.get("milestone") is None and self.engine.current_id() is None:
+            chosen = [self.cache.get(m).milestone for m in self.cache.ids() if m not in self.cache.errors]
+        else:
+            chosen = [self.cache.get(self._milestone_of(request)).milestone]
+        return _line({"ok": True, "result": blockers.view(chosen)})
+
+    def info(self) -> dict[str, Any]:
+        """The ``ping`` answer, also what ``daemon status`` shows."""
+        run = self.probe.tests
+        return {
+            "pid": os.getpid(),
+            "version": __version__,
+            "root": str(self.ws.root),
+            "socket": str(self.socket),
+            "started_at": self.started_at,
+            "milestones": self.cache.ids(),
+            "problems": [self.cache.errors[m] for m in sorted(self.cache.errors)]
+            + ([self.config_error] if self.config_error else []),
+            "watching": self.watcher.watched(),
+            "watcher_alive": self.watcher.healthy(),
+            "resyncs": self.resyncs,
+            "testing": self.tests.running,
+            "last_test": dataclasses.asdict(run) if run else None,
+            "warning": self.warning,
+        }
+
+
+def run(ws: Workspace) -> int:
+    """``milestoned daemon run``: serve in the foreground until SIGTERM or Ctrl-C."""
+    from milestoned import client
+
+    ws.require_initialized()
+    _private_dir(ws.runtime_dir)
+    fd = _try_lock(ws.runtime_dir / LOCK_NAME)
+    if fd is None:
+        answer = client.ping(ws)
+        pid = answer.get("pid") if answer else (read_record(ws) or {}).get("pid")
+        print(f"milestoned: a daemon already serves {ws.root} (pid {pid})", file=sys.stderr)
+        return 0
+    try:
+        logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                            format="%(asctime)s %(name)s %(levelname)s %(message)s")
+        os.chdir(ws.root)  # views show paths relative to the repository, as a client in it sees them
+        return Daemon(ws).serve()
+    finally:
+        os.close(fd)

@@ -1,0 +1,219 @@
+"""The daemon's memory of each milestone: folded once, refolded only by what changed.
+
+``status`` over the socket must cost about the same at 10,000 tasks as at 10, so each
+milestone's view is kept folded and already serialized: a request costs two ``stat``
+calls (which prove the files did not change behind the watcher's back, so the answer
+is always the one reading the files would give) and a copy of bytes.
+
+When only the log grew, the new lines are parsed and applied to the kept state.  When
+the milestone file changed, it is read again through the engine like any reader
+(the plan itself may have changed).  Only the most recent events stay in memory: the
+fold needs each event once, the views only the last few, and a 100,000-event log kept
+as dicts would cost more memory than the whole daemon may use.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from milestoned import events as eventlog
+from milestoned import readcache, views
+from milestoned.engine import Engine, Milestone
+from milestoned.errors import UserError
+from milestoned.plan import NotAMilestone
+from milestoned.state import apply
+from milestoned.workspace import STATE_DIR
+
+TAIL = readcache.RECENT_EVENTS  # events kept per milestone: the read cache keeps as many
+Stamp = tuple[int, int, int] | None
+
+
+def _stamp(path: Path) -> Stamp:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def compact_json(data: Any) -> bytes:
+    """What ``--json`` prints when its output is not a terminal (see ``cli.base.json_text``)."""
+    from milestoned.cli.base import json_text
+
+    return json_text(data, pretty=False).encode("utf-8")
+
+
+@dataclass
+class Entry:
+    milestone: Milestone  # its log holds only the last TAIL events
+    plan_stamp: Stamp
+    log_stamp: Stamp
+    lines: int  # lines of the log folded so far (problems are reported by line)
+    complete: bool  # the kept events are the whole log
+    rendered: bytes  # the status view as `status --json` prints it, for a client in the root
+
+    @property
+    def path(self) -> Path:
+        return self.milestone.path
+
+
+class ViewCache:
+    """Milestones by id, each refreshed on demand when its files changed."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._entries: dict[str, Entry] = {}
+        self.errors: dict[str, str] = {}  # milestone id -> why its file cannot be read now
+
+    def ids(self) -> list[str]:
+        return sorted(self._entries)
+
+    def known(self, milestone_id: str) -> Entry | None:
+        """The last good entry, without looking at the files (for detectors on a broken edit)."""
+        return self._entries.get(milestone_id)
+
+    def forget(self, milestone_id: str) -> None:
+        self._entries.pop(milestone_id, None)
+        self.errors.pop(milestone_id, None)
+
+    def get(self, milestone_id: str) -> Entry:
+        """The milestone as the files say now; a ``UserError`` when they cannot be read."""
+        try:
+            entry = self._refresh(milestone_id)
+        except NotAMilestone:
+            raise
+        except UserError as exc:
+            self.errors[milestone_id] = str(exc)
+            raise
+        self.errors.pop(milestone_id, None)
+        return entry
+
+    def _refresh(self, milestone_id: str) -> Entry:
+        path = self.engine.path_of(milestone_id)
+        log_path = self.engine.ws.log_path(milestone_id)
+        entry = self._entries.get(milestone_id)
+        plan_stamp = _stamp(path)
+        if entry is not None and entry.path == path and entry.plan_stamp == plan_stamp:
+            log_stamp = _stamp(log_path)
+            if log_stamp == entry.log_stamp:
+                return entry
+            if self._extend(entry, log_path, log_stamp):
+                return entry
+        entry = self._load(milestone_id)
+        self._entries[milestone_id] = entry
+        return entry
+
+    def _load(self, milestone_id: str) -> Entry:
+        """Through the engine (and its read cache), retried if a file changed while read."""
+        for _ in range(5):
+            path = self.engine.path_of(milestone_id)
+            log_path = self.engine.ws.log_path(milestone_id)
+            before = (_stamp(path), _stamp(log_path))
+            milestone = self.engine.load(milestone_id, cached=True)
+            if (_stamp(path), _stamp(log_path)) == before:
+                break
+        lines = _count_lines(log_path, before[1][1] if before[1] else 0)
+        tail = eventlog.LogRead(milestone.log.events[-TAIL:], milestone.log.problems)
+        milestone = dataclasses.replace(milestone, log=tail)
+        return Entry(milestone, before[0], before[1], lines, lines <= TAIL, self._render(milestone))
+
+    def _extend(self, entry: Entry, log_path: Path, log_stamp: Stamp) -> bool:
+        """Apply what was appended to the log; False when a full read is needed instead."""
+        old = entry.log_stamp
+        ms = entry.milestone
+        if old is None or log_stamp is None or log_stamp[0] != old[0] or log_stamp[1] < old[1] or ms.pending:
+            return False  # replaced (a merge rewrites logs), truncated, or hand edits to record
+        with log_path.open("rb") as handle:
+            handle.seek(old[1])
+            data = handle.read(log_stamp[1] - old[1])
+        cut = data.rfind(b"\n") + 1
+        if cut == 0:
+            return False  # a line still being written: read it whole later
+        chunk = data[:cut]
+        read = eventlog.parse_lines(chunk, first_line=entry.lines + 1)
+        last = eventlog.sort_key(ms.log.events[-1]) if ms.log.events else None
+        for event in read.events:
+            key = eventlog.sort_key(event)
+            if last is not None and key < last:
+                return False  # out of order (a merge): the fold order needs a full read
+            last = key
+        for event in read.events:
+            apply(ms.state, event)
+        events = [*ms.log.events, *read.events]
+        ms.log = eventlog.LogRead(events[-TAIL:], ms.log.problems + read.problems)
+        entry.lines += len(chunk.splitlines())
+        entry.complete = entry.complete and entry.lines <= TAIL
+        entry.log_stamp = (old[0], old[1] + cut, log_stamp[2]) if cut < len(data) else log_stamp
+        entry.rendered = self._render(ms)
+        return True
+
+    @staticmethod
+    def _render(milestone: Milestone) -> bytes:
+        return compact_json(views.status(milestone))
+
+    # -- answers --------------------------------------------------------------------
+    def status(self, milestone_id: str, cwd: str) -> bytes:
+        entry = self.get(milestone_id)
+        if cwd == os.getcwd():
+            return entry.rendered
+        return compact_json(for_cwd(views.status(entry.milestone), cwd))
+
+    def overview(self, cwd: str) -> bytes:
+        return compact_json(for_cwd(views.overview(_FromMemory(self)), cwd))  # type: ignore[arg-type]
+
+    def events(self, milestone_id: str) -> tuple[list[dict[str, Any]], list[tuple[int, str]], bool]:
+        """(recent events, log problems, whether those events are the whole log)."""
+        entry = self.get(milestone_id)
+        return entry.milestone.log.events, entry.milestone.log.problems, entry.complete
+
+
+class _FromMemory:
+    """What ``views.overview`` asks of an engine, answered from the cache."""
+
+    def __init__(self, cache: ViewCache) -> None:
+        self.cache = cache
+
+    def milestone_paths(self) -> list[Path]:
+        return self.cache.engine.milestone_paths()
+
+    def current_id(self) -> str | None:
+        return self.cache.engine.current_id()
+
+    def load(self, milestone_id: str, *, cached: bool = False) -> Milestone:
+        return self.cache.get(milestone_id).milestone
+
+
+def _count_lines(path: Path, size: int) -> int:
+    try:
+        with path.open("rb") as handle:
+            return len(handle.read(size).splitlines())
+    except FileNotFoundError:
+        return 0
+
+
+def _shown_for(text: str, cwd: Path) -> str:
+    """``text`` that starts with a path shown from the daemon's directory, shown from ``cwd`` instead.
+
+    The same rule as ``errors.display_path``: relative when below the directory, else absolute.
+    """
+    if not text.startswith(STATE_DIR + os.sep):
+        return text
+    head, sep, rest = text.partition(":")
+    absolute = Path.cwd() / head
+    shown = os.path.relpath(absolute, cwd) if cwd in absolute.parents else str(absolute)
+    return shown + sep + rest
+
+
+def for_cwd(view: dict[str, Any], cwd: str) -> dict[str, Any]:
+    """A view whose file paths read as they would for a client standing in ``cwd``."""
+    where = Path(cwd)
+    if "milestones" in view:  # the overview
+        rows = [{**row, "path": _shown_for(row["path"], where)} for row in view["milestones"]]
+        return {**view, "milestones": rows, "errors": [_shown_for(e, where) for e in view["errors"]]}
+    summary = {**view["milestone"], "path": _shown_for(view["milestone"]["path"], where)}
+    return {**view, "milestone": summary, "warnings": [_shown_for(w, where) for w in view["warnings"]]}

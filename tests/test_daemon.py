@@ -1,0 +1,260 @@
+"""The daemon as a user meets it: real processes started by `milestoned daemon start`."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+from conftest import git, make_repo, run_subprocess, write_milestone
+from daemons import Daemons, daemons, event_names, events_of, wait_for  # noqa: F401 - the fixture
+
+from milestoned import client, views
+from milestoned.cli.base import json_text
+from milestoned.engine import Engine
+from milestoned.watch import Change, Watcher
+from milestoned.workspace import Workspace
+
+pytestmark = pytest.mark.slow
+
+MILESTONE = """
+    id: m1
+    title: Daemon at work
+    status: planned
+    tasks:
+      - id: T1
+        title: First
+        status: pending
+      - id: T2
+        title: Second
+        status: pending
+        dependencies: [T1]
+      - id: T3
+        title: Third
+        status: pending
+        dependencies: [T1]
+    """
+
+
+def cli(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    result = run_subprocess(*args, cwd=root)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_start_answers_and_a_second_start_finds_the_first(repo: Path, daemons: Daemons) -> None:
+    first = daemons.start(repo)
+    again = run_subprocess("daemon", "start", cwd=repo)
+    assert again.returncode == 0
+    assert f"already running for {repo} (pid {first['pid']}" in again.stdout
+    status = run_subprocess("daemon", "status", cwd=repo)
+    assert status.returncode == 0 and f"pid {first['pid']}" in status.stdout
+    sock = Path(first["socket"])
+    assert stat.S_ISSOCK(sock.stat().st_mode) and stat.S_IMODE(sock.stat().st_mode) == 0o600
+    assert stat.S_IMODE((repo / ".git" / "milestoned").stat().st_mode) == 0o700
+    assert not any(".git/objects" in watched for watched in first["watching"])
+
+    assert f"stopped (pid {first['pid']})" in daemons.stop(repo)
+    assert not sock.exists()
+    after = run_subprocess("daemon", "status", cwd=repo)
+    assert after.returncode == 1 and "no milestoned daemon runs" in after.stdout
+
+
+def test_status_and_events_from_the_daemon_match_the_files(repo: Path, daemons: Daemons) -> None:
+    write_milestone(repo, "m1", MILESTONE)
+    cli(repo, "activate", "m1")
+    cli(repo, "task", "done", "T1")
+    cli(repo, "task", "start", "T2", "--agent", "ana")
+    with (repo / ".milestones/logs/execution-m1.jsonl").open("a") as log:
+        log.write("{not json\n")  # a torn line: both answers warn about it alike
+    git("worktree", "add", "-q", "-b", "side", str(repo.parent / "side"), cwd=repo)
+    (repo / "sub").mkdir()
+    places = [repo, repo / "sub", repo.parent / "side"]
+    commands = [("status", "--json"), ("status", "m1", "--json"), ("status",), ("events", "--json"),
+                ("events", "--json", "--task", "T2", "-n", "0"), ("events",)]
+
+    def answers() -> list[tuple[str, str]]:
+        return [(r.stdout, r.stderr) for r in (cli(p, *c) for p in places for c in commands)]
+
+    from_files = answers()
+    daemons.start(repo)
+    served = client.status(Workspace.discover(repo), "m1")
+    assert served is not None and served.raw.decode() == from_files[1][0]
+    assert answers() == from_files
+
+    cli(repo, "pause", "m1")  # the daemon follows the change, and still agrees with the files
+    paused = cli(repo, "status", "--json").stdout
+    assert json.loads(paused)["milestone"]["status"] == "paused"
+    engine = Engine(Workspace.discover(repo))
+    assert paused == json_text(views.status(engine.load("m1")), pretty=False)
+
+
+def test_overview_without_a_current_milestone_matches_the_files(repo: Path, daemons: Daemons) -> None:
+    write_milestone(repo, "m1", MILESTONE)
+    write_milestone(repo, "m2", "id: m2\ntitle: other\ntasks: [{id: A, title: a}]\n")
+    write_milestone(repo, "broken", "id: broken\ntasks: [{id: A, title: a, dependencies: [Z]}]\n")
+    from_files = cli(repo, "status", "--json").stdout
+    daemons.start(repo)
+    assert cli(repo, "status", "--json").stdout == from_files
+    assert "task A depends on unknown task Z" in json.loads(from_files)["errors"][0]
+
+
+def test_hand_edits_are_recorded_even_when_saved_by_rename(repo: Path, daemons: Daemons) -> None:
+    path = write_milestone(repo, "m1", MILESTONE)
+    cli(repo, "activate", "m1")
+    daemons.start(repo)
+    text = path.read_text()
+    # an editor's save: write a temp file beside it, then rename it over the original
+    temp = path.with_name(".m1.yaml.swp")
+    temp.write_text(text.replace("status: pending", "status: completed", 1))
+    os.replace(temp, path)
+    edits = wait_for(lambda: [e for e in events_of(repo, "m1") if e["event"] == "status_set_manually"],
+                     "the daemon to record the hand edit")
+    assert edits[0]["task_id"] == "T1" and edits[0]["to"] == "completed"
+    view = json.loads(cli(repo, "status", "--json").stdout)
+    assert [t["status"] for t in view["tasks"]] == ["completed", "pending", "pending"]
+
+
+def test_an_invalid_edit_is_reported_and_never_replaces_good_state(repo: Path, daemons: Daemons) -> None:
+    path = write_milestone(repo, "m1", MILESTONE)
+    cli(repo, "activate", "m1")
+    daemons.start(repo)
+    broken = path.read_text().replace("dependencies: [T1]", "dependencies: [T9]", 1)
+    path.write_text(broken)
+    problems = wait_for(lambda: (daemons.ping(repo) or {}).get("problems"), "the daemon to report the bad edit")
+    assert "m1.yaml:11: task T2 depends on unknown task T9" in problems[0]
+    with_daemon = run_subprocess("status", "m1", "--json", cwd=repo)
+    assert with_daemon.returncode == 2
+    assert with_daemon.stderr.strip().endswith("task T2 depends on unknown task T9 (add that task or remove the dependency)")
+    assert path.read_text() == broken  # the user's file, untouched
+    path.write_text(broken.replace("[T9]", "[T1]"))
+    wait_for(lambda: not (daemons.ping(repo) or {}).get("problems"), "the daemon to accept the fixed file")
+    assert json.loads(cli(repo, "status", "--json").stdout)["milestone"]["status"] == "in_progress"
+
+
+def test_sigterm_saves_the_session_and_exits_cleanly(repo: Path, daemons: Daemons) -> None:
+    write_milestone(repo, "m1", MILESTONE)
+    cli(repo, "activate", "m1")
+    info = daemons.start(repo)
+    os.kill(info["pid"], signal.SIGTERM)
+    wait_for(lambda: daemons.ping(repo) is None and not Path(info["socket"]).exists(), "the daemon to exit")
+    saved = [e for e in events_of(repo, "m1") if e["event"] == "session_saved"]
+    assert saved and saved[-1]["reason"] == "daemon_stopped"
+    session = repo / saved[-1]["path"]
+    assert "save_reason: daemon_stopped" in session.read_text()
+    assert "stopped" in (repo / ".git/milestoned/daemon.log").read_text().splitlines()[-1]
+
+
+def test_kill_9_then_start_loses_nothing_and_drains_the_inbox(repo: Path, daemons: Daemons) -> None:
+    write_milestone(repo, "m1", MILESTONE)
+    cli(repo, "hooks", "install")
+    cli(repo, "activate", "m1")
+    first = daemons.start(repo)
+    daemons.kill9(repo)
+    assert Path(first["socket"]).exists()  # the crash's leftover
+    status = run_subprocess("daemon", "status", cwd=repo)
+    assert status.returncode == 1 and "left by a daemon that died" in status.stdout
+    (repo / "a.txt").write_text("a\n")
+    git("add", "a.txt", cwd=repo)
+    git("commit", "-q", "-m", "first task\n\nCompletes: T1", cwd=repo)  # lands in the inbox, no daemon
+    assert (repo / ".git/milestoned/inbox").stat().st_size > 0
+    second = daemons.start(repo)
+    assert second["pid"] != first["pid"]
+    assert "task_completed" in event_names(repo, "m1")  # drained by the daemon as it started
+    view = json.loads(cli(repo, "status", "--json").stdout)
+    assert [t["status"] for t in view["tasks"]] == ["completed", "pending", "pending"]
+    assert not (repo / ".git/milestoned/inbox").exists() or (repo / ".git/milestoned/inbox").stat().st_size == 0
+    engine = Engine(Workspace.discover(repo))
+    assert view == json.loads(json_text(views.status(engine.load("m1")), pretty=False))
+
+
+def test_a_commit_reaches_status_through_the_running_daemon(repo: Path, daemons: Daemons) -> None:
+    write_milestone(repo, "m1", MILESTONE)
+    cli(repo, "hooks", "install")
+    cli(repo, "activate", "m1")
+    daemons.start(repo)
+    (repo / "a.txt").write_text("a\n")
+    git("add", "a.txt", cwd=repo)
+    git("commit", "-q", "-m", "first task\n\nCompletes: T1", cwd=repo)
+    ws = Workspace.discover(repo)
+    answer = client.status(ws, "m1")  # the status request drains the inbox first (the cookie)
+    assert answer is not None and answer.view()["tasks"][0]["status"] == "completed"
+
+
+def test_a_long_repository_path_gets_a_short_private_socket(tmp_path: Path, daemons: Daemons) -> None:
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    root = make_repo(deep / "repo")
+    cli(root, "init")
+    info = daemons.start(root)
+    sock = Path(info["socket"])
+    assert len(str(root / ".git/milestoned/daemon.sock")) > 107
+    assert sock.parent == Path(f"/tmp/milestoned-{os.getuid()}") and len(os.fsencode(sock)) <= 100
+    assert stat.S_IMODE(sock.stat().st_mode) == 0o600 and stat.S_IMODE(sock.parent.stat().st_mode) == 0o700
+    assert json.loads((root / ".git/milestoned/daemon.json").read_text())["socket"] == str(sock)
+    assert client.status(Workspace.discover(root), None) is not None
+    daemons.stop(root)
+    assert not sock.exists()
+
+
+def test_a_replaced_directory_makes_the_daemon_reread_everything(repo: Path, daemons: Daemons) -> None:
+    path = write_milestone(repo, "m1", MILESTONE)
+    cli(repo, "activate", "m1")
+    daemons.start(repo)
+    active = repo / ".milestones/active"
+    shutil.copytree(active, repo / ".milestones/active.new")
+    shutil.rmtree(active)
+    os.rename(repo / ".milestones/active.new", active)  # a new directory: the old watch is dead
+    wait_for(lambda: (daemons.ping(repo) or {}).get("resyncs"), "the daemon to notice and re-read")
+    assert "re-reading everything" in (repo / ".git/milestoned/daemon.log").read_text()
+    path.write_text(path.read_text().replace("status: pending", "status: completed", 1))
+    wait_for(lambda: "status_set_manually" in event_names(repo, "m1"), "a hand edit in the new directory")
+
+
+def test_lost_watcher_events_ask_for_a_full_reread(repo: Path) -> None:
+    watcher = Watcher(Workspace.discover(repo))
+    watcher.start()
+    try:
+        # what watchdog does, and all it does, when the kernel's inotify queue overflows
+        logging.getLogger("watchdog.observers.inotify_c").warning("Inotify queue overflowed; filesystem events were lost")
+        assert any(c.kind == "resync" for c in watcher.take(timeout=5))
+        (repo / ".milestones/active/m9.yaml").write_text("id: m9\n")
+        seen = wait_for(lambda: watcher.take(timeout=1), "the watcher to see a new milestone file")
+        assert Change("milestone", "m9") in seen
+    finally:
+        watcher.stop()
+
+
+def test_sd_notify_ready_watchdog_and_stopping(repo: Path) -> None:
+    notify_dir = Path(tempfile.mkdtemp(prefix="sdn-", dir="/tmp"))
+    address = str(notify_dir / "notify")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(address)
+    listener.settimeout(30)
+    env = {**os.environ, "NOTIFY_SOCKET": address, "WATCHDOG_USEC": "200000"}
+    proc = subprocess.Popen([sys.executable, "-m", "milestoned", "daemon", "run"], cwd=repo, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        messages = [listener.recv(4096).decode()]
+        assert "READY=1" in messages[0].splitlines() and f"MAINPID={proc.pid}" in messages[0]
+        assert client.ping(Workspace.discover(repo)) is not None  # ready means it answers
+        messages.append(listener.recv(4096).decode())
+        assert messages[-1] == "WATCHDOG=1"
+        proc.send_signal(signal.SIGTERM)
+        while messages[-1] != "STOPPING=1":
+            messages.append(listener.recv(4096).decode())
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        listener.close()
+        shutil.rmtree(notify_dir, ignore_errors=True)
