@@ -14,6 +14,7 @@ import click
 
 from milestoned.cli import execute, milestones, reading, tasks  # noqa: F401 - registers commands
 from milestoned.cli import claims, sessions  # noqa: F401 - registers commands
+from milestoned.cli import daemon  # noqa: F401 - registers commands
 from milestoned.cli.base import cli
 from milestoned.errors import MilestonedError
 
