@@ -85,8 +85,9 @@ def save(txn: Transaction, milestone: Milestone, reason: str) -> Path:
     record = snapshot(txn.ws, milestone, reason)
     session_id = milestone.state.session_id
     path = txn.ws.sessions_dir / f"{session_id}.yaml"
+    event = txn.record(milestone, "session_saved", reason=reason, path=str(path.relative_to(txn.ws.root)))
+    record["session"]["clock"] = event["clock"]  # orders two saves made within one second
     txn.write_file(path, _dump(record))
-    txn.record(milestone, "session_saved", reason=reason, path=str(path.relative_to(txn.ws.root)))
     state = record["execution_state"]
     subject = (f"save session {session_id}: {milestone.id} {state['milestone_status']}, "
                f"{state['progress_percentage']}% ({reason})")
@@ -129,8 +130,13 @@ def list_sessions(ws: Workspace) -> list[dict[str, Any]]:
                 found.append(load(ws, path.stem))
             except UserError:
                 continue
-    return sorted(found, key=lambda s: (str(s["session"].get("saved_at", "")), str(s["session"].get("id"))),
-                  reverse=True)
+    return sorted(found, key=_newness, reverse=True)
+
+
+def _newness(record: dict[str, Any]) -> tuple[str, int, str]:
+    session = record["session"]
+    tick = session.get("clock")
+    return str(session.get("saved_at", "")), tick if isinstance(tick, int) else 0, str(session.get("id"))
 
 
 def row(record: dict[str, Any]) -> dict[str, Any]:
@@ -184,7 +190,7 @@ def _choose_session(ws: Workspace, repo: Any, commits: list[Any], session_id: st
     if not records:
         raise UserError("no saved session to resume",
                         hint="save one with `milestoned session save`, or name the remote that has them")
-    return max(records.values(), key=lambda r: (str(r["session"].get("saved_at", "")), str(r["session"].get("id"))))
+    return max(records.values(), key=_newness)
 
 
 def _switch_to(ws: Workspace, branch: str | None) -> str | None:

@@ -34,7 +34,7 @@ def test_completing_every_task_completes_and_moves_the_milestone(two_task_milest
     moved = repo / ".milestones/completed/m1.yaml"
     assert "status: completed" in moved.read_text()
     names = [e["event"] for e in json.loads(invoke("events", "m1", "--json").stdout)["events"]]
-    assert names[-1] == "milestone_completed" and "progress_updated" in names
+    assert names[-2:] == ["milestone_completed", "session_saved"] and "progress_updated" in names
     assert not (repo / ".milestones/active/current.txt").exists()
 
 

@@ -1,0 +1,161 @@
+"""Sessions: save, list, show, and resume on a fresh clone exactly where the other one stopped."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+from conftest import git, invoke, snapshot_tree, write_milestone
+from milestoned import blockers
+from milestoned.engine import Engine
+from milestoned.workspace import Workspace
+from test_sync import as_json, at, clone, ok, project
+
+
+def session_file(root: Path, session_id: str) -> dict:
+    return yaml.safe_load((root / ".milestones/sessions" / f"{session_id}.yaml").read_text())
+
+
+def test_a_session_holds_the_seed_fields(two_task_milestone: Path, repo: Path) -> None:
+    invoke("activate", "m1")
+    invoke("task", "start", "T1", "--agent", "claude-1")
+    (repo / "README.md").write_text("changed\n")
+    saved = as_json(repo, "session", "save", "--reason", "lunch")
+    record = session_file(repo, saved["session"]["id"])
+    session, context = record["session"], record["context"]
+    assert session["id"].startswith("exec-m1-") and session["milestone_id"] == "m1"
+    assert (session["status"], session["save_reason"]) == ("active", "lunch")
+    assert session["saved_at"].endswith("Z")
+    assert context == {"working_directory": str(repo), "git_branch": "main",
+                       "git_commit": git("rev-parse", "HEAD", cwd=repo)}
+    assert record["execution_state"] == {
+        "milestone_status": "in_progress", "active_agents": ["claude-1"], "current_task": "T1",
+        "tasks_in_progress": ["T1"], "progress_percentage": 0,
+    }
+    # .milestones/ itself is untracked here, so two entries: README.md and .milestones/
+    assert record["resume_points"] == {"next_tasks": [], "pending_commits": 2, "uncommitted_changes": True}
+    listed = as_json(repo, "sessions")["sessions"]
+    assert listed == as_json(repo, "session", "list")["sessions"] == [saved["session"]]
+    assert listed[0]["active_agents"] == ["claude-1"] and listed[0]["git_branch"] == "main"
+    shown = invoke("session", "show")
+    assert shown.exit_code == 0 and yaml.safe_load(shown.stdout) == record
+    assert as_json(repo, "session", "show", session["id"])["context"]["git_branch"] == "main"
+
+
+def test_resume_on_a_fresh_clone_gives_back_exactly_the_saved_state(tmp_path: Path) -> None:
+    remote, a = project(tmp_path, tasks=5)
+    write_milestone(a, "m0", "id: m0\ntitle: groundwork\ntasks:\n  - {id: G1, title: base}\n")
+    ok(a, "activate", "m0")
+    ok(a, "task", "done", "G1", "-m", "m0")  # completes m0: it moves to completed/
+    # the user commits the plan (as planned) on main and pushes it: the clone starts from that
+    git("add", ".milestones/config.yaml", ".milestones/.gitignore", ".milestones/active/m1.yaml", cwd=a)
+    git("commit", "-q", "-m", "plan m1", cwd=a)
+    git("push", "-q", "origin", "main", cwd=a)
+    ok(a, "activate", "m1", "--force")
+    ok(a, "next", "m1", "--claim", "--agent", "alice")
+    ok(a, "done", "--agent", "alice", "-m", "m1")
+    ok(a, "task", "start", "T2", "--agent", "bob", "-m", "m1")
+    ok(a, "task", "block", "T3", "--reason", "waiting for the API key", "-m", "m1")
+    ok(a, "task", "add", "T6", "--title", "added after planning", "--depends-on", "T2", "-m", "m1")
+    session_id = as_json(a, "session", "save", "m1")["session"]["id"]
+    ok(a, "sync")
+
+    b = clone(remote, tmp_path / "b")
+    result = at(b, "resume")
+    assert result.exit_code == 0, result.output
+    assert f"resumed session {session_id} (m1," in result.stdout
+    assert "ready: T4, T5" in result.stdout and "next: milestoned execute m1 --resume" in result.stdout
+
+    def status(root: Path, milestone: str) -> dict:
+        view = as_json(root, "status", milestone)
+        view.pop("recent_events")
+        return view
+
+    assert status(b, "m1") == status(a, "m1")
+    assert status(b, "m0") == status(a, "m0")
+    assert (b / ".milestones/completed/m0.yaml").is_file() and not (b / ".milestones/active/m0.yaml").exists()
+    for name in ("active/m1.yaml", "completed/m0.yaml"):
+        assert (b / ".milestones" / name).read_bytes() == (a / ".milestones" / name).read_bytes()
+    events_a = as_json(a, "events", "m1", "-n", "0")["events"]
+    events_b = as_json(b, "events", "m1", "-n", "0")["events"]
+    assert events_b[:-1] == events_a
+    assert (events_b[-1]["event"], events_b[-1]["session_id"]) == ("session_resumed", session_id)
+    assert as_json(b, "events", "m0", "-n", "0") == as_json(a, "events", "m0", "-n", "0")
+    saved, resumed = session_file(a, session_id), session_file(b, session_id)
+    assert resumed["session"].pop("status") == "resumed" and saved["session"].pop("status") == "active"
+    assert resumed["session"].pop("resumed_at").endswith("Z")
+    assert resumed == saved
+    assert sorted(p.name for p in (b / ".milestones/sessions").iterdir()) == \
+        sorted(p.name for p in (a / ".milestones/sessions").iterdir())
+    assert (b / ".milestones/active/current.txt").read_text() == "m1\n"
+
+
+def test_resume_checks_out_the_recorded_branch_but_never_over_uncommitted_work(tmp_path: Path) -> None:
+    remote, a = project(tmp_path)
+    git("checkout", "-q", "-b", "feature", cwd=a)
+    (a / "feature.txt").write_text("work in progress\n")
+    git("add", "feature.txt", cwd=a)
+    git("commit", "-q", "-m", "feature work", cwd=a)
+    git("push", "-q", "origin", "feature", cwd=a)
+    ok(a, "session", "save")
+    ok(a, "sync")
+
+    b = clone(remote, tmp_path / "b")
+    (b / "README.md").write_text("my unsaved edit\n")
+    before = snapshot_tree(b)
+    refused = at(b, "resume")
+    assert refused.exit_code == 2
+    assert refused.stderr.strip() == ("milestoned: error: cannot check out feature: uncommitted changes in "
+                                      "README.md (commit or stash them, then run `milestoned resume` again)")
+    assert snapshot_tree(b) == before
+    assert git("symbolic-ref", "--short", "HEAD", cwd=b) == "main"
+
+    git("checkout", "-q", "--", "README.md", cwd=b)
+    answer = as_json(b, "resume")
+    assert answer["checkout"] == "checked out feature"
+    assert git("symbolic-ref", "--short", "HEAD", cwd=b) == "feature"
+    assert (b / "feature.txt").read_text() == "work in progress\n"
+    assert answer["milestone"]["id"] == "m1" and answer["ready"] == ["T1", "T2", "T3", "T4"]
+
+
+def test_resume_marks_the_session_logs_it_and_commits_it(two_task_milestone: Path, repo: Path) -> None:
+    invoke("activate", "m1")
+    session_id = as_json(repo, "session", "save")["session"]["id"]
+    answer = as_json(repo, "resume", session_id)
+    assert answer["session"]["status"] == "resumed" and answer["session"]["resumed_at"]
+    assert answer["state"] == "none" and answer["checkout"] is None
+    resumed = as_json(repo, "events", "m1", "--event", "session_resumed")["events"]
+    assert [e["session_id"] for e in resumed] == [session_id]
+    on_branch = yaml.safe_load(git("show", f"milestoned/state:sessions/{session_id}.yaml", cwd=repo))
+    assert on_branch["session"]["status"] == "resumed"
+
+
+def test_resume_clears_blockers_that_are_resolved(two_task_milestone: Path, repo: Path) -> None:
+    invoke("activate", "m1")
+    invoke("task", "start", "T2", "--force")  # before T1: a dependency violation
+    engine = Engine(Workspace.discover(repo))
+    with engine.transaction() as txn:
+        escalated = blockers.recheck(txn, txn.milestone("m1"))
+    assert [b["type"] for b in escalated.detected] == ["dependency_violation"]
+    assert as_json(repo, "status", "m1")["milestone"]["status"] == "blocked"
+    invoke("task", "done", "T1")  # the cause is gone
+    result = invoke("resume")
+    assert result.exit_code == 0, result.output
+    assert "cleared blocker: dependency_violation: T2 was started before T1 completed" in result.stdout
+    assert as_json(repo, "status", "m1")["milestone"]["status"] == "in_progress"
+
+
+def test_bad_session_requests_are_one_line_and_change_nothing(two_task_milestone: Path, repo: Path) -> None:
+    before = snapshot_tree(repo)
+    no_session = invoke("session", "save", "m1")
+    assert no_session.exit_code == 2
+    assert no_session.stderr.strip() == ("milestoned: error: milestone m1 has no session yet "
+                                         "(activate it: milestoned activate m1)")
+    for args in (("session", "show", "../../etc/passwd"), ("resume", "exec-nope"), ("resume",)):
+        result = invoke(*args)
+        assert result.exit_code == 2, (args, result.output)
+        assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.output
+    assert snapshot_tree(repo) == before
+    assert json.loads(invoke("sessions", "--json").stdout) == {"schema": 1, "sessions": []}
