@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import click
 
-from milestoned.cli import execute, milestones, reading, tasks  # noqa: F401 - registers commands
+from milestoned.cli import execute, hooks, milestones, reading, tasks  # noqa: F401 - registers commands
 from milestoned.cli import claims, sessions  # noqa: F401 - registers commands
 from milestoned.cli import daemon  # noqa: F401 - registers commands
 from milestoned.cli.base import cli

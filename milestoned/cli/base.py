@@ -80,7 +80,23 @@ def open_engine() -> Any:
 
     engine = Engine(Workspace.discover())
     engine.ws.require_initialized()
+    _drain(engine)
     return engine
+
+
+def _drain(engine: Any) -> None:
+    """Take in the commits the hooks reported or that moved a ref, so answers are exact.
+
+    Costs a few ``stat`` calls when there is nothing new.  A failure (a broken
+    milestone file, git missing) keeps the inbox for later and does not stop the command.
+    """
+    from milestoned.errors import MilestonedError
+    from milestoned.ingest import drain
+
+    try:
+        drain(engine)
+    except MilestonedError as exc:
+        warn(f"commits not ingested yet: {exc}")
 
 
 def say(message: str = "", *, err: bool = False) -> None:

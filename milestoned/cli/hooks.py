@@ -1,0 +1,78 @@
+"""``milestoned hooks install|uninstall|status``: the git hooks that feed commits in."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from milestoned.cli.base import cli, json_option, open_engine, print_json, say
+
+
+def _workspace() -> Any:
+    """The repository around us; drains the inbox first when milestoned is initialized there."""
+    from milestoned.workspace import Workspace
+
+    ws = Workspace.discover()
+    if ws.milestones_dir.is_dir():
+        return open_engine().ws
+    return ws
+
+
+@cli.group()
+def hooks() -> None:
+    """Install, remove or check the git hooks that turn commits into task progress."""
+
+
+@hooks.command()
+def install() -> None:
+    """Install the hooks where git looks for them, keeping any hook already there running."""
+    from milestoned import hooks as hookmod
+
+    ws = _workspace()
+    done = hookmod.install(ws)
+    directory = hookmod.hooks_dir(ws)
+    for name, what in done.items():
+        say(f"{name}: {what}")
+    say(f"hooks in {directory}; notes follow amend and rebase ({hookmod.NOTES_REF})")
+
+
+@hooks.command()
+def uninstall() -> None:
+    """Remove our hook lines and settings, leaving the other hooks exactly as they were."""
+    from milestoned import hooks as hookmod
+
+    ws = _workspace()
+    for name, what in hookmod.uninstall(ws).items():
+        say(f"{name}: {what}")
+
+
+@hooks.command()
+@json_option
+def status(as_json: bool) -> None:
+    """Per hook: ours, chained (inside or around another hook), moved away, missing or inactive."""
+    from milestoned import hooks as hookmod
+    from milestoned import inbox
+
+    ws = _workspace()
+    rows = hookmod.status(ws)
+    view = {
+        "schema": 1,
+        "hooks_dir": str(hookmod.hooks_dir(ws)),
+        "hooks": [row.as_dict() for row in rows],
+        "config": hookmod.config_view(ws),
+        "inbox_pending": inbox.has_pending(ws.runtime_dir),
+    }
+    if as_json:
+        print_json(view)
+        return
+    say(f"hooks directory: {view['hooks_dir']}")
+    width = max(len(name) for name in hookmod.HOOKS)
+    for row in rows:
+        stale = "" if row.current or row.state in ("missing", "moved") else " (out of date: run `hooks install`)"
+        say(f"  {row.name:<{width}}  {row.state:<8}  {row.detail}{stale}")
+    config = view["config"]
+    follows = hookmod.NOTES_REF in config["notes.rewriteRef"]
+    say(f"notes follow rewrites: {'yes' if follows else 'no (run `milestoned hooks install`)'}")
+    if any(row.state in ("missing", "moved", "inactive") for row in rows):
+        say("some hooks do not run: `milestoned hooks install` puts them back")

@@ -1,0 +1,246 @@
+"""Commits move tasks: trailers, branches, rewrites, merges, worktrees and hookless clients.
+
+Commits are real ``git commit``s firing the installed hooks; every assertion reads the
+state the way a user does (``status``/``events``), right after the next command
+drained the inbox.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pygit2
+import pytest
+
+from conftest import git, invoke, write_milestone
+from test_hooks import active, commit, events, inbox_lines, milestoned_on_path, statuses  # noqa: F401 - fixtures
+
+from milestoned import inbox, ingest
+from milestoned.engine import Engine
+from milestoned.workspace import Workspace
+
+
+def drain_here() -> int:
+    return ingest.drain(Engine(Workspace.discover()))
+
+
+def test_task_trailer_starts_the_task(active: Path) -> None:
+    sha = commit(active, "begin T1", "Task: T1")
+    assert statuses() == {"T1": "in_progress", "T2": "pending", "T3": "pending"}
+    started = events("task_started")
+    assert [(e["task_id"], e["commit"], e["via"]) for e in started] == [("T1", sha, "commit")]
+
+
+def test_completes_trailer_completes_and_the_last_one_completes_the_milestone(active: Path) -> None:
+    commit(active, "T1 done", "Completes: T1")
+    commit(active, "T2 and T3 done", "Completes: T2", "Completes: T3")
+    result = invoke("status", "m1", "--json")
+    view = json.loads(result.stdout)
+    assert view["milestone"]["status"] == "completed"
+    assert {t["id"]: t["status"] for t in view["tasks"]} == {"T1": "completed", "T2": "completed", "T3": "completed"}
+    assert (active / ".milestones" / "completed" / "m1.yaml").exists()
+
+
+def test_completing_a_task_with_open_dependencies_is_refused_with_an_event(active: Path) -> None:
+    sha = commit(active, "T2 too early", "Completes: T2")
+    assert statuses()["T2"] == "pending"
+    refused = events("commit_refused")
+    assert [(e["commit"], e["task_id"], e["reason"], e["dependencies"]) for e in refused] == [
+        (sha, "T2", "dependencies not completed", ["T1"])]
+
+
+def test_a_task_trailer_on_a_paused_milestone_changes_nothing_and_says_why(active: Path) -> None:
+    assert invoke("pause", "m1").exit_code == 0
+    sha = commit(active, "while paused", "Task: T1")
+    assert statuses()["T1"] == "pending"
+    refused = events("commit_refused")
+    assert [(e["commit"], e["task_id"], e["reason"]) for e in refused] == [(sha, "T1", "milestone m1 is paused")]
+
+
+def test_an_unknown_task_is_refused_and_an_unknown_milestone_ignored(active: Path) -> None:
+    sha = commit(active, "typo", "Task: T9")
+    commit(active, "elsewhere", "Milestone: nope", "Task: T1")
+    assert statuses()["T1"] == "pending"
+    assert [(e["commit"], e["reason"]) for e in events("commit_refused")] == [(sha, "milestone m1 has no task T9")]
+
+
+def test_a_milestone_branch_implies_the_trailers_even_without_hooks(active: Path) -> None:
+    """pygit2 (libgit2) runs no hook: the next command reconciles the moved ref."""
+    checkout = git("status", "--porcelain", cwd=active)
+    repo = pygit2.Repository(str(active))
+    sig = pygit2.Signature("Agent", "agent@example.com")
+    head = repo.head.peel(pygit2.Commit)
+    blob = repo.create_blob(b"agent work\n")
+    builder = repo.TreeBuilder(head.tree)
+    builder.insert("agent.txt", blob, pygit2.GIT_FILEMODE_BLOB)
+    sha = repo.create_commit("refs/heads/milestone/m1/T3", sig, sig, "agent work\n", builder.write(), [head.id])
+    assert inbox_lines(active) == []
+    assert statuses()["T3"] == "in_progress"
+    assert events("task_started")[0]["commit"] == str(sha)
+    assert git("status", "--porcelain", cwd=active) == checkout  # the user's checkout is untouched
+
+
+def test_a_hookless_commit_on_the_checked_out_branch_is_caught(active: Path) -> None:
+    repo = pygit2.Repository(str(active))
+    sig = pygit2.Signature("Tool", "tool@example.com")
+    head = repo.head.peel(pygit2.Commit)
+    repo.create_commit("HEAD", sig, sig, "tool commit\n\nCompletes: T1\n", head.tree.id, [head.id])
+    assert statuses()["T1"] == "completed"
+
+
+def test_replaying_the_inbox_changes_nothing(active: Path) -> None:
+    commit(active, "start", "Task: T1")
+    commit(active, "finish", "Completes: T1")
+    saved = inbox_lines(active)
+    assert len(saved) == 2
+    log = active / ".milestones" / "logs" / "execution-m1.jsonl"
+    assert drain_here() == 2
+    before = log.read_bytes()
+    (active / ".git" / "milestoned" / "inbox").write_text("\n".join(saved) + "\n")
+    assert drain_here() == 0
+    assert log.read_bytes() == before
+
+
+def test_a_drain_that_died_after_claiming_the_inbox_is_finished_by_the_next(active: Path) -> None:
+    commit(active, "start", "Task: T1")
+    claimed = inbox.claim(active / ".git" / "milestoned")  # renamed, then the process "died"
+    assert len(claimed) == 1 and not (active / ".git" / "milestoned" / "inbox").exists()
+    commit(active, "more", "Task: T3")  # a hook appends to a fresh inbox meanwhile
+    assert statuses() == {"T1": "in_progress", "T2": "pending", "T3": "in_progress"}
+    assert inbox.claimed_files(active / ".git" / "milestoned") == []
+
+
+def test_lines_appended_while_draining_wait_for_the_next_drain(active: Path) -> None:
+    runtime = active / ".git" / "milestoned"
+    first = commit(active, "first", "Task: T1")
+    claimed = inbox.claim(runtime)
+    sha = commit(active, "during the drain", "Task: T3")
+    assert [e.sha for e in inbox.read(claimed)] == [first]
+    assert [e.sha for e in inbox.read([runtime / "inbox"])] == [sha]
+
+
+def test_amend_keeps_the_task_and_never_completes_it_twice(active: Path) -> None:
+    old = commit(active, "T1 done", "Completes: T1")
+    assert statuses()["T1"] == "completed"
+    assert invoke("task", "reopen", "T1").exit_code == 0
+    git("commit", "-q", "--amend", "-m", "T1 done, reworded", "--trailer", "Completes: T1", cwd=active)
+    new = git("rev-parse", "HEAD", cwd=active)
+    assert statuses()["T1"] == "pending"
+    assert [e["commit"] for e in events("task_completed")] == [old]
+    rows = [row for e in events("commits_ingested") for row in e["commits"]]
+    assert [new, "T1", "task_completed"] in [row[:3] for row in rows]
+
+
+def test_rebase_keeps_each_commit_with_its_task(active: Path) -> None:
+    git("checkout", "-q", "-b", "feature", cwd=active)
+    commit(active, "T1 done", "Completes: T1")
+    commit(active, "T3 begins", "Task: T3")
+    git("checkout", "-q", "main", cwd=active)
+    commit(active, "main moves on", name="main.txt")
+    assert statuses() == {"T1": "completed", "T2": "pending", "T3": "in_progress"}
+    invoke("task", "reopen", "T1")
+    git("checkout", "-q", "feature", cwd=active)
+    git("rebase", "-q", "main", cwd=active)
+    assert statuses() == {"T1": "pending", "T2": "pending", "T3": "in_progress"}
+    assert len(events("task_completed")) == 1 and len(events("task_started")) == 1
+    notes = git("log", "--format=%N", "--notes=milestoned", "-2", cwd=active)
+    assert '"task":"T1"' in notes and '"task":"T3"' in notes
+
+
+def test_a_squash_keeps_both_tasks_on_the_new_commit(active: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    commit(active, "T1 done", "Completes: T1")
+    commit(active, "T3 begins", "Task: T3")
+    statuses()
+    monkeypatch.setenv("GIT_SEQUENCE_EDITOR", "sed -i -e 2s/^pick/squash/")
+    monkeypatch.setenv("GIT_EDITOR", "true")
+    git("rebase", "-q", "-i", "HEAD~2", cwd=active)
+    assert statuses() == {"T1": "completed", "T2": "pending", "T3": "in_progress"}
+    note = git("log", "-1", "--format=%N", "--notes=milestoned", cwd=active).splitlines()
+    assert [json.loads(line)["task"] for line in note if line] == ["T1", "T3"]
+    assert len(events("task_completed")) == 1 and len(events("task_started")) == 1
+
+
+def test_a_cherry_pick_of_a_completing_commit_is_a_duplicate(active: Path) -> None:
+    git("checkout", "-q", "-b", "feature", cwd=active)
+    original = commit(active, "T1 done", "Completes: T1", name="feature.txt")
+    git("checkout", "-q", "main", cwd=active)
+    commit(active, "main moves on", name="main.txt")  # so the pick is a new commit, not the same one
+    assert statuses()["T1"] == "completed"
+    invoke("task", "reopen", "T1")
+    git("cherry-pick", original, cwd=active)
+    assert git("rev-parse", "HEAD", cwd=active) != original
+    assert statuses()["T1"] == "pending"
+    duplicate = events("commit_duplicate")
+    assert [(e["task_id"], e["duplicate_of"]) for e in duplicate] == [("T1", original)]
+
+
+def test_a_merge_brings_branch_commits_in_once(active: Path) -> None:
+    git("checkout", "-q", "-b", "feature", cwd=active)
+    commit(active, "T1 done", "Completes: T1", name="feature.txt")
+    git("checkout", "-q", "main", cwd=active)
+    commit(active, "main work", name="main.txt")
+    assert statuses()["T1"] == "completed"
+    log = active / ".milestones" / "logs" / "execution-m1.jsonl"
+    before = log.read_bytes()
+    git("merge", "-q", "--no-ff", "--no-edit", "feature", cwd=active)
+    assert drain_here() == 0
+    assert log.read_bytes() == before
+
+
+def test_a_second_worktree_seeing_the_same_commit_changes_nothing(active: Path, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    linked = tmp_path / "linked"
+    git("worktree", "add", "-q", "-b", "milestone/m1/T1", str(linked), cwd=active)
+    sha = commit(linked, "T1 work in its worktree")
+    monkeypatch.chdir(linked)
+    assert statuses()["T1"] == "in_progress"
+    git("merge", "-q", "--ff-only", "milestone/m1/T1", cwd=active)  # the main worktree now has it too
+    monkeypatch.chdir(active)
+    assert statuses()["T1"] == "in_progress"
+    assert [e["commit"] for e in events("task_started")] == [sha]
+
+
+def test_a_broken_milestone_file_keeps_the_commits_for_later(active: Path) -> None:
+    path = active / ".milestones" / "active" / "m1.yaml"
+    good = path.read_text()
+    commit(active, "T1 done", "Completes: T1")
+    path.write_text("id: m1\ntasks: [\n")
+    result = invoke("status", "--json")
+    assert "milestoned: warning: commits not ingested yet" in result.stderr
+    assert len(inbox_lines(active)) + len(inbox.claimed_files(active / ".git" / "milestoned")) >= 1
+    path.write_text(good)
+    assert statuses()["T1"] == "completed"
+
+
+def _age_refs(common: Path) -> None:
+    """Make every ref stamp look old, as if the last change were long ago (no racy stamps)."""
+    past = time.time() - 60
+    for root, dirs, files in os.walk(common / "refs"):
+        for name in (*dirs, *files):
+            os.utime(os.path.join(root, name), (past, past))
+        os.utime(root, (past, past))
+    for name in ("HEAD", "packed-refs"):
+        if (common / name).exists():
+            os.utime(common / name, (past, past))
+
+
+def test_nothing_new_costs_no_git_process(active: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    commit(active, "start", "Task: T1")
+    _age_refs(active / ".git")
+    drain_here()
+    ws = Workspace.discover()
+    assert ingest.nothing_new(ws)
+
+    def no_process(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"a process was started: {args}")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(subprocess, "Popen", no_process)
+        assert drain_here() == 0
+        assert invoke("status", "m1", "--json").exit_code == 0
+    git("branch", "moved", cwd=active)
+    assert not ingest.nothing_new(ws)
