@@ -27,7 +27,6 @@ import json
 import logging
 import os
 import signal
-import socket
 import socketserver
 import subprocess
 import sys

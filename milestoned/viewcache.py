@@ -15,7 +15,6 @@ as dicts would cost more memory than the whole daemon may use.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path

@@ -123,7 +123,7 @@ def uninstall(systemd: bool, launchd: bool) -> None:
 
 
 # -- blockers ---------------------------------------------------------------------------
-def _recheck(engine, mid: str) -> None:  # type: ignore[no-untyped-def]
+def _recheck(engine, mid: str, *, err: bool) -> None:  # type: ignore[no-untyped-def]
     """Run the test command on HEAD if it was never run there, then judge the blockers again."""
     from milestoned import blockers, gitutil
     from milestoned.config import load_config
@@ -133,14 +133,14 @@ def _recheck(engine, mid: str) -> None:  # type: ignore[no-untyped-def]
     head = gitutil.head_commit(engine.ws.root) if engine.ws.is_git else None
     if head and config.test_command and config.detect_test_failures:
         run = TestCommand(engine.ws).run(config.test_command, config.test_timeout, head)
-        say(f"test command {run.outcome} on {head[:12]}")
+        say(f"test command {run.outcome} on {head[:12]}", err=err)
     probe = blockers.gather(engine.ws, config)
     with engine.transaction() as txn:
         outcome = blockers.recheck(txn, txn.milestone(mid), config=config, probe=probe)
     for cleared in outcome.cleared:
-        say(f"{mid}: cleared {cleared.get('type')}: {cleared.get('detail')}")
+        say(f"{mid}: cleared {cleared.get('type')}: {cleared.get('detail')}", err=err)
     if outcome.message:
-        say(outcome.message)
+        say(outcome.message, err=err)
 
 
 @cli.command("blockers")
@@ -162,7 +162,7 @@ def blockers_command(milestone: str | None, as_json: bool, recheck: bool) -> Non
     for mid in mids:
         try:
             if recheck:
-                _recheck(engine, mid)
+                _recheck(engine, mid, err=as_json)  # --json keeps stdout for the JSON
             chosen.append(engine.load(mid))
         except NotAMilestone:
             continue
