@@ -199,7 +199,7 @@ def _claim_remote(txn: Transaction, milestone: Milestone, candidates: list[str],
             expect = oid  # its lease ran out: take it over, if nobody else does first
         record = {"milestone_id": milestone.id, "task_id": tid, "agent": agent, "status": "claimed",
                   "claim_id": secrets.token_hex(8), "claimed_at": clock.now_iso(), "lease_until": _until(lease),
-                  "host": socket.gethostname(), "remote": remote}
+                  "host": socket.gethostname(), "remote": sync.public_remote(remote)}
         oid = _write_claim(repo, record)
         if _cas_push(ws, remote, ref, oid, expect):
             _mirror(repo, ref, oid)
@@ -220,7 +220,9 @@ def _public(claim: dict[str, Any]) -> dict[str, Any]:
 def _update_remote(txn: Transaction, milestone: Milestone, task_id: str, **changes: Any) -> dict[str, Any] | None:
     """Move our remote claim on a task forward (renewed, done) or delete it (``delete=True``).
 
-    Returns None when we hold no remote claim on it; else ``{"ok": bool, "holder": ...}``.
+    Returns None when we hold no remote claim on it, else ``{"remote", "ok", "holder",
+    "unreachable"}``.  An unreachable remote does not undo the local change: the local
+    copy of the claim moves on and ``sync`` pushes it later (see ``push_pending``).
     """
     from milestoned import statebranch
 
@@ -228,23 +230,28 @@ def _update_remote(txn: Transaction, milestone: Milestone, task_id: str, **chang
     repo = statebranch.open_repo(ws)
     ref = claim_ref(milestone.id, task_id)
     mine = repo.references.get(ref)
-    if mine is None:
+    ours = read_claim(repo, mine.target) if mine is not None else None
+    if mine is None or not ours or not ours.get("remote"):
         return None
-    ours = read_claim(repo, mine.target) or {}
-    remote = ours.get("remote")
-    if not remote:
+    remote = ours["remote"]
+    new = None if changes.pop("delete", False) else _write_claim(repo, {**ours, **changes})
+    answer: dict[str, Any] = {"remote": remote, "ok": True, "holder": None, "unreachable": None}
+    try:
+        answer["ok"] = _cas_push(ws, remote, ref, new, mine.target)
+    except RuntimeFailure as exc:
+        answer["unreachable"] = str(exc)
+    if not answer["ok"] and new is not None:
+        holder = _holders(ws, repo, remote, milestone.id).get(task_id)
+        answer["holder"] = _public(holder[1]) if holder else None
+    _mirror(repo, ref, new if answer["ok"] else None)
+    return answer
+
+
+def _remote_warning(task_id: str, answer: dict[str, Any] | None) -> str | None:
+    if answer is None or not answer["unreachable"]:
         return None
-    if changes.pop("delete", False):
-        ok = _cas_push(ws, remote, ref, None, mine.target)
-        _mirror(repo, ref, None)
-        return {"ok": ok, "remote": remote}
-    new = _write_claim(repo, {**ours, **changes})
-    if _cas_push(ws, remote, ref, new, mine.target):
-        _mirror(repo, ref, new)
-        return {"ok": True, "remote": remote}
-    holder = _holders(ws, repo, remote, milestone.id).get(task_id)
-    _mirror(repo, ref, None)
-    return {"ok": False, "remote": remote, "holder": _public(holder[1]) if holder else None}
+    return (f"{answer['unreachable']}: the claim on {task_id} changed here only; "
+            f"`milestoned sync {answer['remote']}` pushes it")
 
 
 # -- the verbs --------------------------------------------------------------------------------
@@ -269,7 +276,8 @@ def claim_next(engine: Engine, milestone_id: str, agent: str, *, lease: float,
             task_id = ms.ready[0] if ms.ready else None
         if task_id is not None and not mine:
             until = claim["lease_until"] if claim else _until(lease)
-            txn.record(ms, "task_claimed", task_id=task_id, agent=agent, lease_until=until, remote=remote,
+            txn.record(ms, "task_claimed", task_id=task_id, agent=agent, lease_until=until,
+                       remote=sync.public_remote(remote) if remote else None,
                        claim=claim["commit"] if claim else None)
     row = next((r for r in views.task_rows(ms) if r["id"] == task_id), None)
     return {"schema": 1, "milestone_id": ms.id, "agent": agent, "claimed": row, "already_held": bool(mine),
@@ -281,19 +289,23 @@ def heartbeat(engine: Engine, milestone_id: str, agent: str, task_id: str | None
     check_agent(agent)
     renewed: list[dict[str, Any]] = []
     lost: list[dict[str, Any]] = []
+    warnings: list[str] = []
     with engine.transaction() as txn:
         ms = txn.milestone(milestone_id)
         for tid in _held_task(ms, agent, task_id):
             until = _until(lease)
-            remote = _update_remote(txn, ms, tid, lease_until=until)
-            if remote is not None and not remote["ok"]:
+            answer = _update_remote(txn, ms, tid, lease_until=until)
+            if answer is not None and not answer["ok"]:
+                holder = (answer["holder"] or {}).get("agent")
                 txn.record(ms, "claim_expired", task_id=tid, agent=agent, reason="taken over on the remote",
-                           holder=(remote.get("holder") or {}).get("agent"))
-                lost.append({"task_id": tid, "holder": remote.get("holder")})
+                           holder=holder)
+                lost.append({"task_id": tid, "holder": answer["holder"]})
                 continue
             txn.record(ms, "claim_renewed", task_id=tid, agent=agent, lease_until=until)
             renewed.append({"task_id": tid, "lease_until": until})
-    return {"schema": 1, "milestone_id": ms.id, "agent": agent, "renewed": renewed, "lost": lost}
+            warnings += filter(None, [_remote_warning(tid, answer)])
+    return {"schema": 1, "milestone_id": ms.id, "agent": agent, "renewed": renewed, "lost": lost,
+            "warnings": warnings}
 
 
 def release(engine: Engine, milestone_id: str, agent: str, task_id: str | None) -> dict[str, Any]:
@@ -302,10 +314,15 @@ def release(engine: Engine, milestone_id: str, agent: str, task_id: str | None) 
     with engine.transaction() as txn:
         ms = txn.milestone(milestone_id)
         tasks = _held_task(ms, agent, task_id)
+        warnings: list[str] = []
         for tid in tasks:
-            _update_remote(txn, ms, tid, delete=True)
+            answer = _update_remote(txn, ms, tid, delete=True)
+            if answer is not None and answer["unreachable"]:
+                warnings.append(f"{answer['unreachable']}: the claim on {tid} stays on {answer['remote']} "
+                                "until its lease runs out")
             txn.record(ms, "claim_released", task_id=tid, agent=agent)
-    return {"schema": 1, "milestone_id": ms.id, "agent": agent, "released": tasks, "ready": ms.ready}
+    return {"schema": 1, "milestone_id": ms.id, "agent": agent, "released": tasks, "ready": ms.ready,
+            "warnings": warnings}
 
 
 def done(engine: Engine, milestone_id: str, agent: str, task_id: str | None) -> dict[str, Any]:
@@ -320,10 +337,11 @@ def done(engine: Engine, milestone_id: str, agent: str, task_id: str | None) -> 
         if len(tasks) > 1:
             raise UserError(f"agent {agent} holds {', '.join(tasks)}", hint="name the task that is done")
         tid = tasks[0]
-        remote = _update_remote(txn, ms, tid, status="done", lease_until=None, done_at=clock.now_iso())
-        if remote is not None and not remote["ok"]:
-            holder = (remote.get("holder") or {}).get("agent")
-            warnings.append(f"the claim on {tid} at {remote['remote']} had passed to {holder or 'nobody'}")
+        answer = _update_remote(txn, ms, tid, status="done", lease_until=None, done_at=clock.now_iso())
+        if answer is not None and not answer["ok"]:
+            holder = (answer["holder"] or {}).get("agent")
+            warnings.append(f"the claim on {tid} at {answer['remote']} had passed to {holder or 'nobody'}")
+        warnings += filter(None, [_remote_warning(tid, answer)])
         lifecycle.complete(txn, ms, tid, agent=agent)
     done_count, total, percentage = ms.state.progress()
     return {"schema": 1, "milestone_id": ms.id, "agent": agent, "completed": tid, "milestone_status": ms.state.status,

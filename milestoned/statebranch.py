@@ -163,22 +163,17 @@ def files_at(repo: pygit2.Repository, commit_id: pygit2.Oid | None) -> dict[str,
 
 
 # -- writing the branch -----------------------------------------------------------------
-def _build_tree(repo: pygit2.Repository, files: Mapping[str, Path | bytes]) -> pygit2.Oid:
+def _build_tree(repo: pygit2.Repository, files: Mapping[str, Path]) -> pygit2.Oid:
+    """Blobs straight from the files (hashed by libgit2), a tree per folder, README at the top."""
     import pygit2
 
     folders: dict[str, dict[str, pygit2.Oid]] = {}
     for tree_path, source in files.items():
         folder, _, name = tree_path.rpartition("/")
-        if isinstance(source, Path):
-            oid = repo.create_blob_fromdisk(str(source))
-        else:
-            oid = repo.create_blob(source)
-        folders.setdefault(folder, {})[name] = oid
+        folders.setdefault(folder, {})[name] = repo.create_blob_fromdisk(str(source))
     root = repo.TreeBuilder()
     root.insert("README", repo.create_blob(README.encode()), pygit2.GIT_FILEMODE_BLOB)
     for folder, entries in sorted(folders.items()):
-        if not folder:
-            continue
         sub = repo.TreeBuilder()
         for name, oid in sorted(entries.items()):
             sub.insert(name, oid, pygit2.GIT_FILEMODE_BLOB)
@@ -228,7 +223,7 @@ def commit(ws: Workspace, subject: str, *, parents: Iterable[pygit2.Oid] | None 
     parent_ids = [current] if parents is None and current is not None else list(parents or [])
     tree = _build_tree(repo, disk_files(ws))
     first_tree = repo[parent_ids[0]].tree_id if parent_ids else None
-    if len(parent_ids) <= 1 and first_tree == tree and parent_ids:
+    if len(parent_ids) == 1 and first_tree == tree:
         if parent_ids[0] != current:  # a fast-forward: the tree is the incoming one exactly
             move_ref(repo, parent_ids[0], current, f"milestoned: {subject} (fast-forward)")
             return parent_ids[0]

@@ -62,6 +62,22 @@ def check_remote(ws: Workspace, remote: str) -> str:
     raise UserError(f"no remote named {remote!r} (remotes: {known})", hint="add one with `git remote add NAME URL`")
 
 
+def public_remote(remote: str) -> str:
+    """A remote as it may be written where others read it: no password, no token in an http URL.
+
+    An ssh user name stays (``ssh://git@host/...`` needs it); credentials then come
+    from the user's credential helper, as for any other git command.
+    """
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(remote)
+    if not parts.scheme or "@" not in parts.netloc:
+        return remote
+    user, _, host = parts.netloc.rpartition("@")
+    keep = "" if parts.scheme in ("http", "https") else user.partition(":")[0] + "@"
+    return urlunsplit(parts._replace(netloc=keep + host))
+
+
 def _slug(remote: str) -> str:
     if _REMOTE_NAME.match(remote) and ".." not in remote and not remote.endswith(".lock"):
         return remote
@@ -377,7 +393,9 @@ def unsynced(ws: Workspace, remote: str, *, timeout: float = 30.0) -> list[dict[
     """Refs that differ between this clone and ``remote`` (asks the remote), for ``doctor``.
 
     Each row: ``ref``, ``local``, ``remote`` (commit ids or None) and ``status``:
-    ``not pushed``, ``not fetched``, ``ahead``, ``behind`` or ``diverged``.
+    ``not pushed``, ``not fetched``, ``ahead``, ``behind``, ``diverged``, or
+    ``behind or diverged (fetch to know)`` when the remote's commit is not here yet.
+    Claims count only where this clone holds one: other clones' claims are theirs.
     """
     repo = statebranch.open_repo(ws)
     proc = network_git(ws, ["ls-remote", remote, statebranch.REF, NOTES_REF, f"{CLAIMS_PREFIX}*"], timeout=timeout)

@@ -224,3 +224,18 @@ def test_eight_processes_in_two_clones_give_each_of_twenty_tasks_one_owner(tmp_p
     for _, (_, last) in zip(names, results):  # the losers were told who holds each task
         for held in last["held_elsewhere"]:
             assert owner[held["task_id"]] == held["agent"]
+
+
+def test_finishing_while_the_remote_is_away_is_pushed_by_the_next_sync(tmp_path: Path) -> None:
+    remote, a = project(tmp_path, tasks=2)
+    assert claim_json(a, "alice", "--remote", "origin")["claimed"]["id"] == "T1"
+    away = remote.rename(tmp_path / "away.git")
+    finished = at(a, "done", "--agent", "alice", "--json")
+    assert finished.exit_code == 0, finished.output
+    assert "the claim on T1 changed here only; `milestoned sync origin` pushes it" in finished.stderr
+    assert as_json(a, "status", "m1")["tasks"][0]["status"] == "completed"
+    away.rename(remote)
+    assert remote_claims(remote)["refs/milestoned/claims/m1/T1"]["status"] == "claimed"
+    report = as_json(a, "sync")
+    assert report["claims"] == {"pushed": ["refs/milestoned/claims/m1/T1"], "lost": []}
+    assert remote_claims(remote)["refs/milestoned/claims/m1/T1"]["status"] == "done"

@@ -10,8 +10,9 @@ from typing import Any
 
 import click
 
-from milestoned.cli.base import cli, json_option, milestone_argument, milestone_option, open_engine, print_json, say
-from milestoned.cli.base import warn
+from milestoned.cli.base import (
+    cli, json_option, milestone_argument, milestone_option, open_engine, print_json, say, warn,
+)
 
 agent_option = click.option("--agent", required=True, help="The agent's name, as given to `next --claim`.")
 task_argument = click.argument("task_id", required=False)
@@ -103,6 +104,8 @@ def heartbeat(task_id: str | None, milestone: str | None, agent: str, lease: str
     engine = open_engine()
     answer = claims.heartbeat(engine, engine.resolve(milestone), agent, task_id,
                               lease=claims.lease_seconds(engine, lease))
+    for message in answer["warnings"]:
+        warn(message)
     if as_json:
         print_json(answer)
     else:
@@ -126,6 +129,8 @@ def release(task_id: str | None, milestone: str | None, agent: str, as_json: boo
 
     engine = open_engine()
     answer = claims.release(engine, engine.resolve(milestone), agent, task_id)
+    for message in answer["warnings"]:
+        warn(message)
     if as_json:
         print_json(answer)
     else:

@@ -125,8 +125,11 @@ def resume(session_id: str | None, remote: str | None, no_fetch: bool, timeout: 
     """
     from milestoned import sessions
     from milestoned.engine import Engine
+    from milestoned.errors import UserError
     from milestoned.workspace import Workspace
 
+    if remote and no_fetch:
+        raise UserError("--remote and --no-fetch contradict each other", hint="pass one of them")
     engine = Engine(Workspace.discover())  # .milestones/ may not exist yet on a fresh clone
     chosen = None if no_fetch else _remote_for(engine, remote)
     answer = sessions.resume(engine, session_id, remote=chosen, timeout=_timeout(timeout),
@@ -174,8 +177,14 @@ def sync_(remote: str | None, timeout: str, as_json: bool) -> None:
     if as_json:
         print_json(report)
         return
+    said = {"none": "nothing there yet", "up-to-date": "up to date", "fast-forward": "fast-forwarded",
+            "merged": "merged"}
     pushed = ", ".join(report["pushed"]) or "nothing new"
-    retried = f" after {report['push_attempts']} attempts" if report["push_attempts"] > 1 else ""
-    say(f"synced with {chosen}: state {report['state']}, notes {report['notes']}; pushed {pushed}{retried}")
+    retried = f" (after {report['push_attempts'] - 1} rejected push(es), fetched and merged again)" \
+        if report["push_attempts"] > 1 else ""
+    say(f"synced with {chosen}: state {said[report['state']]}, notes {said[report['notes']]}; "
+        f"pushed {pushed}{retried}")
+    for name in report["claims"].get("pushed", []):
+        say(f"pushed claim {name}")
     for name in report["claims"].get("lost", []):
         warn(f"claim {name} is no longer ours on {chosen}")
