@@ -198,6 +198,10 @@ class Transaction:
         self._files: dict[Path, str] = {}
         self._removals: list[Path] = []
         self._after: list[Callable[[], None]] = []
+        # Append events but leave the YAML projection for later (a busy writer such as the
+        # runner, whose round-trip rewrites would cost more than its events): the next load
+        # sees the file lag behind the log and the next projecting transaction catches up.
+        self.defer_projection = False
 
     def milestone(self, milestone_id: str) -> Milestone:
         """Load under the lock; the first write for a milestone records its baseline."""
@@ -259,6 +263,10 @@ class Transaction:
             return
         ws = self.ws
         eventlog.append(ws.log_path(milestone.id), milestone.pending)
+        if self.defer_projection and self._may_defer(milestone):
+            milestone.log.events.extend(milestone.pending)
+            milestone.pending = []
+            return
         text = milestone.plan.text
         new_text = projection.project(text, milestone.plan, milestone.state) or text
         path = milestone.path
@@ -275,3 +283,8 @@ class Transaction:
         milestone.log.events.extend(milestone.pending)
         milestone.pending = []
         milestone.reproject = False
+
+    def _may_defer(self, milestone: Milestone) -> bool:
+        """Only a file that is our own last projection may lag (else a load takes it for a hand
+        edit), and a completed milestone moves to ``completed/`` at once."""
+        return milestone.state.status != "completed" and self.engine._signature(milestone.id) == _sha(milestone.disk_text)
