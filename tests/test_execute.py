@@ -1,0 +1,280 @@
+"""``milestoned execute``: real processes in real worktrees, merged into the milestone branch."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import git, invoke, snapshot_tree, write_milestone
+
+FAKE = str(Path(__file__).with_name("fake_agent.py"))
+BRANCH = "milestone/m1/_milestone"
+
+
+def fake(*args: str) -> list[str]:
+    return [sys.executable, FAKE, *args]
+
+
+def plan(repo: Path, tasks: list[dict[str, Any]], milestone_id: str = "m1") -> Path:
+    """A milestone of these tasks (JSON is YAML: values stay exactly as given)."""
+    lines = [f"id: {milestone_id}", "title: Runner test", "status: planned", "tasks:"]
+    for task in tasks:
+        lines.append(f"  - id: {task['id']}")
+        lines.append(f"    title: {json.dumps(task.get('title', 'task ' + task['id']))}")
+        for key in ("dependencies", "run", "prompt", "shell"):
+            if key in task:
+                lines.append(f"    {key}: {json.dumps(task[key])}")
+    return write_milestone(repo, milestone_id, "\n".join(lines) + "\n")
+
+
+def status_of(milestone: str = "m1") -> dict[str, Any]:
+    result = invoke("status", milestone, "--json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def tasks_by_id(view: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {t["id"]: t for t in view["tasks"]}
+
+
+def events_named(name: str, milestone: str = "m1") -> list[dict[str, Any]]:
+    result = invoke("events", milestone, "--json", "--event", name, "--limit", "0")
+    return json.loads(result.stdout)["events"]
+
+
+def show(repo: Path, path: str, ref: str = BRANCH) -> str:
+    return git("show", f"{ref}:{path}", cwd=repo)
+
+
+def test_ready_tasks_run_at_once_up_to_the_worker_limit(repo: Path, tmp_path: Path) -> None:
+    spans = tmp_path / "spans.jsonl"
+    plan(repo, [{"id": f"T{i}", "run": fake("--spans", str(spans), "--sleep", "0.4",
+                                            "--write", f"out/T{i}.txt", f"made by T{i}")} for i in range(1, 7)])
+    result = invoke("execute", "m1", "--workers", "3")
+    assert result.exit_code == 0, result.output
+    intervals = [json.loads(line) for line in spans.read_text().splitlines()]
+    assert sorted(i["task"] for i in intervals) == [f"T{i}" for i in range(1, 7)]
+    most = max(sum(1 for o in intervals if o["start"] < i["end"] and i["start"] < o["end"]) for i in intervals)
+    assert 2 <= most <= 3, f"{most} tasks overlapped with 3 workers"
+    for i in range(1, 7):
+        assert show(repo, f"out/T{i}.txt") == f"made by T{i}"
+    messages = git("log", "--format=%B%x00", BRANCH, cwd=repo)
+    assert "Milestone: m1\nCompletes: T4" in messages
+    assert git("worktree", "list", "--porcelain", cwd=repo).count("worktree ") == 1
+    assert git("branch", "--list", "milestone/m1/T*", cwd=repo) == ""
+    assert "milestone m1 completed: 6/6 tasks" in result.stdout
+    assert f"work:  branch {BRANCH}" in result.stdout
+
+
+def test_a_failing_command_blocks_only_its_dependents(repo: Path) -> None:
+    plan(repo, [
+        {"id": "bad", "run": fake("--lines", "30", "--exit", "3")},
+        {"id": "after-bad", "dependencies": ["bad"], "run": fake()},
+        {"id": "good", "run": fake("--write", "good.txt", "ok")},
+        {"id": "after-good", "dependencies": ["good"], "run": fake("--write", "after.txt", "ok")},
+    ])
+    result = invoke("execute", "m1", "--workers", "2")
+    assert result.exit_code == 1
+    tasks = tasks_by_id(status_of())
+    assert {t: tasks[t]["status"] for t in tasks} == {
+        "bad": "blocked", "after-bad": "pending", "good": "completed", "after-good": "completed"}
+    log = ".milestones/logs/tasks/m1/bad.log"
+    assert tasks["bad"]["output"] == log
+    assert (repo / log).read_text().splitlines()[0] == "line 1"
+    blocker = tasks["bad"]["blocker"]
+    assert blocker["reason"] == "command exited with status 3" and blocker["exit_code"] == 3
+    assert blocker["tail"] == [f"line {n}" for n in range(11, 31)]
+    assert tasks["after-bad"]["waiting_on_blocked"]
+    assert f"  blocked   bad  command exited with status 3 — log {log}" in result.stdout
+    assert "  waiting   after-bad  needs bad" in result.stdout
+    assert "next:  milestoned task reopen bad -m m1" in result.stdout
+    assert show(repo, "after.txt") == "ok"
+
+
+def test_a_prompt_reaches_the_agent_as_one_argument_and_no_shell_runs(repo: Path, tmp_path: Path) -> None:
+    argv_file = tmp_path / "argv.jsonl"
+    config = repo / ".milestones/config.yaml"
+    command = fake("--record-argv", str(argv_file), "--task", "{task_id}", "--workdir", "{workdir}",
+                   "--prompt", "{prompt}")
+    config.write_text(f"agent:\n  command: {json.dumps(command)}\n")
+    prompt = "Say \"hi\"; it's {task_id} $(touch hacked) `touch ticks` && touch pwned > out | cat"
+    plan(repo, [{"id": "T1", "title": "Ask the agent", "prompt": prompt}])
+    result = invoke("execute", "m1")
+    assert result.exit_code == 0, result.output
+    record = json.loads(argv_file.read_text())
+    assert record["argv"][-2:] == ["--prompt", prompt]
+    assert record["argv"][record["argv"].index("--task") + 1] == "T1"
+    assert record["cwd"] == str(repo / ".git/milestoned/worktrees/m1/T1")
+    assert not [p for p in tmp_path.rglob("*") if p.name in ("hacked", "ticks", "pwned", "out")]
+    assert show(repo, "NOTES.md") == prompt
+    task_commit = git("log", "-1", "--format=%B", f"{BRANCH}^2", cwd=repo)
+    assert task_commit.startswith("T1: Ask the agent") and task_commit.endswith("Milestone: m1\nTask: T1")
+    assert git("log", "-1", "--format=%B", BRANCH, cwd=repo).endswith("Milestone: m1\nCompletes: T1")
+    started = events_named("task_started")[0]
+    assert started["agent"] == f"{Path(sys.executable).name}-1" and started["runner_pid"] > 0
+
+
+def test_a_prompt_task_without_an_agent_command_is_refused_and_nothing_changes(repo: Path) -> None:
+    plan(repo, [{"id": "T1", "prompt": "do it"}])
+    before = snapshot_tree(repo)
+    result = invoke("execute", "m1")
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        "milestoned: error: .milestones/config.yaml: task T1 has a prompt but no agent command is configured "
+        '(set agent.command, for example ["my-agent", "--print", "{prompt}"])']
+    assert snapshot_tree(repo) == before
+
+
+def test_a_running_milestone_needs_resume(repo: Path) -> None:
+    plan(repo, [{"id": "T1", "run": fake()}])
+    assert invoke("activate", "m1").exit_code == 0
+    result = invoke("execute", "m1")
+    assert result.exit_code == 2
+    assert "milestone m1 is in_progress, not planned or paused (continue it with `milestoned execute m1 --resume`)" \
+        in result.stderr
+    assert invoke("execute", "m1", "--resume").exit_code == 0
+    assert status_of()["milestone"]["status"] == "completed"
+
+
+def test_a_merge_conflict_blocks_that_task_keeps_its_worktree_and_resume_finishes(repo: Path) -> None:
+    plan(repo, [
+        {"id": "left", "run": fake("--write", "shared.txt", "left")},
+        {"id": "right", "run": fake("--write", "shared.txt", "right")},
+        {"id": "after", "dependencies": ["left", "right"], "run": fake("--write", "after.txt", "after")},
+    ])
+    result = invoke("execute", "m1", "--workers", "2")
+    assert result.exit_code == 1
+    tasks = tasks_by_id(status_of())
+    blocked = [t for t in ("left", "right") if tasks[t]["status"] == "blocked"]
+    assert len(blocked) == 1 and tasks["after"]["status"] == "pending"
+    loser = blocked[0]
+    blocker = tasks[loser]["blocker"]
+    worktree = repo / f".git/milestoned/worktrees/m1/{loser}"
+    assert blocker["reason"] == "merge conflict" and blocker["paths"] == ["shared.txt"]
+    assert blocker["worktree"] == str(worktree)
+    assert "<<<<<<<" in (worktree / "shared.txt").read_text()
+    assert git("diff", "--name-only", "--diff-filter=U", cwd=worktree) == "shared.txt"
+    assert f"resolve it in {worktree}, commit, then `milestoned execute m1 --resume`" in result.stdout
+
+    (worktree / "shared.txt").write_text("left and right\n")
+    git("add", "shared.txt", cwd=worktree)
+    git("commit", "-q", "--no-edit", cwd=worktree)
+    result = invoke("execute", "m1", "--resume")
+    assert result.exit_code == 0, result.output
+    assert status_of()["milestone"]["status"] == "completed"
+    assert show(repo, "shared.txt") == "left and right"
+    assert show(repo, "after.txt") == "after"
+    assert not worktree.exists()
+
+
+def test_execute_leaves_the_users_head_index_and_working_tree_alone(repo: Path) -> None:
+    (repo / "staged.txt").write_text("staged\n")
+    git("add", "staged.txt", cwd=repo)
+    (repo / "README.md").write_text("my unsaved edit\n")
+    (repo / "untracked.txt").write_text("mine\n")
+    plan(repo, [
+        {"id": "T1", "run": fake("--write", "README.md", "rewritten by T1")},
+        {"id": "T2", "dependencies": ["T1"], "run": fake("--write", "staged.txt", "T2")},
+    ])
+    head = (git("symbolic-ref", "HEAD", cwd=repo), git("rev-parse", "HEAD", cwd=repo))
+    index = (repo / ".git/index").read_bytes()
+    status = git("status", "--porcelain", cwd=repo)
+    files = {k: v for k, v in snapshot_tree(repo).items() if not k.startswith(".milestones")}
+    result = invoke("execute", "m1")
+    assert result.exit_code == 0, result.output
+    assert (git("symbolic-ref", "HEAD", cwd=repo), git("rev-parse", "HEAD", cwd=repo)) == head
+    assert (repo / ".git/index").read_bytes() == index
+    assert {k: v for k, v in snapshot_tree(repo).items() if not k.startswith(".milestones")} == files
+    assert git("status", "--porcelain", cwd=repo) == status
+    assert show(repo, "README.md") == "rewritten by T1" and show(repo, "staged.txt") == "T2"
+
+
+def test_a_task_past_its_timeout_is_stopped_and_blocked(repo: Path, tmp_path: Path) -> None:
+    (repo / ".milestones/config.yaml").write_text("execute:\n  task_timeout: 300ms\n")
+    pid_file = tmp_path / "pid"
+    plan(repo, [{"id": "slow", "run": fake("--pid-file", str(pid_file), "--sleep", "60")}])
+    result = invoke("execute", "m1")
+    assert result.exit_code == 1
+    assert tasks_by_id(status_of())["slow"]["blocker"]["reason"] == "timed out after 0.3s"
+    with pytest.raises(ProcessLookupError):
+        os.kill(int(pid_file.read_text()), 0)
+
+
+# -- interruptions: a real runner process, stopped from outside ---------------------------------
+def start_runner(repo: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "milestoned", "execute", "m1", *args], cwd=repo,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(condition: Any, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+def test_kill_9_then_resume_runs_no_completed_task_again(repo: Path, tmp_path: Path) -> None:
+    marker = tmp_path / "marker"
+    plan(repo, [{"id": f"T{i}", "dependencies": [f"T{i - 2}"] if i > 2 else [],
+                 "run": fake("--marker", str(marker), "--sleep", "0.3", "--write", f"T{i}.txt", "x")}
+                for i in range(1, 9)])
+    runner = start_runner(repo, "--workers", "2")
+
+    def progressed() -> bool:
+        tasks = status_of()["tasks"]
+        return sum(t["status"] == "completed" for t in tasks) >= 2 and any(t["status"] == "in_progress" for t in tasks)
+
+    wait_for(progressed)
+    runner.kill()
+    runner.communicate()
+    done_before = {t["id"] for t in status_of()["tasks"] if t["status"] == "completed"}
+    running_before = {t["id"] for t in status_of()["tasks"] if t["status"] == "in_progress"}
+
+    result = invoke("execute", "m1", "--resume")
+    assert result.exit_code == 0, result.output
+    assert status_of()["milestone"]["status"] == "completed"
+    runs = marker.read_text().split()
+    assert all(runs.count(t) == 1 for t in done_before), runs
+    assert set(runs) == {f"T{i}" for i in range(1, 9)}
+    assert {e["task_id"] for e in events_named("task_requeued")} == running_before
+    assert all(show(repo, f"T{i}.txt") == "x" for i in range(1, 9))
+    assert not events_named("status_set_manually")  # the file lagged behind its log: not a hand edit
+    assert "status: completed" in (repo / ".milestones/completed/m1.yaml").read_text()
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_tasks_saves_the_session_and_resume_finishes(repo: Path, tmp_path: Path) -> None:
+    pid_file, release = tmp_path / "pid", tmp_path / "release"
+    plan(repo, [
+        {"id": "quick", "run": fake("--write", "quick.txt", "q")},
+        {"id": "long", "run": fake("--pid-file", str(pid_file), "--hold", str(release))},
+    ])
+    runner = start_runner(repo, "--workers", "2")
+    wait_for(lambda: pid_file.exists() and tasks_by_id(status_of())["long"]["status"] == "in_progress")
+    second = invoke("execute", "m1", "--resume")
+    assert second.exit_code == 2 and "milestone m1 is already being executed by pid" in second.stderr
+
+    runner.send_signal(signal.SIGINT)
+    out, err = runner.communicate(timeout=30)
+    assert runner.returncode == 130, err
+    assert "requeued   long  interrupted" in out
+    assert "next:  milestoned execute m1 --resume" in out
+    with pytest.raises(ProcessLookupError):
+        os.kill(int(pid_file.read_text()), 0)
+    tasks = tasks_by_id(status_of())
+    assert tasks["long"]["status"] == "pending"
+    saved = events_named("session_saved")[-1]
+    assert saved["reason"] == "execute interrupted by SIGINT" and (repo / saved["path"]).is_file()
+
+    release.touch()
+    result = invoke("execute", "m1", "--resume")
+    assert result.exit_code == 0, result.output
+    assert status_of()["milestone"]["status"] == "completed"
