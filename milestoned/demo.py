@@ -1,0 +1,224 @@
+"""``milestoned demo``: the README's first command, on a machine with nothing set up.
+
+It makes a scratch git repository (with its own identity in its own config: a fresh
+machine or CI has none), plans a small but real milestone — a dozen tasks building a
+tiny Python package, with a dependency graph and commands that write files, so every
+task commits on its branch — executes it with several workers under the live display,
+and says where everything is and what to try next.
+
+The demo is a list of small steps (``STEPS``), each a function of the ``Demo`` it
+advances, so that later steps (hooks, the daemon, saving the session and resuming it
+from a fresh clone) slot in where they belong.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from milestoned import gitutil
+from milestoned.errors import UserError
+
+MILESTONE = "greeter"
+
+
+@dataclass
+class Demo:
+    """What the steps share: where the demo lives and how it talks."""
+
+    root: Path
+    workers: int
+    tty: bool
+    echo: Callable[[str], None]
+    exit_code: int = 0
+    branch: str = ""
+
+    def git(self, *args: str) -> str:
+        return gitutil.git(list(args), self.root)
+
+    def engine(self):  # type: ignore[no-untyped-def]
+        from milestoned.engine import Engine
+        from milestoned.workspace import Workspace
+
+        return Engine(Workspace.discover(self.root))
+
+
+def _write(relative: str, text: str) -> str:
+    """A shell line that writes ``text`` to ``relative`` (a here-document: readable in the YAML)."""
+    folder = relative.rpartition("/")[0]
+    mkdir = f"mkdir -p {folder}\n" if folder else ""
+    return f"{mkdir}cat > {relative} <<'EOF'\n{text.rstrip()}\nEOF\n"
+
+
+def sample_milestone() -> str:
+    """The demo's plan: a tiny greeting package, its tests, docs and release notes."""
+    python = json.dumps(sys.executable)
+    tasks = [
+        ("scaffold", "Create the package", [], _write("greeter/__init__.py", '"""Greetings, politely."""')),
+        ("core", "Write the greeting function", ["scaffold"], _write("greeter/core.py", '''
+def greet(name: str) -> str:
+    return f"Hello, {name}!"
+''')),
+        ("formal", "Add formal greetings", ["core"], _write("greeter/formal.py", '''
+from greeter.core import greet
+
+
+def greet_formally(title: str, name: str) -> str:
+    return greet(f"{title} {name}").replace("Hello", "Good day")
+''')),
+        ("cli", "Add a command line", ["core"], _write("greeter/__main__.py", '''
+import sys
+
+from greeter.core import greet
+
+print(greet(" ".join(sys.argv[1:]) or "world"))
+''')),
+        ("tests-core", "Test the greeting", ["core"], _write("tests/test_core.py", '''
+import unittest
+
+from greeter.core import greet
+
+
+class GreetTest(unittest.TestCase):
+    def test_greets_by_name(self):
+        self.assertEqual(greet("Ada"), "Hello, Ada!")
+''')),
+        ("tests-formal", "Test formal greetings", ["formal"], _write("tests/test_formal.py", '''
+import unittest
+
+from greeter.formal import greet_formally
+
+
+class FormalTest(unittest.TestCase):
+    def test_greets_with_a_title(self):
+        self.assertEqual(greet_formally("Dr", "Ada"), "Good day, Dr Ada!")
+''')),
+        ("docs-intro", "Write the introduction", [], _write("docs/intro.md", '''
+# greeter
+
+Greets people, politely: `python -m greeter Ada`.
+''')),
+        ("docs-usage", "Document the command line", ["cli", "docs-intro"], _write("docs/usage.md", '''
+# Usage
+
+    python -m greeter Ada Lovelace
+''')),
+        ("license", "Add a license", [], _write("LICENSE", "MIT License (demo)")),
+        ("ci", "Add a check script", ["scaffold"], _write("ci/check.sh", f'''
+#!/bin/sh
+exec {python} -m unittest discover -s tests -q
+''')),
+    ]
+    lines = [
+        "# A sample milestone made by `milestoned demo`: a dozen tasks, a dependency graph,",
+        "# and small real commands. Each task runs in its own git worktree on its own branch",
+        f"# (milestone/{MILESTONE}/<task>); what it writes is committed there and merged into",
+        f"# milestone/{MILESTONE}/_milestone. Your own branch and checkout are never touched.",
+        f"id: {MILESTONE}",
+        "title: A polite greeting package",
+        "status: planned",
+        "tasks:",
+    ]
+    for task_id, title, deps, script in tasks:
+        body = "\n".join("      " + line if line else "" for line in ("sleep 0.4\n" + script).splitlines())
+        lines += [f"  - id: {task_id}", f"    title: {title}", f"    dependencies: {json.dumps(deps)}",
+                  "    shell: true", "    run: |", body]
+    # two tasks as argv lists, no shell: the usual way to write a command
+    lines += [
+        "  - id: test",
+        "    title: Run the tests against everything merged so far",
+        '    dependencies: ["tests-core", "tests-formal", "cli", "ci"]',
+        f'    run: [{python}, "-m", "unittest", "discover", "-s", "tests", "-q"]',
+        "  - id: release-notes",
+        "    title: Write the release notes",
+        '    dependencies: ["test", "docs-usage", "license"]',
+        f'    run: [{python}, "-c", "open(\'CHANGES.md\', \'w\').write(\'# 0.1: first greetings\\\\n\')"]',
+    ]
+    return "\n".join(lines) + "\n"
+
+
+# -- the steps -----------------------------------------------------------------------------------
+def make_repository(demo: Demo) -> None:
+    demo.git("init", "-q", "-b", "main")
+    demo.git("config", "user.name", "milestoned demo")  # this scratch repository's own config only
+    demo.git("config", "user.email", "demo@milestoned.invalid")
+    (demo.root / "README.md").write_text("# greeter\n\nA scratch project made by `milestoned demo`.\n")
+    (demo.root / ".gitignore").write_text("__pycache__/\n")
+    demo.git("add", "README.md", ".gitignore")
+    demo.git("commit", "-q", "-m", "Start the greeter project")
+    demo.echo(f"made a git repository in {demo.root}")
+
+
+def initialize(demo: Demo) -> None:
+    from milestoned.lifecycle import init
+    from milestoned.workspace import Workspace
+
+    init(Workspace.discover(demo.root))
+    demo.echo("milestoned init: .milestones/ with config.yaml and a .gitignore")
+
+
+def plan_milestone(demo: Demo) -> None:
+    path = demo.root / ".milestones" / "active" / f"{MILESTONE}.yaml"
+    path.write_text(sample_milestone())
+    demo.git("add", ".milestones/config.yaml", ".milestones/.gitignore", str(path.relative_to(demo.root)))
+    demo.git("commit", "-q", "-m", f"Plan milestone {MILESTONE}")
+    ms = demo.engine().load(MILESTONE)
+    demo.echo(f"planned {MILESTONE}: {len(ms.plan.tasks)} tasks, ready now: {', '.join(ms.ready)}")
+
+
+def execute(demo: Demo) -> None:
+    from milestoned.runner import execute_with_display
+    from milestoned.worktrees import milestone_branch
+
+    outcome = execute_with_display(demo.engine(), MILESTONE, workers=demo.workers, resume=False, force=False,
+                                   tty=demo.tty, echo=demo.echo)
+    demo.exit_code = outcome.exit_code
+    demo.branch = milestone_branch(MILESTONE)
+
+
+def show_where_things_are(demo: Demo) -> None:
+    root = demo.root
+    log = demo.git("log", "--oneline", "--first-parent", demo.branch).splitlines()
+    demo.echo("")
+    demo.echo(f"the demo repository:  {root}")
+    demo.echo(f"  milestone file:     {demo.engine().path_of(MILESTONE).relative_to(root)}")
+    demo.echo(f"  event log:          .milestones/logs/execution-{MILESTONE}.jsonl")
+    demo.echo(f"  each task's output: .milestones/logs/tasks/{MILESTONE}/")
+    demo.echo(f"  the work:           branch {demo.branch} ({len(log)} commits on its first-parent line)")
+    demo.echo("try next:")
+    for command in (f"cd {root}", f"milestoned status {MILESTONE}", f"milestoned events {MILESTONE}",
+                    f"milestoned graph {MILESTONE} --format mermaid",
+                    f"git log --oneline --graph {demo.branch}", f"git merge {demo.branch}"):
+        demo.echo(f"  {command}")
+
+
+STEPS: list[tuple[str, Callable[[Demo], None]]] = [
+    ("a scratch repository", make_repository),
+    ("milestoned init", initialize),
+    ("a sample milestone", plan_milestone),
+    ("execute it in parallel", execute),
+    ("where everything is", show_where_things_are),
+]
+
+
+def _directory(directory: str | None) -> Path:
+    if directory is None:
+        return Path(tempfile.mkdtemp(prefix="milestoned-demo-")).resolve()
+    root = Path(directory).resolve()
+    if root.exists() and any(root.iterdir()):
+        raise UserError(f"{root} is not empty", hint="give --dir a new or empty directory")
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def run_demo(directory: str | None, *, workers: int, tty: bool, echo: Callable[[str], None]) -> int:
+    """Run every step; the exit status of the run (0 when the milestone completed)."""
+    demo = Demo(_directory(directory), workers, tty, echo)
+    for number, (title, step) in enumerate(STEPS, start=1):
+        echo(f"== {number}. {title}")
+        step(demo)
+    return demo.exit_code

@@ -1,0 +1,41 @@
+"""``milestoned demo`` end to end, as a new user runs it: no git identity, no configuration."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import IDENTITY, git, run_subprocess
+
+
+@pytest.mark.slow
+def test_demo_runs_a_sample_milestone_to_completion_without_a_git_identity(tmp_path: Path) -> None:
+    root = tmp_path / "demo"
+    no_identity = {key: value for key, value in os.environ.items() if key not in IDENTITY}
+    proc = subprocess.run([sys.executable, "-m", "milestoned", "demo", "--dir", str(root), "--workers", "4"],
+                          cwd=tmp_path, env=no_identity, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "milestone greeter completed: 12/12 tasks" in proc.stdout
+    assert f"  cd {root}" in proc.stdout and "  milestoned status greeter" in proc.stdout
+
+    status = json.loads(run_subprocess("status", "greeter", "--json", cwd=root).stdout)
+    assert status["milestone"]["status"] == "completed"
+    branch = "milestone/greeter/_milestone"
+    assert git("show", f"{branch}:greeter/core.py", cwd=root).startswith("def greet(")
+    assert git("show", f"{branch}:CHANGES.md", cwd=root) == "# 0.1: first greetings"
+    assert "Ran 2 tests" in (root / ".milestones/logs/tasks/greeter/test.log").read_text()
+    assert set(git("log", "--format=%an <%ae>", branch, cwd=root).splitlines()) == {
+        "milestoned demo <demo@milestoned.invalid>"}
+    assert git("rev-parse", "--abbrev-ref", "HEAD", cwd=root) == "main"
+
+
+def test_demo_refuses_a_directory_that_is_not_empty(tmp_path: Path) -> None:
+    (tmp_path / "mine.txt").write_text("keep me\n")
+    proc = run_subprocess("demo", "--dir", str(tmp_path), cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr == f"milestoned: error: {tmp_path} is not empty (give --dir a new or empty directory)\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["mine.txt"]
