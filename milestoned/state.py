@@ -170,6 +170,8 @@ def apply(state: State, event: Event) -> None:
         task.agent = event.get("agent") or task.agent
         task.lease_until = event.get("lease_until")
         task.output = event.get("output") or task.output
+    elif name in ("claim_renewed", "claim_released", "claim_expired") and not _holds(task, event):
+        return  # about a claim that is no longer the current one (merged from another clone)
     elif name == "claim_renewed":
         task.lease_until = event.get("lease_until")
     elif name == "task_completed":
@@ -189,6 +191,12 @@ def apply(state: State, event: Event) -> None:
         task.lease_until = None
         task.blocker = None
         task.agent = None
+
+
+def _holds(task: TaskState, event: Event) -> bool:
+    """Whether ``event``'s agent holds ``task`` now: lease events of an older claim change nothing."""
+    agent = event.get("agent")
+    return task.status == "in_progress" and (agent is None or task.agent in (None, agent))
 
 
 def fold(plan: Plan, events: list[Event]) -> State:

@@ -239,3 +239,22 @@ def test_finishing_while_the_remote_is_away_is_pushed_by_the_next_sync(tmp_path:
     report = as_json(a, "sync")
     assert report["claims"] == {"pushed": ["refs/milestoned/claims/m1/T1"], "lost": []}
     assert remote_claims(remote)["refs/milestoned/claims/m1/T1"]["status"] == "done"
+
+
+def test_a_stale_expiry_merged_from_another_clone_does_not_undo_the_new_claim() -> None:
+    """Clone A's lease lapsed and B took the task over; A's late ``claim_expired`` sorts after
+    B's claim in the merged log, yet the task stays B's (and a completed task stays completed)."""
+    from pathlib import Path as _Path
+
+    from milestoned.plan import Plan, Recorded, TaskPlan
+    from milestoned.state import fold
+
+    plan = Plan("m1", "m", (), (TaskPlan("T1", "t"),), Recorded("in_progress"), _Path("m1.yaml"))
+    base = {"milestone_id": "m1", "session_id": "s", "timestamp": "2026-01-01T00:00:00Z", "task_id": "T1"}
+    claimed_by_b = {**base, "id": "b", "clock": 2, "event": "task_claimed", "agent": "bob"}
+    late_expiry_of_a = {**base, "id": "a", "clock": 3, "event": "claim_expired", "agent": "alice"}
+    state = fold(plan, [claimed_by_b, late_expiry_of_a])
+    assert (state.tasks["T1"].status, state.tasks["T1"].agent) == ("in_progress", "bob")
+    done = {**base, "id": "c", "clock": 3, "event": "task_completed", "agent": "bob"}
+    expiry_after_done = {**base, "id": "d", "clock": 4, "event": "claim_expired", "agent": "bob"}
+    assert fold(plan, [claimed_by_b, done, expiry_after_done]).tasks["T1"].status == "completed"
