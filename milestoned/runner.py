@@ -305,6 +305,7 @@ class Runner:
         self.status: dict[str, str] = {}  # our view; "elsewhere" for tasks someone else holds
         self.running: dict[str, Run] = {}
         self.starting: dict[str, int] = {}  # task -> its worker slot, while a starter makes it
+        self.preparing: set[str] = set()  # tasks whose worktree is made ahead, not started yet
         self.free_slots = list(range(1, self.workers + 1))
         self.signals: list[int] = []
         self.stopping = False
@@ -334,6 +335,7 @@ class Runner:
                 self.idle.set()
                 self.recorder.close()
                 self.cleaner.shutdown(wait=True)
+                self.trees.discard_prepared()
                 self._drain_reports()
                 self.trees.tidy()
             if self.fatal is not None:
@@ -408,6 +410,7 @@ class Runner:
     def _loop(self, initial: list[Op]) -> None:
         self._fill()
         self.recorder.submit(initial)
+        self._prepare_ahead()
         while self.running or self.starting:
             self.idle_since = time.monotonic()
             self.idle.set()
@@ -425,6 +428,7 @@ class Runner:
             self._check_stop()
             self._fill()
             self.recorder.submit(ops)
+            self._prepare_ahead()
 
     def _handle(self, item: object) -> list[Op]:
         if isinstance(item, Started):
@@ -437,7 +441,7 @@ class Runner:
                 self.display.note(f"{item.task_id}: {item.reason}; left alone")
                 return []
             return self._block(item.task_id, item.reason,
-                               output=display_path(self.ws.task_log_path(self.mid, item.task_id)))
+                               output=self._log_name(item.task_id))
         if isinstance(item, Ended):
             return self._finish(item)
         if isinstance(item, Refused):
@@ -477,6 +481,10 @@ class Runner:
         run.stop_reason = run.stop_reason or reason
         _kill_group(run.proc.pid, signal.SIGTERM)
 
+    def _log_name(self, task_id: str) -> str:
+        """A task's log as events name it: relative to the repository, wherever the runner started."""
+        return str(self.ws.task_log_path(self.mid, task_id).relative_to(self.ws.root))
+
     def _free(self, slot: int) -> None:
         self.free_slots.append(slot)
         self.free_slots.sort()
@@ -491,7 +499,31 @@ class Runner:
                 slot = self.free_slots.pop(0)
                 self.status[task_id] = "in_progress"
                 self.starting[task_id] = slot
+                self.preparing.discard(task_id)
                 self.starter.submit(self._start, self.tasks[task_id], slot)
+
+    def _prepare_ahead(self) -> None:
+        """While tasks run, make the worktrees of the tasks they will unlock (at most one per worker)."""
+        if self.stopping or self.signals:
+            return
+        for task in self.tasks.values():
+            if len(self.preparing) >= self.workers:
+                return
+            if (task.id in self.preparing or self.status[task.id] != "pending" or not task.runnable
+                    or not task.dependencies):
+                continue
+            needs = [self.status[d] for d in task.dependencies]
+            if "in_progress" in needs and all(n in ("completed", "in_progress") for n in needs):
+                self.preparing.add(task.id)
+                self.cleaner.submit(self._prepare_one, task.id)
+
+    def _prepare_one(self, task_id: str) -> None:
+        self._settle()
+        if self.status.get(task_id) == "pending" and not self.stopping:
+            try:
+                self.trees.prepare(task_id)
+            except Exception:  # noqa: BLE001 - only a head start: create() will try again and report
+                return
 
     def _start(self, task: TaskPlan, slot: int) -> None:
         """A starter thread: the task's worktree, its process, its waiter; the scheduler hears of it."""
@@ -525,8 +557,8 @@ class Runner:
         self.running[task_id] = run
         if self.stopping:
             self._stop(run, "interrupted")
-        log = display_path(run.log)
-        self.display.started(task_id, run.agent, log)
+        log = self._log_name(task_id)
+        self.display.started(task_id, run.agent, display_path(run.log))
         fields = {"agent": run.agent, "output": log, "worktree": str(run.worktree),
                   "branch": task_branch(self.mid, task_id), "runner_pid": os.getpid(), "runner_host": HOST,
                   "pid": run.proc.pid}
@@ -573,7 +605,7 @@ class Runner:
         task_id = run.task.id
         del self.running[task_id]
         self._free(run.slot)
-        log = display_path(run.log)
+        log = self._log_name(task_id)
         if run.stop_reason == "refused":
             self.status[task_id] = "elsewhere"
             self._remove(task_id)
@@ -655,7 +687,7 @@ class Runner:
                 self.display.note(f"{task.id}: still unresolved in {self.trees.path(task.id)}: "
                                   + ", ".join(resolution.paths))
             else:
-                ops += self._merge(task.id, display_path(self.ws.task_log_path(self.mid, task.id)))
+                ops += self._merge(task.id, self._log_name(task.id))
         return ops
 
     # -- the end -------------------------------------------------------------------------------

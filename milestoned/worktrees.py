@@ -133,6 +133,7 @@ class Worktrees:
         self.base = ws.runtime_dir / "worktrees" / milestone_id
         self.branch = milestone_branch(milestone_id)
         self._lock = threading.Lock()
+        self._prepared: dict[str, str] = {}  # task -> the milestone tip its worktree was made at
         self._external_filters = any(
             entry.name.startswith("filter.") and entry.name.endswith((".smudge", ".process"))
             for entry in self.repo.config
@@ -178,14 +179,51 @@ class Worktrees:
 
     # -- a task's worktree --------------------------------------------------------------
     def create(self, task_id: str) -> Path:
-        """A fresh worktree on ``milestone/M/T`` at the milestone branch's tip.
+        """A worktree on ``milestone/M/T`` at the milestone branch's tip: the prepared one, or a new one.
 
         Whatever an interrupted run left in our place (a worktree, the branch) is
         discarded: a task that did not complete starts over from the work merged so far.
         A branch checked out in someone else's worktree is theirs: refused.
         """
         with self._lock:
+            tip = str(self.repo.references[f"refs/heads/{self.branch}"].target)
+            base = self._prepared.pop(task_id, None)
+            if base is not None and self.exists(task_id):
+                if base != tip:
+                    self._move_to(task_id, tip)
+                return self.path(task_id)
             return self._create(task_id)
+
+    def prepare(self, task_id: str) -> None:
+        """Make a task's worktree ahead of its start, while the tasks it waits for still run.
+
+        ``create`` then only checks out what was merged meanwhile: in a big repository the
+        full checkout, the costly part, happens off the critical path.
+        """
+        if self._external_filters:
+            return  # libgit2 could not bring it up to date later: filters are git's
+        with self._lock:
+            if task_id in self._prepared or self.exists(task_id):
+                return  # prepared, started, or left by another run (``create`` deals with that)
+            tip = str(self.repo.references[f"refs/heads/{self.branch}"].target)
+            self._create(task_id)
+            self._prepared[task_id] = tip
+
+    def discard_prepared(self) -> None:
+        """Remove the worktrees prepared for tasks that did not start after all."""
+        with self._lock:
+            waiting = list(self._prepared)
+            self._prepared.clear()
+        for task_id in waiting:
+            self.remove(task_id)
+
+    def _move_to(self, task_id: str, tip: str) -> None:
+        """Bring an untouched prepared worktree and its branch to the milestone branch's new tip."""
+        import pygit2
+
+        here = pygit2.Repository(str(self.path(task_id)))  # the worktree's own view: its index, its files
+        here.checkout_tree(here[tip].peel(pygit2.Tree), strategy=pygit2.enums.CheckoutStrategy.FORCE)
+        here.branches.local[task_branch(self.milestone_id, task_id)].set_target(tip)
 
     def _create(self, task_id: str) -> Path:
         import pygit2

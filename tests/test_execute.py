@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -71,6 +72,17 @@ def test_ready_tasks_run_at_once_up_to_the_worker_limit(repo: Path, tmp_path: Pa
     assert git("branch", "--list", "milestone/m1/T*", cwd=repo) == ""
     assert "milestone m1 completed: 6/6 tasks" in result.stdout
     assert f"work:  branch {BRANCH}" in result.stdout
+
+
+def test_a_task_works_on_top_of_what_its_dependencies_merged(repo: Path) -> None:
+    plan(repo, [
+        {"id": "first", "run": fake("--sleep", "0.3", "--write", "a.txt", "from first")},
+        {"id": "other", "run": fake("--write", "b.txt", "from other")},
+        {"id": "then", "dependencies": ["first", "other"], "run": ["sh", "-c", "cat a.txt b.txt > c.txt"]},
+    ])
+    result = invoke("execute", "m1", "--workers", "2")
+    assert result.exit_code == 0, result.output
+    assert show(repo, "c.txt") == "from first\nfrom other"
 
 
 def test_a_failing_command_blocks_only_its_dependents(repo: Path) -> None:
@@ -207,6 +219,29 @@ def test_a_task_past_its_timeout_is_stopped_and_blocked(repo: Path, tmp_path: Pa
         os.kill(int(pid_file.read_text()), 0)
 
 
+def test_on_a_terminal_a_live_panel_shows_progress_tasks_agents_and_events(repo: Path) -> None:
+    from rich.console import Console
+
+    from milestoned.display import LiveDisplay
+    from milestoned.engine import Engine
+    from milestoned.runner import Runner
+    from milestoned.workspace import Workspace
+
+    plan(repo, [{"id": "T1", "title": "First thing", "run": fake("--sleep", "0.3")},
+                {"id": "T2", "title": "Second thing", "dependencies": ["T1"], "run": fake()}])
+    screen = io.StringIO()
+    display = LiveDisplay(Console(file=screen, force_terminal=True, width=120, color_system=None))
+    outcome = Runner(Engine(Workspace.discover(repo)), "m1", workers=2, display=display).execute()
+    display.end()
+    last_frame = screen.getvalue().rsplit("m1 — Runner test", 1)[1]
+    assert outcome.exit_code == 0
+    assert "2/2 tasks" in last_frame and "━" in last_frame  # the progress bar
+    rows = [line.replace("│", " ").split() for line in last_frame.splitlines() if line.strip().startswith("T")]
+    assert [row[:3] for row in rows] == [["T1", "completed", "First"], ["T2", "completed", "Second"]]
+    assert "active agents: none" in last_frame
+    assert "started T1 (worker-1)" in last_frame and "completed T2: merged" not in last_frame
+
+
 # -- interruptions: a real runner process, stopped from outside ---------------------------------
 def start_runner(repo: Path, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "milestoned", "execute", "m1", *args], cwd=repo,
@@ -278,3 +313,16 @@ def test_ctrl_c_stops_the_tasks_saves_the_session_and_resume_finishes(repo: Path
     result = invoke("execute", "m1", "--resume")
     assert result.exit_code == 0, result.output
     assert status_of()["milestone"]["status"] == "completed"
+
+
+@pytest.mark.slow
+def test_sigterm_stops_the_run_with_status_143_and_requeues_its_task(repo: Path, tmp_path: Path) -> None:
+    pid_file = tmp_path / "pid"
+    plan(repo, [{"id": "long", "run": fake("--pid-file", str(pid_file), "--hold", str(tmp_path / "never"))}])
+    runner = start_runner(repo)
+    wait_for(lambda: pid_file.exists() and tasks_by_id(status_of())["long"]["status"] == "in_progress")
+    runner.terminate()
+    out, err = runner.communicate(timeout=30)
+    assert runner.returncode == 143, err
+    assert tasks_by_id(status_of())["long"]["status"] == "pending"
+    assert events_named("task_requeued")[-1]["reason"] == "interrupted"

@@ -112,6 +112,22 @@ def test_the_milestone_branch_moving_meanwhile_is_merged_on_top_of(repo: Path, t
     assert git("rev-parse", f"{MS_BRANCH}^1", cwd=repo) == elsewhere
 
 
+def test_a_worktree_prepared_ahead_starts_from_the_work_merged_since(repo: Path, trees: Worktrees) -> None:
+    trees.create("T1")
+    trees.prepare("T2")
+    prepared = trees.path("T2")
+    (trees.path("T1") / "README.md").unlink()
+    write_and_commit(trees, "T1", "one.txt", "1\n")
+    tip = trees.merge("T1").commit
+    assert trees.create("T2") == prepared
+    assert sorted(p.name for p in prepared.iterdir()) == [".git", "one.txt"]
+    assert git("rev-parse", "HEAD", cwd=prepared) == tip
+    assert git("status", "--porcelain", cwd=prepared) == ""
+    trees.prepare("T3")
+    trees.discard_prepared()
+    assert not trees.path("T3").exists() and git("branch", "--list", "milestone/m1/T3", cwd=repo) == ""
+
+
 def test_remove_deletes_the_worktree_and_its_branch(repo: Path, trees: Worktrees) -> None:
     path = trees.create("T1")
     (path / "junk.txt").write_text("untracked\n")
