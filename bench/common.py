@@ -48,7 +48,7 @@ def write_big_milestone(root: Path, milestone_id: str, tasks: int, events: int) 
         handle.write(json.dumps({**base, "id": "e0", "clock": 1, "event": "state_baseline", "status": "in_progress",
                                  "tasks": {}}) + "\n")
         for n in range(1, events):  # start/reopen pairs: every task ends pending, as the file says
-            task = f"T{(n // 2) % tasks}"
+            task = f"T{((n - 1) // 2) % tasks}"  # events 2k+1 and 2k+2: start then reopen one task
             name = "task_started" if n % 2 else "task_reopened"
             handle.write(json.dumps({**base, "id": f"e{n}", "clock": n + 1, "event": name, "task_id": task}) + "\n")
 

@@ -29,6 +29,7 @@ from milestoned.state import apply
 from milestoned.workspace import STATE_DIR
 
 TAIL = readcache.RECENT_EVENTS  # events kept per milestone: the read cache keeps as many
+OTHER_DIRECTORIES = 8  # client directories whose rendering of a view is kept
 Stamp = tuple[int, int, int] | None
 
 
@@ -55,6 +56,7 @@ class Entry:
     lines: int  # lines of the log folded so far (problems are reported by line)
     complete: bool  # the kept events are the whole log
     rendered: bytes  # the status view as `status --json` prints it, for a client in the root
+    elsewhere: dict[str, bytes] = dataclasses.field(default_factory=dict)  # the same for other directories
 
     @property
     def path(self) -> Path:
@@ -149,6 +151,7 @@ class ViewCache:
         entry.complete = entry.complete and entry.lines <= TAIL
         entry.log_stamp = (old[0], old[1] + cut, log_stamp[2]) if cut < len(data) else log_stamp
         entry.rendered = self._render(ms)
+        entry.elsewhere.clear()
         return True
 
     @staticmethod
@@ -160,7 +163,12 @@ class ViewCache:
         entry = self.get(milestone_id)
         if cwd == os.getcwd():
             return entry.rendered
-        return compact_json(for_cwd(views.status(entry.milestone), cwd))
+        shown = entry.elsewhere.get(cwd)
+        if shown is None:  # an agent in a task worktree, a person in a subdirectory: paths read differently
+            if len(entry.elsewhere) >= OTHER_DIRECTORIES:
+                entry.elsewhere.clear()
+            shown = entry.elsewhere[cwd] = compact_json(for_cwd(views.status(entry.milestone), cwd))
+        return shown
 
     def overview(self, cwd: str) -> bytes:
         return compact_json(for_cwd(views.overview(_FromMemory(self)), cwd))  # type: ignore[arg-type]
