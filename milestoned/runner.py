@@ -564,7 +564,10 @@ class Runner:
                   "pid": run.proc.pid}
         def start(txn: Transaction, ms: Milestone) -> None:
             try:
-                lifecycle.start(txn, ms, task_id, **fields)
+                if _started_by_its_commit(ms, task_id):
+                    txn.record(ms, "task_started", task_id=task_id, **fields)  # ours: the runner's details
+                else:
+                    lifecycle.start(txn, ms, task_id, **fields)
             finally:
                 txn.after_commit(run.recorded.set)
 
@@ -585,12 +588,12 @@ class Runner:
                 code = run.proc.wait()
             failure = f"timed out after {timeout:g}s"
         _kill_group(run.proc.pid, signal.SIGTERM)  # what it left running in the background ends with it
-        run.recorded.wait(timeout=LOCK_TIMEOUT)
         if run.stop_reason is None and failure is None:
             if code != 0:
                 failure = (f"command exited with status {code}" if code > 0
                            else f"command killed by {signal.Signals(-code).name}")
-            else:
+            elif self.trees.dirty(run.task.id):
+                run.recorded.wait(timeout=LOCK_TIMEOUT)
                 try:
                     self.trees.commit_leftovers(run.task.id, run.task.title)
                 except GitStepFailed as exc:
@@ -706,6 +709,16 @@ class Runner:
             outcome.exit_code = 128 + self.signals[0]
             outcome.next_commands.insert(0, f"milestoned execute {self.mid} --resume")
         return outcome
+
+
+def _started_by_its_commit(ms: Milestone, task_id: str) -> bool:
+    """Hook ingest saw the task's first commit before the runner recorded the task's start."""
+    if ms.state.tasks[task_id].status != "in_progress":
+        return False
+    for event in reversed([*ms.log.events, *ms.pending]):
+        if event.get("task_id") == task_id and event.get("event") in ("task_started", "task_claimed"):
+            return event.get("via") == "commit" and "runner_pid" not in event
+    return False
 
 
 def _saved_since_last_change(ms: Milestone) -> bool:

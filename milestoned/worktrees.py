@@ -260,7 +260,7 @@ class Worktrees:
         The message names the task and carries the ``Milestone:``/``Task:`` trailers.
         """
         path = self.path(task_id)
-        if not self._dirty(path):
+        if not self.dirty(task_id):
             return None
         subject = " ".join(title.split())
         subject = subject if len(subject) <= 60 else subject[:57] + "..."
@@ -271,10 +271,11 @@ class Worktrees:
         self._git(["commit", "-q", "-m", message], path, "git commit")
         return self._git(["rev-parse", "HEAD"], path, "git rev-parse").strip()
 
-    def _dirty(self, path: Path) -> bool:
+    def dirty(self, task_id: str) -> bool:
         """Anything uncommitted in a task's worktree?  Asked of libgit2 in-process (a task's end
         is on the critical path; a ``git status`` process costs more than the answer), of git
         when filter drivers only git runs are configured."""
+        path = self.path(task_id)
         if self._external_filters:
             return bool(self._git(["status", "--porcelain"], path, "git status"))
         import pygit2

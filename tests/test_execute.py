@@ -85,6 +85,19 @@ def test_a_task_works_on_top_of_what_its_dependencies_merged(repo: Path) -> None
     assert show(repo, "c.txt") == "from first\nfrom other"
 
 
+def test_an_agent_that_commits_while_commits_are_ingested_still_completes_once(repo: Path) -> None:
+    script = (f"echo work > work.txt && git add work.txt && git commit -q -m 'agent work' && "
+              f"{sys.executable} -m milestoned status m1 > /dev/null")  # drains: ingest sees the commit
+    plan(repo, [{"id": "T1", "run": ["sh", "-c", script]},
+                {"id": "T2", "dependencies": ["T1"], "run": fake("--write", "more.txt", "more")}])
+    result = invoke("execute", "m1")
+    assert result.exit_code == 0, result.output
+    assert "note:" not in result.stdout
+    assert [e["task_id"] for e in events_named("task_completed")] == ["T1", "T2"]
+    assert show(repo, "work.txt") == "work"
+    assert git("log", "--format=%s", f"{BRANCH}~1^2", cwd=repo).splitlines()[0] == "agent work"
+
+
 def test_a_failing_command_blocks_only_its_dependents(repo: Path) -> None:
     plan(repo, [
         {"id": "bad", "run": fake("--lines", "30", "--exit", "3")},
