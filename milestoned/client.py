@@ -77,7 +77,8 @@ def ask(ws: Workspace, op: str, *, timeout: float = ANSWER_TIMEOUT, **fields: An
 
 def ping(ws: Workspace, *, timeout: float = 2.0) -> dict[str, Any] | None:
     """The daemon's description of itself (pid, socket, what it watches), or None."""
-    return ask(ws, "ping", timeout=timeout)
+    answer = ask(ws, "ping", timeout=timeout)
+    return {k: v for k, v in answer.items() if k != "ok"} if answer else None
 
 
 @dataclass(frozen=True)

@@ -153,12 +153,12 @@ def start(ws: Workspace, *, timeout: float = 30.0) -> tuple[bool, dict[str, Any]
         answer = client.ping(ws, timeout=max(0.1, deadline - time.monotonic()))
         if answer is not None:
             return answer.get("pid") == child.pid, answer
-        if child.poll() is not None:
+        if child.poll() is not None and (child.returncode != 0 or not lock_held(ws)):
             answer = client.ping(ws)
-            if answer is not None:  # another start won the race
+            if answer is not None:
                 return False, answer
             raise RuntimeFailure(f"the daemon exited with status {child.returncode}: {_last_line(log_path)}")
-        time.sleep(0.02)
+        time.sleep(0.02)  # (a child that found another daemon starting exits 0: wait for that one)
     raise RuntimeFailure(f"the daemon did not answer within {timeout:g}s (see {log_path})")
 
 

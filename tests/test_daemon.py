@@ -9,6 +9,7 @@ import shutil
 import signal
 import stat
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -61,10 +62,26 @@ def test_start_answers_and_a_second_start_finds_the_first(repo: Path, daemons: D
     assert stat.S_IMODE((repo / ".git" / "milestoned").stat().st_mode) == 0o700
     assert not any(".git/objects" in watched for watched in first["watching"])
 
+    foreground = run_subprocess("daemon", "run", cwd=repo)  # what a service manager would start
+    assert foreground.returncode == 0 and f"a daemon already serves {repo} (pid {first['pid']})" in foreground.stderr
+
     assert f"stopped (pid {first['pid']})" in daemons.stop(repo)
     assert not sock.exists()
     after = run_subprocess("daemon", "status", cwd=repo)
     assert after.returncode == 1 and "no milestoned daemon runs" in after.stdout
+
+
+def test_two_starts_at_once_make_one_daemon(repo: Path, daemons: Daemons) -> None:
+    starts = [subprocess.Popen([sys.executable, "-m", "milestoned", "daemon", "start"], cwd=repo,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [p.communicate(timeout=60) for p in starts]
+    assert [p.returncode for p in starts] == [0, 0], outputs
+    info = daemons.ping(repo)
+    assert info is not None
+    daemons.started.setdefault(repo, set()).add(info["pid"])
+    said = sorted(out.split(" for ")[0] for out, _ in outputs)
+    assert said == ["milestoned daemon already running", "milestoned daemon started"]
+    assert all(f"(pid {info['pid']}," in out for out, _ in outputs)
 
 
 def test_status_and_events_from_the_daemon_match_the_files(repo: Path, daemons: Daemons) -> None:
@@ -166,7 +183,8 @@ def test_kill_9_then_start_loses_nothing_and_drains_the_inbox(repo: Path, daemon
     (repo / "a.txt").write_text("a\n")
     git("add", "a.txt", cwd=repo)
     git("commit", "-q", "-m", "first task\n\nCompletes: T1", cwd=repo)  # lands in the inbox, no daemon
-    assert (repo / ".git/milestoned/inbox").stat().st_size > 0
+    inbox = (repo / ".git/milestoned/inbox").stat()
+    assert inbox.st_size > 0 and stat.S_IMODE(inbox.st_mode) == 0o600
     second = daemons.start(repo)
     assert second["pid"] != first["pid"]
     assert "task_completed" in event_names(repo, "m1")  # drained by the daemon as it started
