@@ -252,8 +252,9 @@ class Recorder:
 
     def close(self) -> None:
         """Write everything still queued, then stop."""
-        self._queue.put(None)
-        self._thread.join()
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
 
     def _work(self) -> None:
         closing = False
@@ -320,11 +321,11 @@ class Runner:
     # -- the whole run ----------------------------------------------------------------------
     def execute(self, *, resume: bool = False, force: bool = False) -> Outcome:
         with runner_lock(self.ws, self.mid), _run_settings(self._on_signal):
-            ms = self._prepare(resume=resume, force=force)
-            self.display.begin(Header(self.mid, self.title, self.trees.branch, self.workers,
-                                      [(t.id, t.title) for t in self.tasks.values()], dict(self.status)))
-            self.recorder.start()
             try:
+                ms = self._prepare(resume=resume, force=force)
+                self.display.begin(Header(self.mid, self.title, self.trees.branch, self.workers,
+                                          [(t.id, t.title) for t in self.tasks.values()], dict(self.status)))
+                self.recorder.start()
                 self._loop(self._retry_conflicts(ms))
             except BaseException:
                 self._abandon()
@@ -371,6 +372,9 @@ class Runner:
                            workers=self.workers, requeued=requeued or None)
             else:
                 lifecycle.activate(txn, ms, force=force)
+            for task_id in [t for t in ms.ready if ms.plan.task(t).runnable][:self.workers]:
+                self.preparing.add(task_id)  # their worktrees are made while this transaction is written
+                self.cleaner.submit(self.trees.prepare, task_id)
         self.title = ms.plan.title
         self.tasks = {t.id: t for t in ms.plan.tasks}
         self.deps = ms.plan.deps
