@@ -104,12 +104,14 @@ def test_a_failing_command_blocks_only_its_dependents(repo: Path) -> None:
         {"id": "after-bad", "dependencies": ["bad"], "run": fake()},
         {"id": "good", "run": fake("--write", "good.txt", "ok")},
         {"id": "after-good", "dependencies": ["good"], "run": fake("--write", "after.txt", "ok")},
+        {"id": "missing", "run": ["no-such-command-here"]},
     ])
     result = invoke("execute", "m1", "--workers", "2")
     assert result.exit_code == 1
     tasks = tasks_by_id(status_of())
     assert {t: tasks[t]["status"] for t in tasks} == {
-        "bad": "blocked", "after-bad": "pending", "good": "completed", "after-good": "completed"}
+        "bad": "blocked", "after-bad": "pending", "good": "completed", "after-good": "completed",
+        "missing": "blocked"}
     log = ".milestones/logs/tasks/m1/bad.log"
     assert tasks["bad"]["output"] == log
     assert (repo / log).read_text().splitlines()[0] == "line 1"
@@ -121,6 +123,8 @@ def test_a_failing_command_blocks_only_its_dependents(repo: Path) -> None:
     assert "  waiting   after-bad  needs bad" in result.stdout
     assert "next:  milestoned task reopen bad -m m1" in result.stdout
     assert show(repo, "after.txt") == "ok"
+    assert tasks["missing"]["blocker"]["reason"] == (
+        "could not start 'no-such-command-here': No such file or directory")
 
 
 def test_a_prompt_reaches_the_agent_as_one_argument_and_no_shell_runs(repo: Path, tmp_path: Path) -> None:
@@ -155,6 +159,25 @@ def test_a_prompt_task_without_an_agent_command_is_refused_and_nothing_changes(r
         "milestoned: error: .milestones/config.yaml: task T1 has a prompt but no agent command is configured "
         '(set agent.command, for example ["my-agent", "--print", "{prompt}"])']
     assert snapshot_tree(repo) == before
+
+
+def test_execute_needs_a_git_repository_with_a_commit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, make_git in (("plain", False), ("unborn", True)):
+        root = tmp_path / name
+        root.mkdir()
+        monkeypatch.chdir(root)
+        if make_git:
+            git("init", "-q", "-b", "main", cwd=root)
+        assert invoke("init").exit_code == 0
+        plan(root, [{"id": "T1", "run": fake()}])
+        before = snapshot_tree(root)
+        result = invoke("execute", "m1")
+        assert result.exit_code == 2
+        expected = ("execute needs a git repository (run `git init` and commit something first)" if not make_git
+                    else "the repository has no commit yet (commit something first: the milestone branch "
+                         "starts from HEAD)")
+        assert result.stderr == f"milestoned: error: {expected}\n"
+        assert snapshot_tree(root) == before
 
 
 def test_a_running_milestone_needs_resume(repo: Path) -> None:
