@@ -51,6 +51,7 @@ MAX_LOG = 5 << 20  # bytes of daemon.log before it is rotated at the next start
 TICK = 1.0  # seconds between time-based checks (long-running tasks, disk usage)
 SWEEP = 30.0  # seconds between full looks (git conflicts, every file, the watches themselves)
 OPS = ("ping", "status", "events", "next", "blockers")
+BUSY_WAIT = 3.0  # seconds a request waits for the work loop before the client is told to read the files
 
 
 # -- where things are -------------------------------------------------------------------
@@ -578,10 +579,15 @@ class Daemon:
         try:
             if op == "ping":
                 return _line({"ok": True, **self.info()})
-            with self.work:
+            if not self.work.acquire(timeout=BUSY_WAIT):
+                # a long write (a huge milestone) is under way: the client reads the files meanwhile
+                return _line({"ok": False, "error": "the daemon is busy; read the files", "exit_code": 1})
+            try:
                 if request.get("sync", True):
                     self._drain()  # the cookie: what the hooks wrote so far is in the answer (a few stats if nothing)
                 return getattr(self, f"_op_{op}")(request)
+            finally:
+                self.work.release()
         except MilestonedError as exc:
             return _line({"ok": False, "error": str(exc), "exit_code": exc.exit_code})
         except Exception as exc:  # noqa: BLE001 - a bug answers as an error, the daemon lives on
@@ -679,9 +685,13 @@ def run(ws: Workspace) -> int:
     _private_dir(ws.runtime_dir)
     fd = _try_lock(ws.runtime_dir / LOCK_NAME)
     if fd is None:
+        from milestoned import sdnotify
+
         answer = client.ping(ws)
         pid = answer.get("pid") if answer else (read_record(ws) or {}).get("pid")
         print(f"milestoned: a daemon already serves {ws.root} (pid {pid})", file=sys.stderr)
+        # under systemd: started and done (a clean exit, not a protocol failure to restart on)
+        sdnotify.notify("READY=1", f"STATUS=pid {pid} already serves this repository")
         return 0
     try:
         logging.basicConfig(level=logging.INFO, stream=sys.stderr,

@@ -25,7 +25,9 @@ from typing import Any
 from milestoned.workspace import Workspace
 
 TEMPLATE_NAME = "milestoned@.service"
-WATCHDOG_SEC = 30
+# The daemon pings between turns of its loop; one turn may hold a write to a very big
+# milestone (tens of seconds at 10,000 tasks), which is slow, not wedged.
+WATCHDOG_SEC = 120
 CONTRIB_COMMAND = ("/usr/bin/env", "milestoned", "daemon", "run")
 CONTRIB_PLIST_COMMAND = ("/usr/local/bin/milestoned", "daemon", "run")
 CONTRIB_PLIST_ROOT = Path("/path/to/repository")
