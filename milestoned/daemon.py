@@ -549,6 +549,8 @@ class Daemon:
             ms = entry.milestone
             if ms.state.status not in blockers.RUNNING and not ms.state.blockers:
                 continue
+            self._expire_claims(mid)
+            ms = self.cache.known(mid).milestone  # type: ignore[union-attr]
             found, covered = blockers.detect(ms, cfg, self.probe)
             if not blockers.differs(ms, found, covered):
                 continue
@@ -639,10 +641,29 @@ class Daemon:
         return _line({"ok": True, "result": {"schema": 1, "milestone_id": mid, "events": chosen},
                       "problems": problems})
 
+    def _expire_claims(self, mid: str) -> None:
+        """Give back tasks whose claim lease ran out (the daemon is the lease reaper, like `next`)."""
+        from milestoned import claims
+
+        entry = self.cache.known(mid)
+        if entry is None or not claims.has_lapsed_leases(entry.milestone):
+            return
+        try:
+            with self.engine.transaction() as txn:
+                expired = claims.expire(txn, txn.milestone(mid))
+        except MilestonedError as exc:
+            log.warning("could not expire the lapsed claims of %s: %s", mid, exc)
+            return
+        log.info("%s: lease ran out, back to the queue: %s", mid, ", ".join(expired))
+        self._refresh(mid)
+
     def _op_next(self, request: dict[str, Any]) -> bytes:
         from milestoned import views
 
-        ms = self.cache.get(self._milestone_of(request)).milestone
+        mid = self._milestone_of(request)
+        self.cache.get(mid)
+        self._expire_claims(mid)
+        ms = self.cache.get(mid).milestone
         rows = [r for r in views.task_rows(ms) if r["ready"]]
         return _line({"ok": True, "result": {"schema": 1, "milestone_id": ms.id, "status": ms.state.status,
                                              "ready": rows}})

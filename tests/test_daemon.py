@@ -113,6 +113,31 @@ def test_status_and_events_from_the_daemon_match_the_files(repo: Path, daemons: 
     assert paused == json_text(views.status(engine.load("m1")), pretty=False)
 
 
+def test_next_and_blockers_over_the_socket_answer_like_the_commands(repo: Path, daemons: Daemons) -> None:
+    write_milestone(repo, "m1", MILESTONE)
+    cli(repo, "activate", "m1")
+    cli(repo, "task", "done", "T1")
+    daemons.start(repo)
+    ready = daemons.ask(repo, "next")
+    assert ready is not None and ready["result"] == json.loads(cli(repo, "next", "--json").stdout)
+    assert [row["id"] for row in ready["result"]["ready"]] == ["T2", "T3"]
+    listed = daemons.ask(repo, "blockers", milestone="m1")
+    assert listed is not None and listed["result"] == json.loads(cli(repo, "blockers", "--json").stdout)
+    refused = client._exchange(Workspace.discover(repo), {"op": "nope"}, 5)
+    assert refused is not None and json.loads(refused)["error"].startswith("unknown op 'nope'")
+
+
+def test_the_daemon_gives_back_a_task_whose_claim_lapsed(repo: Path, daemons: Daemons) -> None:
+    write_milestone(repo, "m1", MILESTONE)
+    cli(repo, "activate", "m1")
+    cli(repo, "next", "--claim", "--agent", "bot", "--lease", "1s")
+    daemons.start(repo)
+    expired = wait_for(lambda: [e for e in events_of(repo, "m1") if e["event"] == "claim_expired"],
+                       "the daemon to expire the lapsed claim")
+    assert expired[0]["task_id"] == "T1" and expired[0]["agent"] == "bot"
+    assert json.loads(cli(repo, "status", "--json").stdout)["tasks"][0]["status"] == "pending"
+
+
 def test_overview_without_a_current_milestone_matches_the_files(repo: Path, daemons: Daemons) -> None:
     write_milestone(repo, "m1", MILESTONE)
     write_milestone(repo, "m2", "id: m2\ntitle: other\ntasks: [{id: A, title: a}]\n")
