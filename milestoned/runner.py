@@ -234,11 +234,12 @@ class Recorder:
     """
 
     def __init__(self, engine: Engine, milestone_id: str, report: Callable[[object], None],
-                 settle: Callable[[], None]) -> None:
+                 settle: Callable[[threading.Event], None]) -> None:
         self.engine = engine
         self.milestone_id = milestone_id
         self.report = report
         self.settle = settle
+        self.hurry = threading.Event()  # someone waits for what is queued: write without settling
         self._queue: queue.Queue[list[Op] | None] = queue.Queue()
         self._thread = threading.Thread(target=self._work, name="milestoned-recorder", daemon=True)
         self._projected = time.monotonic()
@@ -260,7 +261,8 @@ class Recorder:
         closing = False
         while not closing:
             batch = [self._queue.get()]
-            self.settle()
+            self.settle(self.hurry)
+            self.hurry.clear()
             with contextlib.suppress(queue.Empty):
                 while True:
                     batch.append(self._queue.get_nowait())
@@ -339,6 +341,7 @@ class Runner:
                 self.trees.discard_prepared()
                 self._drain_reports()
                 self.trees.tidy()
+                self.trees.maintain()
             if self.fatal is not None:
                 raise self.fatal
             return self._conclude()
@@ -597,7 +600,9 @@ class Runner:
                 failure = (f"command exited with status {code}" if code > 0
                            else f"command killed by {signal.Signals(-code).name}")
             elif self.trees.dirty(run.task.id):
-                run.recorded.wait(timeout=LOCK_TIMEOUT)
+                if not run.recorded.is_set():
+                    self.recorder.hurry.set()
+                    run.recorded.wait(timeout=LOCK_TIMEOUT)
                 try:
                     self.trees.commit_leftovers(run.task.id, run.task.title)
                 except GitStepFailed as exc:
@@ -656,17 +661,15 @@ class Runner:
         self.display.finished(task_id, "blocked", detail or reason)
         return [Op(task_id, "block", lambda txn, ms: lifecycle.block(txn, ms, task_id, reason, **fields))]
 
-    def _settle(self) -> None:
+    def _settle(self, hurry: threading.Event | None = None) -> None:
         """Wait for the scheduler to rest a moment: tasks ending together are followed by starts,
-        and bookkeeping threads competing for the CPU and the interpreter would delay them."""
+        and bookkeeping threads competing for the CPU and the interpreter would delay them.
+        Unless someone is in a hurry for the result."""
         deadline = time.monotonic() + QUIET_LIMIT
         while (now := time.monotonic()) < deadline:
-            if not self.idle.wait(deadline - now):
+            if (hurry is not None and hurry.is_set()) or (self.idle.is_set() and now - self.idle_since >= QUIET):
                 return
-            rested = time.monotonic() - self.idle_since
-            if rested >= QUIET:
-                return
-            time.sleep(QUIET - rested)
+            time.sleep(QUIET / 6)
 
     def _remove(self, task_id: str) -> None:
         """Remove a worktree once the scheduler rests (never in the way of a start)."""

@@ -21,16 +21,18 @@ is on the merge commit that lands the task in the milestone branch, and only the
 ingest completes a task on any commit that says so, and a task whose merge conflicts is
 not complete.
 
-Threads.  The runner creates and merges on its scheduler thread, commits in each task's
-waiter thread and removes finished worktrees on a cleanup thread.  Everything that
-touches the repository's shared metadata (the worktree list, branches, the libgit2
-repository object, which is not thread-safe) happens under one lock: libgit2 fails to add
-a worktree while ``git worktree remove`` is deleting another one.  Removing is therefore
-done in-process too, and only the deletion of the files happens outside the lock.
+Threads.  The runner creates worktrees on starter threads, commits in each task's waiter
+thread, merges on its scheduler thread and removes finished worktrees on a cleanup
+thread.  A libgit2 repository object is not thread-safe: merges, which only the
+scheduler makes, have one of their own (so the scheduler never waits behind a checkout);
+everything that touches the worktree list shares the other under one lock, because
+libgit2 fails to add a worktree while another one is being removed.  Removing is
+therefore done in-process too, and only the deletion of the files happens outside it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import threading
@@ -129,7 +131,8 @@ class Worktrees:
         self.ws = ws
         self.milestone_id = milestone_id
         self.identity = identity
-        self.repo = pygit2.Repository(str(ws.worktree))
+        self.repo = pygit2.Repository(str(ws.worktree))  # worktrees and branches, under the lock
+        self._merging = pygit2.Repository(str(ws.worktree))  # merges: the scheduler's thread only
         self.base = ws.runtime_dir / "worktrees" / milestone_id
         self.branch = milestone_branch(milestone_id)
         self._lock = threading.Lock()
@@ -266,10 +269,20 @@ class Worktrees:
         subject = subject if len(subject) <= 60 else subject[:57] + "..."
         message = f"{task_id}: {subject}\n\nMilestone: {self.milestone_id}\nTask: {task_id}\n"
         self._git(["add", "-A"], path, "git add")
-        if gitutil.run_git(["diff", "--cached", "--quiet"], path, check=False).returncode == 0:
-            return None  # only stat noise: git sees nothing to commit
-        self._git(["commit", "-q", "-m", message], path, "git commit")
-        return self._git(["rev-parse", "HEAD"], path, "git rev-parse").strip()
+        try:
+            # the user's commit hooks run; git's auto maintenance waits for the end of the run
+            self._git(["-c", "maintenance.auto=false", "commit", "-q", "-m", message], path, "git commit")
+        except GitStepFailed:
+            if gitutil.run_git(["diff", "--cached", "--quiet"], path, check=False).returncode == 0:
+                return None  # libgit2 saw a change git does not: nothing to commit after all
+            raise
+        import pygit2
+
+        return str(pygit2.Repository(str(path)).head.target)
+
+    def maintain(self) -> None:
+        """The ``git maintenance run --auto`` that the run's commits skipped, once (git detaches it)."""
+        gitutil.run_git(["maintenance", "run", "--auto", "--quiet"], self.ws.worktree, check=False)
 
     def dirty(self, task_id: str) -> bool:
         """Anything uncommitted in a task's worktree?  Asked of libgit2 in-process (a task's end
@@ -290,26 +303,23 @@ class Worktrees:
         history reads as one commit per task.  The ref moves by compare-and-swap: if
         someone else moved the milestone branch meanwhile, the merge is made again on top.
         """
-        with self._lock:
-            return self._merge(task_id)
-
-    def _merge(self, task_id: str) -> MergeResult:
         import pygit2
 
-        theirs = self.repo.references[f"refs/heads/{task_branch(self.milestone_id, task_id)}"].target
+        repo = self._merging
+        theirs = repo.references[f"refs/heads/{task_branch(self.milestone_id, task_id)}"].target
         message = (f"Merge task {task_id} into milestone {self.milestone_id}\n\n"
                    f"Milestone: {self.milestone_id}\nCompletes: {task_id}\n")
         for _ in range(CAS_ATTEMPTS):
-            ref = self.repo.references[f"refs/heads/{self.branch}"]
+            ref = repo.references[f"refs/heads/{self.branch}"]
             ours = ref.target
-            if theirs == ours or self.repo.descendant_of(ours, theirs):
+            if theirs == ours or repo.descendant_of(ours, theirs):
                 return MergeResult("nothing", str(ours))
-            index = self.repo.merge_commits(ours, theirs)
+            index = repo.merge_commits(ours, theirs)
             if index.conflicts is not None:
                 paths = sorted({e.path for entry in index.conflicts for e in entry if e is not None})
                 return MergeResult("conflict", str(ours), tuple(paths))
             sig = self.identity.signature()
-            new = self.repo.create_commit(None, sig, sig, message, index.write_tree(self.repo), [ours, theirs])
+            new = repo.create_commit(None, sig, sig, message, index.write_tree(repo), [ours, theirs])
             try:
                 ref.set_target(new, f"milestoned: merge task {task_id}")
             except pygit2.GitError:
@@ -349,7 +359,13 @@ class Worktrees:
         return Resolution("ready")
 
     def remove(self, task_id: str) -> None:
-        """Remove a finished task's worktree and its branch (all of it merged by then)."""
+        """Remove a finished task's worktree and its branch (all of it merged by then).
+
+        Only the unregistering happens under the lock; the branch goes through a
+        repository object of this thread's own, and the files are deleted last.
+        """
+        import pygit2
+
         path = self.path(task_id)
         trash = None
         with self._lock:
@@ -361,8 +377,9 @@ class Worktrees:
                 self.repo.lookup_worktree(admin).prune(False)
             elif trash is not None:  # made by `git worktree add` (filter drivers)
                 gitutil.run_git(["worktree", "prune"], self.ws.worktree, check=False)
-            branch = self.repo.branches.local.get(task_branch(self.milestone_id, task_id))
-            if branch is not None and not branch.is_checked_out():
+        branch = pygit2.Repository(str(self.ws.worktree)).branches.local.get(task_branch(self.milestone_id, task_id))
+        if branch is not None:
+            with contextlib.suppress(pygit2.GitError):  # checked out elsewhere: someone else's now
                 branch.delete()
         if trash is not None:
             shutil.rmtree(trash, ignore_errors=True)

@@ -99,14 +99,14 @@ def test_the_milestone_branch_moving_meanwhile_is_merged_on_top_of(repo: Path, t
     write_and_commit(trees, "T1", "one.txt", "1\n")
     tree = git("rev-parse", "HEAD^{tree}", cwd=repo)
     elsewhere = git("commit-tree", tree, "-p", MS_BRANCH, "-m", "someone else", cwd=repo)
-    merge_commits = trees.repo.merge_commits
+    merge_commits = trees._merging.merge_commits
 
     def racing(ours, theirs):  # type: ignore[no-untyped-def]
         if git("rev-parse", MS_BRANCH, cwd=repo) != elsewhere:
             git("update-ref", f"refs/heads/{MS_BRANCH}", elsewhere, cwd=repo)  # lands between read and write
         return merge_commits(ours, theirs)
 
-    trees.repo.merge_commits = racing
+    trees._merging.merge_commits = racing
     result = trees.merge("T1")
     assert result.kind == "merged"
     assert git("rev-parse", f"{MS_BRANCH}^1", cwd=repo) == elsewhere
