@@ -140,7 +140,9 @@ def start(ws: Workspace, *, timeout: float = 30.0) -> tuple[bool, dict[str, Any]
     log_path = ws.runtime_dir / LOG_NAME
     if log_path.exists() and log_path.stat().st_size > MAX_LOG:
         os.replace(log_path, log_path.with_suffix(".log.1"))
-    env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")}
+    from milestoned import sdnotify
+
+    env = sdnotify.child_env(dict(os.environ))  # a detached daemon is nobody's notify service
     fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         child = subprocess.Popen(

@@ -40,7 +40,7 @@ GIT_FILES = frozenset({"HEAD", "index", "packed-refs", "MERGE_HEAD", "CHERRY_PIC
 class Change:
     """One kind of thing that changed: ``milestone``/``log`` carry the milestone id."""
 
-    kind: str  # milestone | current | config | log | inbox | git | rescan | resync | wake
+    kind: str  # milestone | current | config | log | inbox | git | rescan | resync; tests | wake (pushed)
     name: str | None = None
 
 
