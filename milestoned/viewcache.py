@@ -54,6 +54,7 @@ class Entry:
     plan_stamp: Stamp
     log_stamp: Stamp
     lines: int  # lines of the log folded so far (problems are reported by line)
+    whole: bool  # the log ended on a newline when read: appended lines can be applied alone
     complete: bool  # the kept events are the whole log
     rendered: bytes  # the status view as `status --json` prints it, for a client in the root
     elsewhere: dict[str, bytes] = dataclasses.field(default_factory=dict)  # the same for other directories
@@ -118,10 +119,10 @@ class ViewCache:
             milestone = self.engine.load(milestone_id, cached=True)
             if (_stamp(path), _stamp(log_path)) == before:
                 break
-        lines = _count_lines(log_path, before[1][1] if before[1] else 0)
+        lines, whole = _count_lines(log_path, before[1][1] if before[1] else 0)
         tail = eventlog.LogRead(milestone.log.events[-TAIL:], milestone.log.problems)
         milestone = dataclasses.replace(milestone, log=tail)
-        return Entry(milestone, before[0], before[1], lines, lines <= TAIL, self._render(milestone))
+        return Entry(milestone, before[0], before[1], lines, whole, lines <= TAIL, self._render(milestone))
 
     def _extend(self, entry: Entry, log_path: Path, log_stamp: Stamp) -> bool:
         """Apply what was appended to the log; False when a full read is needed instead."""
@@ -129,14 +130,14 @@ class ViewCache:
         ms = entry.milestone
         if old is None or log_stamp is None or log_stamp[0] != old[0] or log_stamp[1] < old[1] or ms.pending:
             return False  # replaced (a merge rewrites logs), truncated, or hand edits to record
+        if not entry.whole:
+            return False  # a torn last line was reported as a problem: what it became needs a full read
         with log_path.open("rb") as handle:
             handle.seek(old[1])
             data = handle.read(log_stamp[1] - old[1])
-        cut = data.rfind(b"\n") + 1
-        if cut == 0:
-            return False  # a line still being written: read it whole later
-        chunk = data[:cut]
-        read = eventlog.parse_lines(chunk, first_line=entry.lines + 1)
+        if not data.endswith(b"\n"):
+            return False  # a line being written (or torn): read whole, it is reported as the files report it
+        read = eventlog.parse_lines(data, first_line=entry.lines + 1)
         last = eventlog.sort_key(ms.log.events[-1]) if ms.log.events else None
         for event in read.events:
             key = eventlog.sort_key(event)
@@ -147,9 +148,9 @@ class ViewCache:
             apply(ms.state, event)
         events = [*ms.log.events, *read.events]
         ms.log = eventlog.LogRead(events[-TAIL:], ms.log.problems + read.problems)
-        entry.lines += len(chunk.splitlines())
+        entry.lines += len(data.splitlines())
         entry.complete = entry.complete and entry.lines <= TAIL
-        entry.log_stamp = (old[0], old[1] + cut, log_stamp[2]) if cut < len(data) else log_stamp
+        entry.log_stamp = log_stamp
         entry.rendered = self._render(ms)
         entry.elsewhere.clear()
         return True
@@ -195,12 +196,14 @@ class _FromMemory:
         return self.cache.get(milestone_id).milestone
 
 
-def _count_lines(path: Path, size: int) -> int:
+def _count_lines(path: Path, size: int) -> tuple[int, bool]:
+    """Lines in the first ``size`` bytes, and whether they end on a newline (no torn last line)."""
     try:
         with path.open("rb") as handle:
-            return len(handle.read(size).splitlines())
+            data = handle.read(size)
     except FileNotFoundError:
-        return 0
+        return 0, True
+    return len(data.splitlines()), not data or data.endswith(b"\n")
 
 
 def _shown_for(text: str, cwd: Path) -> str:

@@ -20,6 +20,7 @@ from milestoned import client, views
 from milestoned.cli.base import json_text
 from milestoned.daemon import lock_held
 from milestoned.engine import Engine
+from milestoned.viewcache import ViewCache
 from milestoned.watch import Change, Watcher
 from milestoned.workspace import Workspace
 
@@ -261,6 +262,43 @@ def test_a_replaced_directory_makes_the_daemon_reread_everything(repo: Path, dae
     assert "re-reading everything" in (repo / ".git/milestoned/daemon.log").read_text()
     path.write_text(path.read_text().replace("status: pending", "status: completed", 1))
     wait_for(lambda: "status_set_manually" in event_names(repo, "m1"), "a hand edit in the new directory")
+
+
+def test_the_view_cache_applies_appended_events_without_reading_the_file_again(repo: Path) -> None:
+    write_milestone(repo, "m1", MILESTONE)
+    cli(repo, "activate", "m1")
+    engine = Engine(Workspace.discover(repo))
+    cache = ViewCache(engine)
+    entry = cache.get("m1")
+    stamp = entry.plan_stamp
+    log = repo / ".milestones/logs/execution-m1.jsonl"
+    lines = len(log.read_text().splitlines())
+
+    def as_files() -> bytes:
+        return json_text(views.status(engine.load("m1")), pretty=False).encode()
+
+    with engine.transaction() as txn:  # records the milestone file does not show: only the log grows
+        ms = txn.milestone("m1")
+        txn.record(ms, "progress_updated", percentage=0)
+        txn.record(ms, "commits_ingested", commits=[])
+    assert cache.get("m1") is entry and entry.plan_stamp == stamp  # extended, not read again
+    recent = json.loads(cache.status("m1", os.getcwd()))["recent_events"]
+    assert [e["event"] for e in recent[-2:]] == ["progress_updated", "commits_ingested"]
+    assert cache.status("m1", os.getcwd()) == as_files()
+    with log.open("a") as handle:
+        handle.write('{"event": "half a line')  # a torn line, as a crash leaves it
+    assert cache.status("m1", os.getcwd()) == as_files()  # reported as the files report it
+    with engine.transaction() as txn:  # the next writer finishes the torn line first
+        txn.record(txn.milestone("m1"), "progress_updated", percentage=0)
+    with log.open("a") as handle:
+        handle.write('{"event": "progress_updated", "clock": 99}\n')
+    assert cache.status("m1", os.getcwd()) == as_files()
+    warning = json.loads(cache.status("m1", os.getcwd()))["warnings"][0]
+    assert f"execution-m1.jsonl:{lines + 3}: not valid JSON" in warning
+    entry = cache.get("m1")
+    with log.open("a") as handle:
+        handle.write("{broken\n")  # a whole broken line, appended: numbered right without a re-read
+    assert cache.get("m1") is entry and cache.status("m1", os.getcwd()) == as_files()
 
 
 def test_lost_watcher_events_ask_for_a_full_reread(repo: Path) -> None:
