@@ -25,7 +25,7 @@ from milestoned import graph, ids, projection, readcache, yamlio
 from milestoned.errors import UserError, display_path
 from milestoned.events import Event, LogRead
 from milestoned.plan import Plan, load_plan, read_plan
-from milestoned.state import State, baseline_fields, fold
+from milestoned.state import State, baseline_fields, fold, manual_edits
 from milestoned.state import apply as apply_event
 from milestoned.store import StateLock, atomic_write
 from milestoned.workspace import Workspace
@@ -60,18 +60,6 @@ class Milestone:
 
 def _sha(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def manual_edits(plan: Plan, state: State) -> list[dict[str, Any]]:
-    """Statuses the file says and the log does not: hand edits to record, never lose."""
-    edits: list[dict[str, Any]] = []
-    if plan.recorded.status != state.status:
-        edits.append({"from": state.status, "to": plan.recorded.status})
-    for task in plan.tasks:
-        current = state.tasks[task.id].status
-        if task.recorded.status != current:
-            edits.append({"task_id": task.id, "from": current, "to": task.recorded.status})
-    return edits
 
 
 class Engine:

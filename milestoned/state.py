@@ -205,3 +205,15 @@ def fold(plan: Plan, events: list[Event]) -> State:
     for event in events:
         apply(state, event)
     return state
+
+
+def manual_edits(plan: Plan, state: State) -> list[dict[str, Any]]:
+    """Statuses the file says and the log does not: hand edits to record, never lose."""
+    edits: list[dict[str, Any]] = []
+    if plan.recorded.status != state.status:
+        edits.append({"from": state.status, "to": plan.recorded.status})
+    for task in plan.tasks:
+        current = state.tasks[task.id].status
+        if task.recorded.status != current:
+            edits.append({"task_id": task.id, "from": current, "to": task.recorded.status})
+    return edits

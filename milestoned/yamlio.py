@@ -5,8 +5,9 @@ hostile input (binary, huge files, alias bombs) is refused before it costs us.
 Line numbers are only needed when something is wrong, so they are found afterwards
 by composing the document again (``locate``), keeping the common path fast.
 
-Writes use ruamel.yaml's round-trip mode, told the file's own indentation, so that
-comments, key order, quoting and unknown fields survive: only changed values differ.
+Plan edits (``task add``) use ruamel.yaml's round-trip mode, told the file's own
+indentation, so that comments, key order, quoting and unknown fields survive.  State
+projection does not: it splices values into the text (``yamledit``), far faster.
 """
 
 from __future__ import annotations
@@ -213,24 +214,3 @@ def _keep_untouched_lines(before: str, after: str) -> str:
 
 def _same_but_spacing(old: str, new: str) -> bool:
     return old.split() == new.split()
-
-
-def styled_like(old: Any, new: Any) -> Any:
-    """``new`` dressed in ``old``'s quoting, so a quoted value stays quoted when it changes."""
-    from ruamel.yaml.scalarstring import DoubleQuotedScalarString, SingleQuotedScalarString
-
-    if isinstance(new, str):
-        if isinstance(old, DoubleQuotedScalarString):
-            return DoubleQuotedScalarString(new)
-        if isinstance(old, SingleQuotedScalarString):
-            return SingleQuotedScalarString(new)
-    return new
-
-
-def set_value(mapping: Any, key: str, value: Any) -> bool:
-    """Set ``mapping[key]`` keeping the old quoting style; True if the value changed."""
-    old = mapping.get(key)
-    if old == value and isinstance(old, bool) == isinstance(value, bool):
-        return False
-    mapping[key] = styled_like(old, value)
-    return True
