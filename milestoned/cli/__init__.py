@@ -12,9 +12,17 @@ from collections.abc import Sequence
 
 import click
 
-from milestoned.cli import execute, hooks, milestones, reading, tasks  # noqa: F401 - registers commands
-from milestoned.cli import claims, sessions  # noqa: F401 - registers commands
-from milestoned.cli import daemon  # noqa: F401 - registers commands
+from milestoned.cli import (  # noqa: F401 - each module registers its commands
+    claims,
+    daemon,
+    doctor,
+    execute,
+    hooks,
+    milestones,
+    reading,
+    sessions,
+    tasks,
+)
 from milestoned.cli.base import cli
 from milestoned.errors import MilestonedError
 
