@@ -6,9 +6,13 @@ tiny Python package, with a dependency graph and commands that write files, so e
 task commits on its branch — executes it with several workers under the live display,
 and says where everything is and what to try next.
 
+It also shows the rest of the toolkit on that milestone: it installs the git hooks,
+starts the daemon, saves the session to the ``milestoned/state`` branch, syncs it to
+a bare "remote" beside the repository, and resumes it in a fresh ``git clone`` to
+show the same state come back.  The daemon is stopped at the end, whatever happens.
+
 The demo is a list of small steps (``STEPS``), each a function of the ``Demo`` it
-advances, so that later steps (hooks, the daemon, saving the session and resuming it
-from a fresh clone) slot in where they belong.
+advances.
 """
 
 from __future__ import annotations
@@ -30,21 +34,34 @@ MILESTONE = "greeter"
 class Demo:
     """What the steps share: where the demo lives and how it talks."""
 
-    root: Path
+    base: Path  # holds the repository, its bare remote and the fresh clone
     workers: int
     tty: bool
     echo: Callable[[str], None]
     exit_code: int = 0
     branch: str = ""
+    resumed: str = ""
+
+    @property
+    def root(self) -> Path:
+        return self.base / "greeter"
+
+    @property
+    def remote(self) -> Path:
+        return self.base / "origin.git"
+
+    @property
+    def clone(self) -> Path:
+        return self.base / "clone"
 
     def git(self, *args: str) -> str:
         return gitutil.git(list(args), self.root)
 
-    def engine(self):  # type: ignore[no-untyped-def]
+    def engine(self, where: Path | None = None):  # type: ignore[no-untyped-def]
         from milestoned.engine import Engine
         from milestoned.workspace import Workspace
 
-        return Engine(Workspace.discover(self.root))
+        return Engine(Workspace.discover(where or self.root))
 
 
 def _write(relative: str, text: str) -> str:
@@ -143,6 +160,7 @@ exec {python} -m unittest discover -s tests -q
 
 # -- the steps -----------------------------------------------------------------------------------
 def make_repository(demo: Demo) -> None:
+    demo.root.mkdir()
     demo.git("init", "-q", "-b", "main")
     demo.git("config", "user.name", "milestoned demo")  # this scratch repository's own config only
     demo.git("config", "user.email", "demo@milestoned.invalid")
@@ -159,6 +177,20 @@ def initialize(demo: Demo) -> None:
 
     init(Workspace.discover(demo.root))
     demo.echo("milestoned init: .milestones/ with config.yaml and a .gitignore")
+
+
+def install_hooks(demo: Demo) -> None:
+    from milestoned import hooks
+
+    done = hooks.install(demo.engine().ws)
+    demo.echo(f"milestoned hooks install: {', '.join(done)} (commits now feed task state)")
+
+
+def start_daemon(demo: Demo) -> None:
+    from milestoned import daemon
+
+    _, info = daemon.start(demo.engine().ws)
+    demo.echo(f"milestoned daemon start: pid {info['pid']}, watching .milestones/, the hooks' inbox and the refs")
 
 
 def plan_milestone(demo: Demo) -> None:
@@ -180,6 +212,45 @@ def execute(demo: Demo) -> None:
     demo.branch = milestone_branch(MILESTONE)
 
 
+def save_and_sync(demo: Demo) -> None:
+    from milestoned import sessions, sync
+
+    engine = demo.engine()
+    with engine.transaction() as txn:
+        ms = txn.milestone(MILESTONE)
+        sessions.save(txn, ms, "demo")
+    demo.git("init", "-q", "--bare", str(demo.remote))
+    demo.git("remote", "add", "origin", str(demo.remote))
+    demo.git("push", "-q", "origin", "main", demo.branch)
+    sync.sync(engine, "origin")
+    demo.echo(f"milestoned session save: session {ms.state.session_id} on branch milestoned/state")
+    demo.echo(f"milestoned sync origin: state, notes and code pushed to {demo.remote}")
+
+
+def resume_in_a_fresh_clone(demo: Demo) -> None:
+    from milestoned import sessions, views
+
+    gitutil.git(["clone", "-q", str(demo.remote), str(demo.clone)], demo.base)
+    engine = demo.engine(demo.clone)
+    answer = sessions.resume(engine, None, remote="origin", timeout=60)
+    here = views.status(demo.engine().load(MILESTONE))["tasks"]
+    there = views.status(engine.load(MILESTONE))["tasks"]
+    same = [(t["id"], t["status"]) for t in here] == [(t["id"], t["status"]) for t in there]
+    progress = answer["milestone"]["progress_percentage"]
+    demo.resumed = answer["session"]["id"]
+    demo.echo(f"git clone + milestoned resume in {demo.clone}: session {demo.resumed}, {MILESTONE} "
+              f"{answer['milestone']['status']} at {progress}% — " + ("the same state" if same else "DIFFERENT"))
+    if not same:
+        demo.exit_code = demo.exit_code or 1
+
+
+def stop_daemon(demo: Demo) -> None:
+    from milestoned import daemon
+
+    if daemon.stop(demo.engine().ws) is not None:
+        demo.echo("milestoned daemon stop: stopped (start it again with `milestoned daemon start`)")
+
+
 def show_where_things_are(demo: Demo) -> None:
     root = demo.root
     log = demo.git("log", "--oneline", "--first-parent", demo.branch).splitlines()
@@ -189,9 +260,13 @@ def show_where_things_are(demo: Demo) -> None:
     demo.echo(f"  event log:          .milestones/logs/execution-{MILESTONE}.jsonl")
     demo.echo(f"  each task's output: .milestones/logs/tasks/{MILESTONE}/")
     demo.echo(f"  the work:           branch {demo.branch} ({len(log)} commits on its first-parent line)")
+    demo.echo("  the state:          branch milestoned/state (git show milestoned/state:README)")
+    demo.echo(f"  its remote:         {demo.remote}")
+    demo.echo(f"  a fresh clone:      {demo.clone} (resumed session {demo.resumed})")
     demo.echo("try next:")
     for command in (f"cd {root}", f"milestoned status {MILESTONE}", f"milestoned events {MILESTONE}",
-                    f"milestoned graph {MILESTONE} --format mermaid",
+                    f"milestoned graph {MILESTONE} --format mermaid", "milestoned sessions",
+                    "git log --notes=milestoned --oneline -5 " + demo.branch, "milestoned doctor",
                     f"git log --oneline --graph {demo.branch}", f"git merge {demo.branch}"):
         demo.echo(f"  {command}")
 
@@ -199,8 +274,13 @@ def show_where_things_are(demo: Demo) -> None:
 STEPS: list[tuple[str, Callable[[Demo], None]]] = [
     ("a scratch repository", make_repository),
     ("milestoned init", initialize),
+    ("git hooks", install_hooks),
     ("a sample milestone", plan_milestone),
+    ("the daemon", start_daemon),
     ("execute it in parallel", execute),
+    ("save the session and sync it", save_and_sync),
+    ("resume it in a fresh clone", resume_in_a_fresh_clone),
+    ("stop the daemon", stop_daemon),
     ("where everything is", show_where_things_are),
 ]
 
@@ -218,7 +298,13 @@ def _directory(directory: str | None) -> Path:
 def run_demo(directory: str | None, *, workers: int, tty: bool, echo: Callable[[str], None]) -> int:
     """Run every step; the exit status of the run (0 when the milestone completed)."""
     demo = Demo(_directory(directory), workers, tty, echo)
-    for number, (title, step) in enumerate(STEPS, start=1):
-        echo(f"== {number}. {title}")
-        step(demo)
+    try:
+        for number, (title, step) in enumerate(STEPS, start=1):
+            echo(f"== {number}. {title}")
+            step(demo)
+    finally:
+        if demo.root.is_dir():
+            from milestoned import daemon
+
+            daemon.stop(demo.engine().ws)  # never leave a daemon behind, even when a step failed
     return demo.exit_code

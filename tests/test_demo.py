@@ -14,9 +14,10 @@ from conftest import IDENTITY, git, run_subprocess
 
 @pytest.mark.slow
 def test_demo_runs_a_sample_milestone_to_completion_without_a_git_identity(tmp_path: Path) -> None:
-    root = tmp_path / "demo"
+    base = tmp_path / "demo"
+    root = base / "greeter"
     no_identity = {key: value for key, value in os.environ.items() if key not in IDENTITY}
-    proc = subprocess.run([sys.executable, "-m", "milestoned", "demo", "--dir", str(root), "--workers", "4"],
+    proc = subprocess.run([sys.executable, "-m", "milestoned", "demo", "--dir", str(base), "--workers", "4"],
                           cwd=tmp_path, env=no_identity, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "milestone greeter completed: 12/12 tasks" in proc.stdout
@@ -31,6 +32,14 @@ def test_demo_runs_a_sample_milestone_to_completion_without_a_git_identity(tmp_p
     assert set(git("log", "--format=%an <%ae>", branch, cwd=root).splitlines()) == {
         "milestoned demo <demo@milestoned.invalid>"}
     assert git("rev-parse", "--abbrev-ref", "HEAD", cwd=root) == "main"
+    # hooks, daemon, session, sync and a resume in a fresh clone were part of it
+    assert "milestoned hooks install: post-commit" in proc.stdout
+    assert "milestoned daemon start: pid" in proc.stdout and "milestoned daemon stop: stopped" in proc.stdout
+    assert "the same state" in proc.stdout
+    clone = json.loads(run_subprocess("status", "greeter", "--json", cwd=base / "clone").stdout)
+    assert [(t["id"], t["status"]) for t in clone["tasks"]] == [(t["id"], t["status"]) for t in status["tasks"]]
+    assert git("show", "milestoned/state:README", cwd=base / "clone")
+    assert run_subprocess("daemon", "status", cwd=root).returncode == 1  # nothing left running
 
 
 def test_demo_refuses_a_directory_that_is_not_empty(tmp_path: Path) -> None:
