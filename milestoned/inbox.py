@@ -23,18 +23,21 @@ last so that a path holding a tab still parses.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 CLAIMED_PREFIX = "inbox.draining."
-_SHA = re.compile(r"^[0-9a-f]{40}(?:[0-9a-f]{24})?$")
 KINDS = frozenset({"commit", "merge", "amend", "rebase", "checkout"})
+_HEX = "0123456789abcdef"
 
 
-@dataclass(frozen=True)
-class Entry:
+def _is_sha(value: str) -> bool:
+    """A full object name (SHA-1 or SHA-256), not the all-zero "no commit"."""
+    return len(value) in (40, 64) and not value.strip(_HEX) and bool(value.strip("0"))
+
+
+class Entry(NamedTuple):
     """One hook event, as the hook wrote it."""
 
     kind: str
@@ -98,14 +101,12 @@ def _mtime(path: Path) -> int:
 def parse(data: bytes) -> list[Entry]:
     """The well-formed lines of an inbox file; anything else (a torn line) is skipped."""
     entries: list[Entry] = []
-    for raw in data.splitlines():
-        fields = raw.decode("utf-8", "surrogateescape").split("\t", 5)
-        if len(fields) != 6 or fields[0] != "1" or fields[1] not in KINDS:
+    for line in data.decode("utf-8", "surrogateescape").splitlines():
+        fields = line.split("\t", 5)
+        if len(fields) != 6 or fields[0] != "1" or fields[1] not in KINDS or not _is_sha(fields[2]):
             continue
         _, kind, sha, ref, extra, worktree = fields
-        if not _SHA.match(sha) or not sha.strip("0"):
-            continue
-        entries.append(Entry(kind, sha, ref, extra if _SHA.match(extra) else "", worktree))
+        entries.append(Entry(kind, sha, ref, extra if _is_sha(extra) else "", worktree))
     return entries
 
 

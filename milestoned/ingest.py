@@ -37,19 +37,21 @@ cherry-pick, a rewrite by a tool without hooks) is compared by ``git patch-id``:
 same change is recorded as a duplicate, never applied twice.
 
 The order of durable steps makes a crash harmless: claim the inbox (rename), apply
-events (one transaction for the whole drain), write notes, remember the refs, delete
-the claimed inbox.  Redoing any suffix of that changes nothing.
+events (one transaction for the whole drain), write the notes (one ``git
+fast-import``), remember the refs, delete the claimed inbox.  Redoing any suffix of
+that changes nothing: a commit found in the ledger gets its note again if it lacks it.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from milestoned import inbox
 from milestoned.workspace import Workspace
@@ -181,32 +183,25 @@ def baseline(ws: Workspace) -> None:
 
 
 # -- reading commits -------------------------------------------------------------------
-@dataclass
-class Commit:
+class Commit(NamedTuple):
     sha: str
-    parents: tuple[str, ...]
+    parents: str  # space separated, as git prints them
     source: str  # the ref (or sha) git reached it from
-    trailers: list[tuple[str, str]]  # (key in lower case, value)
+    trailers: str  # "Key: value" items separated by \x1e, as git parsed them
     note: str  # its current note on refs/notes/milestoned
 
     @property
     def is_merge(self) -> bool:
-        return len(self.parents) > 1
+        return " " in self.parents
 
 
 def _parse_log(data: bytes) -> list[Commit]:
     commits = []
-    for record in data.split(b"\0"):
-        fields = record.decode("utf-8", "replace").lstrip("\n").split("\x1f", 4)
+    for record in data.decode("utf-8", "replace").split("\0"):
+        fields = record.split("\x1f", 4)
         if len(fields) != 5 or not fields[0]:
             continue
-        sha, parents, source, trailers, note = fields
-        pairs = []
-        for item in trailers.split("\x1e"):
-            key, sep, value = item.partition(":")
-            if sep:
-                pairs.append((key.strip().lower(), value.strip()))
-        commits.append(Commit(sha, tuple(parents.split()), source, pairs, note))
+        commits.append(Commit(*fields))
     return commits
 
 
@@ -217,13 +212,14 @@ def walk(ws: Workspace, tips: Iterable[str], stops: Iterable[str] | None) -> lis
     """
     import subprocess
 
+    from milestoned import notes
     from milestoned.gitutil import git_env
-    from milestoned.notes import REF
 
     lines = list(dict.fromkeys(tips))
     if not lines:
         return []
-    args = ["git", "log", "-z", "--source", "--ignore-missing", "--stdin", f"--notes={REF}", f"--format={_FORMAT}"]
+    args = ["git", "log", "-z", "--source", "--ignore-missing", "--stdin", f"--notes={notes.REF}",
+            f"--format={_FORMAT}"]
     if stops is None:
         args.insert(2, "--no-walk=unsorted")
     else:
@@ -257,50 +253,63 @@ def patch_ids(ws: Workspace, shas: Iterable[str]) -> dict[str, str]:
 
 
 # -- what a commit means ---------------------------------------------------------------
-@dataclass
+@dataclass(frozen=True)
 class Intent:
-    milestone: str | None = None
-    tasks: list[str] = field(default_factory=list)
-    completes: list[str] = field(default_factory=list)
+    milestone: str | None
+    moves: tuple[tuple[str, str], ...]  # (task, task_completed|task_started), completions first
 
     @property
     def empty(self) -> bool:
-        return not self.tasks and not self.completes
+        return not self.moves
+
+
+@functools.lru_cache(maxsize=4096)
+def _valid(value: str) -> bool:
+    """``ids.is_valid_id``, remembered: the same few ids come back on thousands of commits."""
+    from milestoned.ids import is_valid_id
+
+    return is_valid_id(value)
 
 
 def _branch_parts(ref: str) -> tuple[str | None, str | None]:
     """``refs/heads/milestone/<mid>[/<tid>]`` -> (mid, tid)."""
-    from milestoned.ids import is_valid_id
-
     if not ref.startswith("refs/heads/milestone/"):
         return None, None
     parts = ref[len("refs/heads/milestone/"):].split("/")
-    mid = parts[0] if is_valid_id(parts[0]) else None
-    tid = parts[1] if len(parts) == 2 and mid and is_valid_id(parts[1]) else None
+    mid = parts[0] if _valid(parts[0]) else None
+    tid = parts[1] if len(parts) == 2 and mid and _valid(parts[1]) else None
     return mid, tid
 
 
 def intent_of(commit: Commit, branch: str) -> Intent:
     """What the trailers (and, for a plain commit, its branch) ask of the task state."""
-    from milestoned.ids import is_valid_id
+    return _intent(commit.trailers, "" if commit.is_merge else branch)
 
-    intent = Intent()
-    for key, value in commit.trailers:
-        if not is_valid_id(value):
+
+@functools.lru_cache(maxsize=4096)
+def _intent(trailers: str, branch: str) -> Intent:
+    """Remembered: thousands of commits repeat a few trailer blocks on a few branches."""
+    milestone: str | None = None
+    tasks: list[str] = []
+    completes: list[str] = []
+    for item in trailers.split("\x1e"):
+        key, sep, value = item.partition(":")
+        key, value = key.strip().lower(), value.strip()
+        if not sep or not _valid(value):
             continue
-        if key == "milestone" and intent.milestone is None:
-            intent.milestone = value
-        elif key == "task" and value not in intent.tasks:
-            intent.tasks.append(value)
-        elif key == "completes" and value not in intent.completes:
-            intent.completes.append(value)
-    if not commit.is_merge:
-        mid, tid = _branch_parts(branch)
-        if intent.milestone is None:
-            intent.milestone = mid
-        if tid and not intent.tasks and intent.milestone == mid:
-            intent.tasks.append(tid)
-    return intent
+        if key == "milestone" and milestone is None:
+            milestone = value
+        elif key == "task" and value not in tasks:
+            tasks.append(value)
+        elif key == "completes" and value not in completes:
+            completes.append(value)
+    mid, tid = _branch_parts(branch)
+    if milestone is None:
+        milestone = mid
+    if tid and not tasks and milestone == mid:
+        tasks.append(tid)
+    moves = [(t, "task_completed") for t in completes] + [(t, "task_started") for t in tasks if t not in completes]
+    return Intent(milestone, tuple(moves))
 
 
 def _note_milestones(note: str) -> list[str]:
@@ -324,8 +333,10 @@ class Ledger:
 
     def __init__(self, milestone: Milestone) -> None:
         self.milestone_id = milestone.id
+        self.deps = milestone.plan.deps  # the plan cannot change while the lock is held
         self.rows: dict[str, list[Row]] = {}
         self.moves: dict[tuple[str, str], list[str]] = {}
+        self._lines: dict[Row, str] = {}
         for event in milestone.log.events:
             self.add_event(event)
 
@@ -339,15 +350,28 @@ class Ledger:
                 if isinstance(row, list) and len(row) == 4 and isinstance(row[0], str):
                     self.add(row[0], row[1], str(row[2]), row[3])
 
-    def add(self, sha: str, task: str | None, event: str, session: str | None) -> None:
-        self.rows.setdefault(sha, []).append((task, event, session or None))
+    def add(self, sha: str, task: str | None, event: str, session: str | None) -> str:
+        """Record a row; returns its note line."""
+        row = (task, event, session or None)
+        if sha in self.rows:
+            self.rows[sha].append(row)
+        else:
+            self.rows[sha] = [row]
         if event in _MOVES and task:
             self.moves.setdefault((task, event), []).append(sha)
+        return self._line(row)
 
     def note_lines(self, sha: str) -> list[str]:
-        from milestoned.notes import line
+        return [self._line(row) for row in self.rows.get(sha, [])]
 
-        return [line(self.milestone_id, task, session, event) for task, event, session in self.rows.get(sha, [])]
+    def _line(self, row: Row) -> str:
+        """The note line of a row; thousands of commits share a handful of distinct lines."""
+        if row not in self._lines:
+            from milestoned.notes import line
+
+            task, event, session = row
+            self._lines[row] = line(self.milestone_id, task, session, event)
+        return self._lines[row]
 
 
 # -- applying ----------------------------------------------------------------------------
@@ -363,10 +387,13 @@ class _Drain:
         self.rewrites = rewrites  # new sha -> the shas it replaced
         self.ledgers: dict[str, Ledger | None] = {}
         self.rows: dict[str, list[list[Any]]] = {}  # milestone -> commits_ingested rows
-        self.notes: dict[str, set[str]] = {}  # sha -> note lines
+        self.notes: dict[str, list[str]] = {}  # sha -> note lines
         self.done: set[str] = set()
         self.ingested = 0
         self._patch_ids: dict[str, str] = {}
+        from milestoned import lifecycle
+
+        self.lifecycle = lifecycle
 
     def run(self) -> None:
         for commit in self.order:
@@ -388,48 +415,42 @@ class _Drain:
         return self.ledgers[mid]
 
     def ingest(self, commit: Commit) -> None:
-        if commit.sha in self.done:
+        sha = commit.sha
+        if sha in self.done:
             return
-        self.done.add(commit.sha)
-        origins = self.rewrites.get(commit.sha, [])
+        self.done.add(sha)
+        origins = self.rewrites.get(sha, ())
         for old in origins:
             if old in self.by_sha:
                 self.ingest(self.by_sha[old])  # what it replaced first, so it can inherit
-        intent = intent_of(commit, self.branches.get(commit.sha) or commit.source)
-        if intent.empty and not origins:
+        intent = intent_of(commit, self.branches.get(sha) or commit.source)
+        if not intent.moves and not origins:
             return
         mid = intent.milestone or next(iter(_note_milestones(commit.note)), None) or self.engine.current_id()
-        if mid is None:
-            return
-        ledger = self.ledger(mid)
+        ledger = self.ledger(mid) if mid else None
         if ledger is None:
             return
-        if commit.sha in ledger.rows:
-            self._note(commit.sha, ledger.note_lines(commit.sha))  # a note lost in a crash comes back
+        if sha in ledger.rows:
+            self._note(sha, *ledger.note_lines(sha))  # a note lost in a crash comes back
             return
-        inherited = [(old, row) for old in origins for row in ledger.rows.get(old, [])]
+        inherited = [row for old in origins for row in ledger.rows.get(old, ())]
         if inherited:
             self.ingested += 1
-            for _old, (task, event, session) in inherited:
-                self._row(ledger, commit.sha, task, event, session)
-            return
-        if intent.empty:
-            return
-        self.ingested += 1
-        self._apply(ledger, commit, intent)
+            for task, event, session in inherited:
+                self._row(ledger, sha, task, event, session)
+        elif intent.moves:
+            self.ingested += 1
+            self._apply(ledger, commit, intent)
 
     def _apply(self, ledger: Ledger, commit: Commit, intent: Intent) -> None:
-        from milestoned import lifecycle
-
+        lifecycle = self.lifecycle
         milestone = self.txn.milestone(ledger.milestone_id)
         status = milestone.state.status
-        wanted = [(t, "task_completed") for t in intent.completes]
-        wanted += [(t, "task_started") for t in intent.tasks if t not in intent.completes]
-        for task_id, move in wanted:
+        for task_id, move in intent.moves:
             if status not in ("in_progress", "blocked"):
                 self._refuse(ledger, milestone, commit, task_id, f"milestone {milestone.id} is {status}")
                 continue
-            if not milestone.plan.has_task(task_id):
+            if task_id not in ledger.deps:
                 self._refuse(ledger, milestone, commit, task_id, f"milestone {milestone.id} has no task {task_id}")
                 continue
             current = milestone.state.tasks[task_id].status
@@ -442,8 +463,7 @@ class _Drain:
                 self._row(ledger, commit.sha, task_id, "commit_ingested", milestone.state.session_id)
                 self.txn.record(milestone, "commit_duplicate", commit=commit.sha, task_id=task_id, duplicate_of=twin)
                 continue
-            deps = [d for d in milestone.plan.task(task_id).dependencies
-                    if milestone.state.tasks[d].status != "completed"]
+            deps = [d for d in ledger.deps[task_id] if milestone.state.tasks[d].status != "completed"]
             if move == "task_completed" and deps:
                 self._refuse(ledger, milestone, commit, task_id, "dependencies not completed", dependencies=deps)
                 continue
@@ -451,22 +471,39 @@ class _Drain:
                 lifecycle.complete(self.txn, milestone, task_id, commit=commit.sha, via="commit")
             else:
                 lifecycle.start(self.txn, milestone, task_id, force=bool(deps), commit=commit.sha, via="commit")
-            ledger.add(commit.sha, task_id, move, milestone.state.session_id)
-            self._note(commit.sha, ledger.note_lines(commit.sha)[-1:])
+            self._note(commit.sha, ledger.add(commit.sha, task_id, move, milestone.state.session_id))
 
     def _refuse(self, ledger: Ledger, milestone: Milestone, commit: Commit, task_id: str, reason: str,
                 **detail: Any) -> None:
         self.txn.record(milestone, "commit_refused", commit=commit.sha, task_id=task_id, reason=reason, **detail)
-        ledger.add(commit.sha, task_id, "commit_refused", milestone.state.session_id)
-        self._note(commit.sha, ledger.note_lines(commit.sha)[-1:])
+        self._note(commit.sha, ledger.add(commit.sha, task_id, "commit_refused", milestone.state.session_id))
 
     def _row(self, ledger: Ledger, sha: str, task: str | None, event: str, session: str | None) -> None:
-        ledger.add(sha, task, event, session)
         self.rows.setdefault(ledger.milestone_id, []).append([sha, task, event, session])
-        self._note(sha, ledger.note_lines(sha)[-1:])
+        self._note(sha, ledger.add(sha, task, event, session))
 
-    def _note(self, sha: str, lines: list[str]) -> None:
-        self.notes.setdefault(sha, set()).update(lines)
+    def _note(self, sha: str, *lines: str) -> None:
+        if sha in self.notes:
+            self.notes[sha] += lines
+        else:
+            self.notes[sha] = list(lines)
+
+    def write_notes(self) -> None:
+        """The notes, ``cat_sort_uniq`` with any the commits already have (copied by a rewrite)."""
+        from milestoned import notes
+
+        changed: dict[str, str] = {}
+        replaced = []
+        for sha, lines in self.notes.items():
+            existing = self.by_sha[sha].note if sha in self.by_sha else ""
+            if not existing:  # the common case: a commit seen for the first time
+                changed[sha] = lines[0] + "\n" if len(lines) == 1 else notes.merge("", lines)
+                continue
+            text = notes.merge(existing, lines)
+            if text != notes.merge(existing, ()):
+                changed[sha] = text
+                replaced.append(sha)
+        notes.write(self.ws.worktree, changed, replaced)
 
     def _same_change(self, ledger: Ledger, sha: str, task_id: str, move: str) -> str | None:
         """An earlier commit that moved this task the same way with the same patch (a copy of it)."""
@@ -479,21 +516,6 @@ class _Drain:
             self._patch_ids.update({s: "" for s in missing if s not in self._patch_ids})
         mine = self._patch_ids[sha]
         return next((s for s in earlier if mine and self._patch_ids[s] == mine), None)
-
-
-def _write_notes(ws: Workspace, drained: _Drain) -> None:
-    from milestoned import notes
-
-    changed: dict[str, str] = {}
-    replaced = []
-    for sha, lines in drained.notes.items():
-        existing = drained.by_sha[sha].note if sha in drained.by_sha else ""
-        text = notes.merge(existing, lines)
-        if text != notes.merge(existing, ()):
-            changed[sha] = text
-            if existing.strip():
-                replaced.append(sha)
-    notes.write(ws.worktree, changed, replaced)
 
 
 def drain(engine: Engine) -> int:
@@ -525,15 +547,19 @@ def _drain_locked(engine: Engine) -> int:
             rewrites.setdefault(entry.sha, []).append(entry.extra)
     if known is None:
         commits = walk(ws, named, None)
-    else:
-        moved = [name if name.startswith("refs/") else sha for name, sha in tips.items() if known.get(name) != sha]
-        commits = walk(ws, [*moved, *named], known.values())
+    else:  # walk the moved refs; then whatever the hooks named that no ref reaches (amended away)
+        moved = {name: sha for name, sha in tips.items() if known.get(name) != sha}
+        commits = walk(ws, [n if n.startswith("refs/") else s for n, s in moved.items()], known.values())
+        seen = {c.sha for c in commits}
+        rest = [sha for sha in named if sha not in seen]
+        if rest:
+            commits += walk(ws, rest, [*known.values(), *moved.values()])
     count = 0
     if commits:
         with engine.transaction() as txn:
             drained = _Drain(engine, txn, commits, branches, rewrites)
             drained.run()
-        _write_notes(ws, drained)
+        drained.write_notes()
         count = drained.ingested
     remember_refs(ws, tips, stamp, racy)
     inbox.release(claimed)

@@ -6,10 +6,11 @@ per line (like git-appraise), keys sorted so the same fact always has the same b
 notes on one commit without duplicates, and so do we when we add to a note.
 
 Writing goes through one ``git fast-import`` run per drain, with explicit 2/38 fanout
-paths.  Measured on 10,000 notes (see ``bench/bench_ingest.py``): libgit2 keeps notes
-trees flat and rewrites the whole tree for every note (quadratic), and fast-import's
-own ``N`` command spends its time searching the tree while it is still flat; writing
-``M ab/cdef...`` paths ourselves takes a fraction of either.  Git reads mixed layouts
+paths and each distinct note text stored once.  Measured (``bench/bench_ingest.py``):
+libgit2 keeps notes trees flat and rewrites the whole tree for every note, so 2,000
+notes cost it seconds (quadratic), and fast-import's own ``N`` command spends its time
+searching the tree while it is still flat; writing ``M ab/cdef...`` paths ourselves
+takes a fraction of either.  Git reads mixed layouts
 (flat entries next to fanned ones, as its own rewrite copies may leave), so only a
 commit that already has a note needs its other possible paths deleted first.
 """
@@ -48,13 +49,14 @@ def _paths(sha: str) -> list[str]:
 
 
 def _stream(notes: Mapping[str, str], replaced: set[str], parent: str | None, message: str) -> bytes:
-    blobs: dict[str, int] = {}
+    """One fast-import stream: each distinct note text once (a mark), then one path per commit."""
+    marks: dict[str, int] = {}
     out: list[bytes] = []
     for text in notes.values():
-        if text not in blobs:
-            blobs[text] = len(blobs) + 1
+        if text not in marks:
+            marks[text] = len(marks) + 1
             data = text.encode("utf-8")
-            out.append(b"blob\nmark :%d\ndata %d\n%s\n" % (blobs[text], len(data), data))
+            out.append(b"blob\nmark :%d\ndata %d\n%s\n" % (marks[text], len(data), data))
     msg = message.encode("utf-8")
     out.append(b"commit %s\ncommitter %s %d +0000\ndata %d\n%s\n" % (
         REF.encode(), _COMMITTER.encode(), int(time.time()), len(msg), msg))
@@ -63,22 +65,22 @@ def _stream(notes: Mapping[str, str], replaced: set[str], parent: str | None, me
     for sha, text in notes.items():
         if sha in replaced:
             out += [b"D %s\n" % p.encode() for p in _paths(sha)]
-        out.append(b"M 100644 :%d %s/%s\n" % (blobs[text], sha[:2].encode(), sha[2:].encode()))
+        out.append(b"M 100644 :%d %s/%s\n" % (marks[text], sha[:2].encode(), sha[2:].encode()))
     out.append(b"\ndone\n")
     return b"".join(out)
 
 
 def write(cwd: Path, notes: Mapping[str, str], replaced: Iterable[str] = (), message: str = "") -> None:
-    """Set the note of each commit in ``notes`` (full text) in one notes commit.
+    """Set the note of each commit in ``notes`` (its full text) in one notes commit.
 
-    ``replaced`` names the commits that already had a note (its text must be merged
-    into ``notes`` by the caller).  Another writer moving the ref meanwhile (a rebase
-    copying notes) makes fast-import refuse; we then build on the new tip.
+    ``replaced`` names the commits that already had a note (merged into their text by
+    the caller).  Another writer moving the ref meanwhile (a rebase copying notes)
+    makes fast-import refuse the update: we build again on the new tip.
     """
     if not notes:
         return
     replaced = set(replaced)
-    message = message or f"milestoned: notes for {len(notes)} commit(s)\n"
+    message = message or f"milestoned: notes of {len(notes)} ingested commit(s)\n"
     for _attempt in range(3):
         parent = run_git(["rev-parse", "-q", "--verify", REF], cwd, check=False).stdout.strip() or None
         proc = subprocess.run(["git", "fast-import", "--quiet", "--done"], cwd=cwd, env=git_env(),

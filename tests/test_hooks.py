@@ -304,13 +304,13 @@ def test_pre_commit_hooks_and_ours_both_fire(repo: Path, tmp_path: Path, ours_fi
     _pre_commit_config(repo, fired)
     if ours_first:
         invoke("hooks", "install")
-    _run_tool("pre-commit", "install", "-t", "post-commit", cwd=repo)
-    if not ours_first:
-        invoke("hooks", "install")
+    _run_tool("pre-commit", "install", "-t", "post-commit", cwd=repo)  # moves ours to .legacy
+    invoke("hooks", "install")  # first install, or a second one that must change nothing
     assert hook_states()["post-commit"] == "chained"
     sha = commit(repo, "with pre-commit")
     assert fired.read_text() == "pre-commit\n"
-    assert any(sha in line for line in inbox_lines(repo))
+    assert [line for line in inbox_lines(repo) if "\tcommit\t" in line][-1].startswith(f"1\tcommit\t{sha}")
+    assert sum(sha in line for line in inbox_lines(repo)) == 1  # our lines ran once
     invoke("hooks", "uninstall")
     commit(repo, "after uninstall")
     assert fired.read_text() == "pre-commit\npre-commit\n"

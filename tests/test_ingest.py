@@ -244,3 +244,22 @@ def test_nothing_new_costs_no_git_process(active: Path, monkeypatch: pytest.Monk
         assert invoke("status", "m1", "--json").exit_code == 0
     git("branch", "moved", cwd=active)
     assert not ingest.nothing_new(ws)
+
+
+def test_a_commit_made_without_milestoned_on_path_is_caught_by_reconciliation(active: Path) -> None:
+    bare_path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep)
+                                if not (Path(p) / "milestoned").exists())
+    (active / "f").write_text("x\n")
+    git("add", "f", cwd=active)
+    subprocess.run(["git", "commit", "-q", "-m", "from an IDE", "--trailer", "Task: T3"], cwd=active, check=True,
+                   env={**os.environ, "PATH": bare_path})
+    assert inbox_lines(active) == []  # the hook did nothing
+    assert statuses()["T3"] == "in_progress"
+
+
+def test_an_uninitialized_repository_drains_nothing(tmp_path: Path) -> None:
+    from conftest import make_repo
+
+    root = make_repo(tmp_path / "plain")
+    assert ingest.drain(Engine(Workspace.discover(root))) == 0
+    assert not (root / ".git" / "milestoned").exists()
