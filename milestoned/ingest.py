@@ -81,11 +81,11 @@ def fingerprint(common: Path) -> tuple[str, bool]:
     """A stamp that changes whenever a branch or a worktree HEAD moves; and whether it is racy.
 
     Git and libgit2 update a loose ref by renaming a lock file into its directory,
-    which changes that directory's mtime; packing rewrites ``packed-refs``; a detached
-    commit rewrites the worktree's ``HEAD``.  A stamp taken within the same clock tick
+    which changes that directory's mtime; packing rewrites ``packed-refs`` (and the
+    reftable backend its ``tables.list``); a detached commit rewrites the worktree's ``HEAD``.  A stamp taken within the same clock tick
     as a change could equal the next one, so a recent change makes it racy (not kept).
     """
-    paths = [common / "packed-refs", common / "HEAD", common / "worktrees"]
+    paths = [common / "packed-refs", common / "HEAD", common / "worktrees", common / "reftable" / "tables.list"]
     try:
         paths += [common / "worktrees" / name / "HEAD" for name in sorted(os.listdir(common / "worktrees"))]
     except OSError:

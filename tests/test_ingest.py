@@ -263,3 +263,30 @@ def test_an_uninitialized_repository_drains_nothing(tmp_path: Path) -> None:
     root = make_repo(tmp_path / "plain")
     assert ingest.drain(Engine(Workspace.discover(root))) == 0
     assert not (root / ".git" / "milestoned").exists()
+
+
+def test_hooks_appending_while_drains_rename_the_inbox_lose_no_line(active: Path) -> None:
+    """Real post-commit hooks fire in a loop while the inbox is claimed and read over and over."""
+    runtime = active / ".git" / "milestoned"
+    hook = active / ".git" / "hooks" / "post-commit"
+    writer = subprocess.Popen(["sh", "-c", f'i=0; while [ $i -lt 300 ]; do "{hook}"; i=$((i+1)); done'],
+                              cwd=active)
+    seen = 0
+    while writer.poll() is None:
+        claimed = inbox.claim(runtime)
+        seen += len(inbox.read(claimed))
+        inbox.release(claimed)
+    claimed = inbox.claim(runtime)
+    seen += len(inbox.read(claimed))
+    assert writer.returncode == 0
+    assert seen == 300
+
+
+def test_a_pull_brings_a_teammates_commits_in_through_post_merge(active: Path, tmp_path: Path) -> None:
+    teammate = tmp_path / "teammate"
+    git("clone", "-q", str(active), str(teammate), cwd=tmp_path)
+    done = commit(teammate, "T1 finished elsewhere", "Milestone: m1", "Completes: T1")
+    git("pull", "-q", "--no-rebase", str(teammate), "main", cwd=active)
+    assert any(line.startswith(f"1\tmerge\t{done}\t") for line in inbox_lines(active))
+    assert statuses()["T1"] == "completed"
+    assert [e["commit"] for e in events("task_completed")] == [done]
