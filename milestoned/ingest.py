@@ -258,10 +258,6 @@ class Intent:
     milestone: str | None
     moves: tuple[tuple[str, str], ...]  # (task, task_completed|task_started), completions first
 
-    @property
-    def empty(self) -> bool:
-        return not self.moves
-
 
 @functools.lru_cache(maxsize=4096)
 def _valid(value: str) -> bool:
