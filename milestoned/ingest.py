@@ -37,9 +37,11 @@ cherry-pick, a rewrite by a tool without hooks) is compared by ``git patch-id``:
 same change is recorded as a duplicate, never applied twice.
 
 The order of durable steps makes a crash harmless: claim the inbox (rename), apply
-events (one transaction for the whole drain), write the notes (one ``git
-fast-import``), remember the refs, delete the claimed inbox.  Redoing any suffix of
-that changes nothing: a commit found in the ledger gets its note again if it lacks it.
+events (one transaction for the whole drain) while one ``git fast-import`` writes the
+notes, remember the refs, delete the claimed inbox.  Redoing any suffix of that
+changes nothing: a commit found in the ledger gets its note again if it lacks it, and
+notes written for events a crash lost get the very same lines when the next drain
+records those events (a note line holds only milestone, task, session and event).
 """
 
 from __future__ import annotations
@@ -552,10 +554,14 @@ def _drain_locked(engine: Engine) -> int:
             commits += walk(ws, rest, [*known.values(), *moved.values()])
     count = 0
     if commits:
-        with engine.transaction() as txn:
-            drained = _Drain(engine, txn, commits, branches, rewrites)
-            drained.run()
-        drained.write_notes()
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            with engine.transaction() as txn:
+                drained = _Drain(engine, txn, commits, branches, rewrites)
+                drained.run()
+                notes_written = pool.submit(drained.write_notes)  # fast-import works while events are written
+            notes_written.result()
         count = drained.ingested
     remember_refs(ws, tips, stamp, racy)
     inbox.release(claimed)
