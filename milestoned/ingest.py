@@ -67,8 +67,12 @@ _MOVES = ("task_started", "task_completed")
 _RECORDS = (*_MOVES, "commit_refused")
 
 
+# our own branches (milestoned/state): plumbing commits, never task work
+OWN_BRANCHES = "refs/heads/milestoned/"
+
+
 # -- cheap change detection ------------------------------------------------------------
-def _ref_dirs(top: Path) -> Iterable[Path]:
+def _ref_dirs(top: Path, skip: Path) -> Iterable[Path]:
     yield top
     try:
         with os.scandir(top) as entries:
@@ -76,7 +80,8 @@ def _ref_dirs(top: Path) -> Iterable[Path]:
     except OSError:
         return
     for sub in subdirs:
-        yield from _ref_dirs(sub)
+        if sub != skip:
+            yield from _ref_dirs(sub, skip)
 
 
 def fingerprint(common: Path) -> tuple[str, bool]:
@@ -92,7 +97,7 @@ def fingerprint(common: Path) -> tuple[str, bool]:
         paths += [common / "worktrees" / name / "HEAD" for name in sorted(os.listdir(common / "worktrees"))]
     except OSError:
         pass
-    paths += _ref_dirs(common / "refs" / "heads")
+    paths += _ref_dirs(common / "refs" / "heads", common / OWN_BRANCHES.rstrip("/"))
     parts: list[str] = []
     newest = 0
     for path in paths:
@@ -133,14 +138,14 @@ def nothing_new(ws: Workspace) -> bool:
 
 # -- the refs we remember -----------------------------------------------------------------
 def read_tips(ws: Workspace) -> dict[str, str]:
-    """Branch tips (``refs/heads/...``) and the commits of detached worktree HEADs."""
+    """Branch tips (``refs/heads/...``, ours aside) and the commits of detached worktree HEADs."""
     from milestoned.gitutil import git
 
     assert ws.common_dir is not None
     tips: dict[str, str] = {}
     for row in git(["for-each-ref", "--format=%(objectname) %(refname)", "refs/heads"], ws.worktree).splitlines():
         sha, _, name = row.partition(" ")
-        if name:
+        if name and not name.startswith(OWN_BRANCHES):
             tips[name] = sha
     heads = [("HEAD", ws.common_dir / "HEAD")]
     try:

@@ -290,3 +290,17 @@ def test_a_pull_brings_a_teammates_commits_in_through_post_merge(active: Path, t
     assert any(line.startswith(f"1\tmerge\t{done}\t") for line in inbox_lines(active))
     assert statuses()["T1"] == "completed"
     assert [e["commit"] for e in events("task_completed")] == [done]
+
+
+def test_the_state_branch_moving_costs_no_drain(active: Path) -> None:
+    """milestoned/state holds plumbing commits, not task work: its moves are not walked."""
+    git("update-ref", "refs/heads/milestoned/state", "HEAD", cwd=active)
+    _age_refs(active / ".git")
+    drain_here()
+    ws = Workspace.discover()
+    assert ingest.nothing_new(ws)
+    tree = git("rev-parse", "HEAD^{tree}", cwd=active)
+    saved = git("commit-tree", tree, "-p", "HEAD", "-m", "session saved\n\nTask: T1", cwd=active)
+    git("update-ref", "refs/heads/milestoned/state", saved, cwd=active)
+    assert ingest.nothing_new(ws)
+    assert statuses()["T1"] == "pending"
