@@ -7,6 +7,10 @@ loose refs into, ``packed-refs`` and each worktree's ``HEAD``.  Otherwise one ``
 for-each-ref`` reads the branch tips and one ``git log`` walks every commit that is
 new since the last drain — named by a hook, or reached by a ref that moved without
 any hook (libgit2/pygit2 clients run none) — with its trailers and its note.
+Reconciliation reads where the refs and worktree HEADs stand, not their reflogs: a
+commit that no hook reported and no ref reaches any more (made, then reset away
+before the next drain) was abandoned, and is not counted as progress.  Our own
+``milestoned/`` branches (the state branch) hold plumbing commits and are skipped.
 
 What a commit says:
 
