@@ -174,6 +174,7 @@ def main() -> None:
         "libgit2 / ours": ("notes: libgit2 create_note", "notes: ours (fast-import M 2/38)", None),
         "fast-import N / ours": ("notes: fast-import N", "notes: ours (fast-import M 2/38)", None),
     })
+    shutil.rmtree(template, ignore_errors=True)
 
 
 if __name__ == "__main__":
