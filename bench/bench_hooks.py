@@ -63,11 +63,15 @@ def main() -> None:
         subprocess.run([pre_commit, "install", "-t", "post-commit"], cwd=other, env=HOOK_ENV, check=True,
                        stdout=subprocess.DEVNULL)
         candidates["with pre-commit's post-commit hook"] = committer(other)
-    medians = paired_medians(candidates, rounds)
-    assert inbox_commits(ours) == rounds and inbox_commits(task) == rounds, "the hooks did not run every time"
-    trailers = subprocess.run(["git", "log", "-1", "--format=%(trailers)"], cwd=task, env=ENV, capture_output=True,
-                              text=True, check=True).stdout
-    assert trailers.strip() == "Milestone: m1\nTask: T1", trailers
+    try:
+        medians = paired_medians(candidates, rounds)
+        assert inbox_commits(ours) == rounds and inbox_commits(task) == rounds, "the hooks did not run every time"
+        trailers = subprocess.run(["git", "log", "-1", "--format=%(trailers)"], cwd=task, env=ENV,
+                                  capture_output=True, text=True, check=True).stdout
+        assert trailers.strip() == "Milestone: m1\nTask: T1", trailers
+    finally:
+        for root in (plain, ours, task, *([other] if pre_commit else [])):
+            shutil.rmtree(root, ignore_errors=True)
     ratios = {
         "milestoned hooks / plain": ("with milestoned hooks", "plain git commit", 2.5),
         "milestoned hooks, task branch / plain": ("with milestoned hooks, task branch", "plain git commit", 2.5),
@@ -75,9 +79,6 @@ def main() -> None:
     if pre_commit:
         ratios["pre-commit post-commit / plain"] = ("with pre-commit's post-commit hook", "plain git commit", None)
     report(f"git commit, {rounds} paired rounds", medians, ratios)
-    for root in (plain, ours, task, *([other] if pre_commit else [])):
-        shutil.rmtree(root, ignore_errors=True)
-
 
 if __name__ == "__main__":
     main()
