@@ -454,16 +454,16 @@ class _Drain:
         milestone = self.txn.milestone(ledger.milestone_id)
         status = milestone.state.status
         for task_id, move in intent.moves:
-            if status not in ("in_progress", "blocked"):
-                self._refuse(ledger, milestone, commit, task_id, f"milestone {milestone.id} is {status}")
-                continue
             if task_id not in ledger.deps:
                 self._refuse(ledger, milestone, commit, task_id, f"milestone {milestone.id} has no task {task_id}")
                 continue
             current = milestone.state.tasks[task_id].status
             needed = current != "completed" if move == "task_completed" else current == "pending"
-            if not needed:
+            if not needed:  # already where the commit would take it (ingested late, say): credit it
                 self._row(ledger, commit.sha, task_id, "commit_ingested", milestone.state.session_id)
+                continue
+            if status not in ("in_progress", "blocked"):
+                self._refuse(ledger, milestone, commit, task_id, f"milestone {milestone.id} is {status}")
                 continue
             twin = self._same_change(ledger, commit.sha, task_id, move)
             if twin:

@@ -61,6 +61,16 @@ def test_a_task_trailer_on_a_paused_milestone_changes_nothing_and_says_why(activ
     assert [(e["commit"], e["task_id"], e["reason"]) for e in refused] == [(sha, "T1", "milestone m1 is paused")]
 
 
+def test_a_commit_ingested_after_its_milestone_completed_is_credited_not_refused(active: Path) -> None:
+    """The runner completes tasks itself; their own commits may be drained after the milestone ends."""
+    for task in ("T1", "T2", "T3"):
+        assert invoke("task", "done", task, "-m", "m1").exit_code == 0
+    sha = commit(active, "late news of T2", "Milestone: m1", "Task: T2")
+    assert statuses()["T2"] == "completed"
+    assert not events("commit_refused")
+    assert json.loads(git("notes", "--ref=milestoned", "show", sha, cwd=active))["event"] == "commit_ingested"
+
+
 def test_an_unknown_task_is_refused_and_an_unknown_milestone_ignored(active: Path) -> None:
     sha = commit(active, "typo", "Task: T9")
     commit(active, "elsewhere", "Milestone: nope", "Task: T1")
