@@ -330,3 +330,21 @@ def hold_task(ws: Workspace, milestone_id: str | None, task_id: str | None) -> N
     from milestoned.store import atomic_write
 
     atomic_write(path, f"{milestone_id} {task_id}\n")
+
+
+def held_task(ws: Workspace) -> tuple[str, str] | None:
+    """The (milestone, task) this worktree holds for prepare-commit-msg, if any."""
+    if ws.git_dir is None:
+        return None
+    try:
+        fields = (ws.git_dir / HELD_TASK_FILE).read_text(encoding="utf-8").split()
+    except OSError:
+        return None
+    return (fields[0], fields[1]) if len(fields) >= 2 else None
+
+
+def let_go(ws: Workspace, milestone_id: str, task_ids: list[str]) -> None:
+    """Stop adding trailers for a task that is done, blocked or given back here."""
+    held = held_task(ws)
+    if held is not None and held[0] == milestone_id and held[1] in task_ids:
+        hold_task(ws, None, None)

@@ -314,3 +314,22 @@ def test_the_state_branch_moving_costs_no_drain(active: Path) -> None:
     git("update-ref", "refs/heads/milestoned/state", saved, cwd=active)
     assert ingest.nothing_new(ws)
     assert statuses()["T1"] == "pending"
+
+
+def test_a_task_started_here_gives_this_worktrees_commits_its_trailers_until_done(active: Path) -> None:
+    assert invoke("task", "start", "T1", "--agent", "ada").exit_code == 0
+    commit(active, "work on the user model")
+    message = git("log", "-1", "--format=%B", cwd=active)
+    assert message.rstrip().endswith("Milestone: m1\nTask: T1")
+    assert invoke("task", "done", "T1").exit_code == 0
+    commit(active, "unrelated")
+    assert "Task:" not in git("log", "-1", "--format=%B", cwd=active)
+
+
+def test_a_claimed_task_gives_the_agents_commits_its_trailers_until_done(active: Path) -> None:
+    claimed = json.loads(invoke("next", "--claim", "--agent", "bot", "--json").stdout)["claimed"]["id"]
+    commit(active, "the agent works")
+    assert f"Task: {claimed}" in git("log", "-1", "--format=%B", cwd=active)
+    assert invoke("done", claimed, "--agent", "bot").exit_code == 0
+    commit(active, "after")
+    assert "Task:" not in git("log", "-1", "--format=%B", cwd=active)

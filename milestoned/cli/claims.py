@@ -70,13 +70,15 @@ def next_(milestone: str | None, as_json: bool, claim: bool, agent: str | None, 
 
 
 def _claim(engine: Any, mid: str, agent: str | None, lease: str | None, remote: str | None, as_json: bool) -> None:
-    from milestoned import claims, sync
+    from milestoned import claims, hooks, sync
     from milestoned.errors import UserError
 
     if not agent:
         raise UserError("--claim needs --agent NAME", hint="say who takes the task, e.g. --agent claude-1")
     answer = claims.claim_next(engine, mid, agent, lease=claims.lease_seconds(engine, lease),
                                remote=sync.check_remote(engine.ws, remote) if remote else None)
+    if answer["claimed"] is not None:
+        hooks.hold_task(engine.ws, mid, answer["claimed"]["id"])  # this worktree's commits get its trailers
     if as_json:
         print_json(answer)
         return
@@ -125,10 +127,11 @@ def heartbeat(task_id: str | None, milestone: str | None, agent: str, lease: str
 @json_option
 def release(task_id: str | None, milestone: str | None, agent: str, as_json: bool) -> None:
     """Give the task(s) AGENT holds back to the ready set."""
-    from milestoned import claims
+    from milestoned import claims, hooks
 
     engine = open_engine()
     answer = claims.release(engine, engine.resolve(milestone), agent, task_id)
+    hooks.let_go(engine.ws, answer["milestone_id"], answer["released"])
     for message in answer["warnings"]:
         warn(message)
     if as_json:
@@ -144,10 +147,11 @@ def release(task_id: str | None, milestone: str | None, agent: str, as_json: boo
 @json_option
 def done(task_id: str | None, milestone: str | None, agent: str, as_json: bool) -> None:
     """Mark the task AGENT holds completed (the milestone completes with its last task)."""
-    from milestoned import claims
+    from milestoned import claims, hooks
 
     engine = open_engine()
     answer = claims.done(engine, engine.resolve(milestone), agent, task_id)
+    hooks.let_go(engine.ws, answer["milestone_id"], [answer["completed"]])
     for message in answer["warnings"]:
         warn(message)
     if as_json:

@@ -33,12 +33,17 @@ def add(task_id: str, milestone: str | None, title: str, depends_on: tuple[str, 
 
 
 def _task_verb(verb: str, task_id: str, milestone: str | None, **kwargs: object) -> str:
-    from milestoned import lifecycle
+    """Move one task; the worktree holds a started task, so its commits get its trailers."""
+    from milestoned import hooks, lifecycle
 
     engine = open_engine()
     with engine.transaction() as txn:
         ms = txn.milestone(engine.resolve(milestone))
         getattr(lifecycle, verb)(txn, ms, task_id, **kwargs)
+    if verb == "start":
+        hooks.hold_task(engine.ws, ms.id, task_id)
+    else:
+        hooks.let_go(engine.ws, ms.id, [task_id])
     done, total, pct = ms.state.progress()
     note = " — milestone completed" if ms.state.status == "completed" else ""
     return f"{ms.id}: {task_id} {ms.state.tasks[task_id].status} ({done}/{total}, {pct}%){note}"
