@@ -177,11 +177,13 @@ def detect(milestone: Milestone, config: Config, probe: Probe) -> tuple[list[dic
             found.append(_blocker("git_conflicts", TASK_CONFLICTS + task.id,
                                   f"merging {task.id} conflicted: {_listing(list(blocker['paths']))}",
                                   task_id=task.id, paths=list(blocker["paths"])))
-        elif config.detect_failed_commands and blocker.get("exit_code") not in (None, 0):
+        elif config.detect_failed_commands and (blocker.get("exit_code") not in (None, 0) or blocker.get("output")):
+            # a command run by `execute` (it has a log) that failed, could not start or timed out
             log = f" (log: {blocker['output']})" if blocker.get("output") else ""
-            found.append(_blocker("failed_command", FAILED + task.id,
-                                  f"the command of {task.id} exited {blocker['exit_code']}{log}",
-                                  task_id=task.id, exit_code=blocker["exit_code"], output=blocker.get("output")))
+            how = (f"exited {blocker['exit_code']}" if blocker.get("exit_code") not in (None, 0)
+                   else f"failed: {blocker.get('reason', 'unknown reason')}")
+            found.append(_blocker("failed_command", FAILED + task.id, f"the command of {task.id} {how}{log}",
+                                  task_id=task.id, exit_code=blocker.get("exit_code"), output=blocker.get("output")))
 
     run = probe.tests
     if config.detect_test_failures and config.test_command and run is not None and not run.ok:

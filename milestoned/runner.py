@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from milestoned import gitutil, graph, lifecycle, sessions
+from milestoned import blockers, gitutil, graph, lifecycle, sessions
 from milestoned.config import Config, load_config
 from milestoned.display import Header, Outcome, outcome_of
 from milestoned.engine import Engine, Milestone, Transaction
@@ -708,6 +708,8 @@ class Runner:
             ms = txn.milestone(self.mid)
             reason = (f"execute interrupted by {interrupted}" if interrupted else
                       "execute finished" if ms.state.status == "completed" else "execute stopped")
+            if not interrupted and ms.state.status != "completed":
+                blockers.recheck(txn, ms)  # failed commands, conflicts: escalated even with no daemon
             if ms.state.session_id and not _saved_since_last_change(ms):
                 sessions.save(txn, ms, reason)
         outcome = outcome_of(self.ws, ms, self.trees.branch)

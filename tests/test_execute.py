@@ -125,6 +125,13 @@ def test_a_failing_command_blocks_only_its_dependents(repo: Path) -> None:
     assert show(repo, "after.txt") == "ok"
     assert tasks["missing"]["blocker"]["reason"] == (
         "could not start 'no-such-command-here': No such file or directory")
+    # escalated without a daemon: the milestone is blocked, its blockers listed, the session saved
+    milestone = status_of()["milestone"]
+    assert milestone["status"] == "blocked"
+    assert sorted(b.get("task_id") for b in milestone["blockers"]) == ["bad", "missing"]
+    names = [e["event"] for e in json.loads(invoke("events", "m1", "--json", "-n", "0").stdout)["events"]]
+    assert "blocker_detected" in names and "blockers_escalated" in names
+    assert names.index("blockers_escalated") < len(names) - 1 - names[::-1].index("session_saved")
 
 
 def test_a_prompt_reaches_the_agent_as_one_argument_and_no_shell_runs(repo: Path, tmp_path: Path) -> None:
