@@ -6,11 +6,14 @@ with umask 077 (0600).  A hook appends one short line per event and exits; it ne
 waits for anything.
 
 Draining renames the file before reading it, so a hook appending at that very
-moment either lands in the renamed file (read now) or creates a fresh inbox (read
-next time): nothing is lost.  A renamed file is deleted only after its lines are
-applied; a crash in between leaves it behind, and the next drain (which holds the
-engine lock, so no other drainer can be mid-way) reads it again.  Ingest is
-idempotent, so reading a line twice changes nothing.
+moment either lands in the renamed file or creates a fresh inbox: nothing is lost.
+A hook that opened the inbox just before the rename writes into the renamed file,
+possibly after the drainer read it; so a renamed file keeps the count of bytes
+already applied in its name (``inbox.draining.<token>.<offset>``) and is deleted
+only once it has stopped changing for ``GRACE`` seconds, and the next drain reads
+what came after the offset.  A crash before the offset is recorded leaves the file
+to be read again by the next drain (which holds the engine lock, so no other
+drainer can be mid-way); ingest is idempotent, so a line read twice changes nothing.
 
 Line format (tab separated, written by ``hooks/``):
 ``1  KIND  SHA  REF  EXTRA  WORKTREE`` where KIND is ``commit`` (SHA: the new commit,
@@ -23,11 +26,14 @@ last so that a path holding a tab still parses.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
 CLAIMED_PREFIX = "inbox.draining."
+GRACE = 2.0  # seconds a drained file must stay unchanged before it is deleted
 KINDS = frozenset({"commit", "merge", "amend", "rebase", "checkout"})
 _HEX = "0123456789abcdef"
 
@@ -57,13 +63,39 @@ def ensure_dir(runtime_dir: Path) -> None:
     os.chmod(runtime_dir, 0o700)
 
 
-def claimed_files(runtime_dir: Path) -> list[Path]:
-    """Renamed inbox files not yet applied (a drain crashed after renaming)."""
+@dataclass
+class Claim:
+    """A renamed inbox file: bytes before ``offset`` were applied by an earlier drain."""
+
+    path: Path
+    offset: int
+    end: int | None = None  # how far this drain read (set by ``read``)
+
+
+def _claims(runtime_dir: Path) -> list[Claim]:
     try:
         names = os.listdir(runtime_dir)
     except (FileNotFoundError, NotADirectoryError):
         return []
-    return sorted(runtime_dir / n for n in names if n.startswith(CLAIMED_PREFIX))
+    found = []
+    for name in names:
+        if name.startswith(CLAIMED_PREFIX):
+            token, _, offset = name[len(CLAIMED_PREFIX):].rpartition(".")
+            found.append(Claim(runtime_dir / name, int(offset) if token and offset.isdigit() else 0))
+    return found
+
+
+def _size(path: Path) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
+
+
+def claimed_files(runtime_dir: Path) -> list[Claim]:
+    """Renamed inbox files with lines not yet applied (oldest first)."""
+    pending = [c for c in _claims(runtime_dir) if _size(c.path) > c.offset]
+    return sorted(pending, key=lambda c: (_mtime(c.path), c.path.name))
 
 
 def has_pending(runtime_dir: Path) -> bool:
@@ -76,19 +108,19 @@ def has_pending(runtime_dir: Path) -> bool:
     return bool(claimed_files(runtime_dir))
 
 
-def claim(runtime_dir: Path) -> list[Path]:
-    """Rename the inbox aside and return every claimed file, oldest first.
+def claim(runtime_dir: Path) -> list[Claim]:
+    """Rename the inbox aside and return every claimed file with lines to read, oldest first.
 
-    The caller holds the engine lock, so any claimed file already there was left by a
-    drain that died before finishing: it is read again with the new one.
+    The caller holds the engine lock, so any claimed file already there was left by an
+    earlier drain: a crash, or a hook's late line.
     """
     inbox = runtime_dir / "inbox"
     try:
         if os.stat(inbox).st_size > 0:
-            os.replace(inbox, runtime_dir / f"{CLAIMED_PREFIX}{os.getpid()}.{os.urandom(4).hex()}")
+            os.replace(inbox, runtime_dir / f"{CLAIMED_PREFIX}{os.getpid()}-{os.urandom(4).hex()}.0")
     except FileNotFoundError:
         pass
-    return sorted(claimed_files(runtime_dir), key=lambda p: (_mtime(p), p.name))
+    return claimed_files(runtime_dir)
 
 
 def _mtime(path: Path) -> int:
@@ -110,20 +142,44 @@ def parse(data: bytes) -> list[Entry]:
     return entries
 
 
-def read(paths: Iterable[Path]) -> list[Entry]:
+def read(claims: Iterable[Claim]) -> list[Entry]:
+    """The lines after each claim's offset (whole lines only); notes how far each was read."""
     entries: list[Entry] = []
-    for path in paths:
+    for claim in claims:
         try:
-            entries += parse(path.read_bytes())
+            with claim.path.open("rb") as handle:
+                handle.seek(claim.offset)
+                data = handle.read()
         except FileNotFoundError:
             continue
+        whole = data[: data.rfind(b"\n") + 1]
+        claim.end = claim.offset + len(whole)
+        entries += parse(whole)
     return entries
 
 
-def release(paths: Iterable[Path]) -> None:
-    """Delete claimed files once what they said is applied."""
-    for path in paths:
+def release(runtime_dir: Path, claims: Iterable[Claim]) -> None:
+    """Record what was applied; delete claimed files that are applied and quiet."""
+    for claim in claims:
+        if claim.end is not None and claim.end != claim.offset:
+            token = claim.path.name[len(CLAIMED_PREFIX):].rpartition(".")[0] or claim.path.name
+            target = claim.path.with_name(f"{CLAIMED_PREFIX}{token}.{claim.end}")
+            try:
+                os.replace(claim.path, target)
+            except FileNotFoundError:
+                continue
+    now = time.time()
+    for claim in _claims(runtime_dir):
         try:
-            path.unlink()
+            st = os.stat(claim.path)
         except FileNotFoundError:
-            pass
+            continue
+        if now - st.st_mtime > GRACE and (st.st_size <= claim.offset or _only_a_torn_line(claim)):
+            claim.path.unlink(missing_ok=True)
+
+
+def _only_a_torn_line(claim: Claim) -> bool:
+    """What is left after the offset will never become a line (a hook killed mid-write)."""
+    with claim.path.open("rb") as handle:
+        handle.seek(claim.offset)
+        return b"\n" not in handle.read()

@@ -573,5 +573,5 @@ def _drain_locked(engine: Engine) -> int:
             notes_written.result()
         count = drained.ingested
     remember_refs(ws, tips, stamp, racy)
-    inbox.release(claimed)
+    inbox.release(ws.runtime_dir, claimed)
     return count

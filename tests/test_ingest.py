@@ -130,7 +130,7 @@ def test_lines_appended_while_draining_wait_for_the_next_drain(active: Path) -> 
     claimed = inbox.claim(runtime)
     sha = commit(active, "during the drain", "Task: T3")
     assert [e.sha for e in inbox.read(claimed)] == [first]
-    assert [e.sha for e in inbox.read([runtime / "inbox"])] == [sha]
+    assert [e.sha for e in inbox.read([inbox.Claim(runtime / "inbox", 0)])] == [sha]
 
 
 def test_amend_keeps_the_task_and_never_completes_it_twice(active: Path) -> None:
@@ -285,11 +285,32 @@ def test_hooks_appending_while_drains_rename_the_inbox_lose_no_line(active: Path
     while writer.poll() is None:
         claimed = inbox.claim(runtime)
         seen += len(inbox.read(claimed))
-        inbox.release(claimed)
+        inbox.release(runtime, claimed)
     claimed = inbox.claim(runtime)
     seen += len(inbox.read(claimed))
     assert writer.returncode == 0
     assert seen == 300
+
+
+def test_a_drained_file_is_deleted_once_quiet_and_a_late_line_in_it_is_still_read(active: Path) -> None:
+    """A hook that opened the inbox just before the rename writes into the claimed file."""
+    runtime = active / ".git" / "milestoned"
+    (runtime / "inbox").write_text(f"1\tcommit\t{'a' * 40}\trefs/heads/main\t\t{active}\n")
+    claimed = inbox.claim(runtime)
+    assert len(inbox.read(claimed)) == 1
+    with claimed[0].path.open("a") as late:  # the late writer, after our read
+        late.write(f"1\tcommit\t{'b' * 40}\trefs/heads/main\t\t{active}\n")
+    inbox.release(runtime, claimed)
+    assert inbox.has_pending(runtime)
+    again = inbox.claim(runtime)
+    assert [e.sha for e in inbox.read(again)] == ["b" * 40]
+    inbox.release(runtime, again)
+    assert not inbox.has_pending(runtime) and list(runtime.glob("inbox.draining.*"))  # kept while fresh
+    old = time.time() - inbox.GRACE - 1
+    for path in runtime.glob("inbox.draining.*"):
+        os.utime(path, (old, old))
+    inbox.release(runtime, [])
+    assert not list(runtime.glob("inbox.draining.*"))
 
 
 def test_a_pull_brings_a_teammates_commits_in_through_post_merge(active: Path, tmp_path: Path) -> None:
