@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from milestoned import events as eventlog
-from milestoned import graph, ids, projection, readcache, yamlio
+from milestoned import graph, ids, readcache, yamlio
 from milestoned.errors import UserError, display_path
 from milestoned.events import Event, LogRead
 from milestoned.plan import Plan, load_plan, read_plan
@@ -255,6 +255,8 @@ class Transaction:
             milestone.log.events.extend(milestone.pending)
             milestone.pending = []
             return
+        from milestoned import projection  # writers only: reads stay light
+
         text = milestone.plan.text
         new_text = projection.project(text, milestone.plan, milestone.state) or text
         path = milestone.path
