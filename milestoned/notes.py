@@ -25,9 +25,10 @@ from pathlib import Path
 
 from milestoned.errors import RuntimeFailure
 from milestoned.gitutil import git_env, run_git
+from milestoned.identity import FALLBACK
 
 REF = "refs/notes/milestoned"
-_COMMITTER = "milestoned <milestoned@localhost>"
+_COMMITTER = "{} <{}>".format(*FALLBACK)  # notes commits are milestoned's own bookkeeping
 
 
 def line(milestone: str, task: str | None, session: str | None, event: str) -> str:

@@ -48,7 +48,8 @@ from milestoned.plan import TaskPlan
 from milestoned.state import STATE_EVENTS
 from milestoned.store import LOCK_TIMEOUT
 from milestoned.workspace import Workspace
-from milestoned.worktrees import MERGE_CONFLICT, GitStepFailed, Identity, Worktrees, task_branch
+from milestoned.identity import FALLBACK, Identity
+from milestoned.worktrees import MERGE_CONFLICT, GitStepFailed, Worktrees, task_branch
 
 HOST = socket.gethostname()
 TAIL_LINES = 20
@@ -314,7 +315,7 @@ class Runner:
         self.stopping = False
         self.kill_at = 0.0
         self.fatal: BaseException | None = None
-        self.identity = Identity.detect(self.ws.worktree) if self.ws.is_git else Identity("", "")
+        self.identity = Identity.detect(self.ws.worktree) if self.ws.is_git else Identity(FALLBACK, FALLBACK)
         self.trees = Worktrees(self.ws, milestone_id, self.identity)
         self.recorder = Recorder(engine, milestone_id, self.inbox.put, self._settle)
         self.starter = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="milestoned-start")

@@ -17,13 +17,12 @@ The tree is meant to be read by people (``git show milestoned/state:sessions/…
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from milestoned import clock
 from milestoned.errors import RuntimeFailure, UserError
+from milestoned.identity import Identity
 from milestoned.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -31,8 +30,6 @@ if TYPE_CHECKING:
 
 BRANCH = "milestoned/state"
 REF = f"refs/heads/{BRANCH}"
-FALLBACK_NAME = "milestoned"
-FALLBACK_EMAIL = "milestoned@localhost"
 LOG_PREFIX, LOG_SUFFIX = "execution-", ".jsonl"
 
 README = """\
@@ -64,47 +61,9 @@ def open_repo(ws: Workspace) -> pygit2.Repository:
         raise RuntimeFailure(f"cannot open the git repository at {ws.worktree}: {exc}") from None
 
 
-def _configured_user(repo: pygit2.Repository) -> dict[str, str]:
-    """``user.name``/``user.email`` as git itself reads them (GIT_CONFIG_GLOBAL, includes...)."""
-    from milestoned import gitutil
-
-    proc = gitutil.run_git(["config", "--get-regexp", r"^user\.(name|email)$"], repo.workdir or repo.path,
-                           check=False)
-    pairs = (line.partition(" ") for line in proc.stdout.splitlines())
-    return {key: value for key, _, value in pairs if value}
-
-
-def _people(repo: pygit2.Repository) -> dict[str, tuple[str, str]]:
-    """Who writes, per role: GIT_<ROLE>_NAME/EMAIL, else user.name/user.email, else milestoned itself.
-
-    CI machines often have no identity at all; a save must work there too.
-    """
-    configured: dict[str, str] | None = None
-    people = {}
-    for role in ("AUTHOR", "COMMITTER"):
-        name, email = os.environ.get(f"GIT_{role}_NAME"), os.environ.get(f"GIT_{role}_EMAIL")
-        if not (name and email):
-            configured = configured if configured is not None else _configured_user(repo)
-            name, email = name or configured.get("user.name"), email or configured.get("user.email")
-        people[role] = (name or FALLBACK_NAME, email or FALLBACK_EMAIL)
-    return people
-
-
 def signatures(repo: pygit2.Repository) -> tuple[pygit2.Signature, pygit2.Signature]:
     """(author, committer) for state commits."""
-    import pygit2
-
-    when = int(clock.now().timestamp())
-    people = _people(repo)
-    return pygit2.Signature(*people["AUTHOR"], when, 0), pygit2.Signature(*people["COMMITTER"], when, 0)
-
-
-def identity_env(repo: pygit2.Repository) -> dict[str, str]:
-    """The same identity for git commands that commit (a notes merge), as environment variables."""
-    env = {}
-    for role, (name, email) in _people(repo).items():
-        env[f"GIT_{role}_NAME"], env[f"GIT_{role}_EMAIL"] = name, email
-    return env
+    return Identity.detect(Path(repo.workdir or repo.path)).signatures()
 
 
 # -- the mapping between .milestones/ and the tree ---------------------------------------

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from milestoned import events as eventlog
 from milestoned import gitutil, statebranch
 from milestoned.errors import RuntimeFailure, UserError
+from milestoned.identity import Identity
 from milestoned.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -347,7 +348,7 @@ def merge_notes(ws: Workspace, remote: str, repo: pygit2.Repository) -> str:
         return "fast-forward"
     proc = gitutil.run_git(["notes", f"--ref={NOTES_REF}", "merge", "--quiet", "--strategy=cat_sort_uniq",
                             tracking_notes(remote)], ws.worktree, check=False,
-                           env=statebranch.identity_env(repo))
+                           env=Identity.detect(ws.worktree).full_env)
     if proc.returncode != 0:
         raise _failure("merging the notes of", remote, proc)
     return "merged"

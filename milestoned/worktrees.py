@@ -37,18 +37,17 @@ import os
 import shutil
 import threading
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from milestoned import gitutil
 from milestoned.errors import RuntimeFailure, UserError
+from milestoned.identity import Identity
 from milestoned.workspace import Workspace
 
 MILESTONE_LEAF = "_milestone"
 MERGE_CONFLICT = "merge conflict"  # the reason of a task blocked by its merge
-FALLBACK_NAME = "milestoned"
-FALLBACK_EMAIL = "milestoned@localhost"
 CAS_ATTEMPTS = 5
 
 
@@ -58,41 +57,6 @@ def milestone_branch(milestone_id: str) -> str:
 
 def task_branch(milestone_id: str, task_id: str) -> str:
     return f"milestone/{milestone_id}/{task_id}"
-
-
-@dataclass(frozen=True)
-class Identity:
-    """Who the runner's commits are by: the user's git identity, else a fixed fallback.
-
-    CI machines often have no identity at all, and a task must not fail for that: a role
-    git cannot name (``git var`` fails) gets ``milestoned <milestoned@localhost>`` through
-    ``GIT_*_NAME``/``GIT_*_EMAIL``, which ``env`` hands to every git command and task.
-    """
-
-    name: str
-    email: str
-    env: dict[str, str] = field(default_factory=dict)
-
-    @classmethod
-    def detect(cls, cwd: Path) -> Identity:
-        env: dict[str, str] = {}
-        committer = ""
-        for role in ("AUTHOR", "COMMITTER"):
-            probe = gitutil.run_git(["var", f"GIT_{role}_IDENT"], cwd, check=False)
-            if probe.returncode != 0:
-                env[f"GIT_{role}_NAME"] = FALLBACK_NAME
-                env[f"GIT_{role}_EMAIL"] = FALLBACK_EMAIL
-            elif role == "COMMITTER":
-                committer = probe.stdout.strip()
-        if not committer:
-            return cls(FALLBACK_NAME, FALLBACK_EMAIL, env)
-        name, _, rest = committer.partition(" <")
-        return cls(name, rest.partition(">")[0], env)
-
-    def signature(self) -> Any:
-        import pygit2
-
-        return pygit2.Signature(self.name, self.email)
 
 
 @dataclass(frozen=True)
@@ -318,8 +282,8 @@ class Worktrees:
             if index.conflicts is not None:
                 paths = sorted({e.path for entry in index.conflicts for e in entry if e is not None})
                 return MergeResult("conflict", str(ours), tuple(paths))
-            sig = self.identity.signature()
-            new = repo.create_commit(None, sig, sig, message, index.write_tree(repo), [ours, theirs])
+            author, committer = self.identity.signatures()
+            new = repo.create_commit(None, author, committer, message, index.write_tree(repo), [ours, theirs])
             try:
                 ref.set_target(new, f"milestoned: merge task {task_id}")
             except pygit2.GitError:

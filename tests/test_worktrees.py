@@ -9,8 +9,9 @@ import pytest
 from conftest import IDENTITY, git
 
 from milestoned.errors import UserError
+from milestoned.identity import Identity
 from milestoned.workspace import Workspace
-from milestoned.worktrees import Identity, Worktrees
+from milestoned.worktrees import Worktrees
 
 MS_BRANCH = "milestone/m1/_milestone"
 
@@ -45,7 +46,7 @@ def test_leftovers_are_committed_with_trailers_even_without_a_git_identity(
     for key in IDENTITY:
         monkeypatch.delenv(key)
     identity = Identity.detect(repo)
-    assert (identity.name, identity.email) == ("milestoned", "milestoned@localhost")
+    assert identity.author == identity.committer == ("milestoned", "milestoned@localhost")
     trees = Worktrees(Workspace.discover(repo), "m1", identity)
     trees.ensure_milestone_branch()
     path = trees.create("T1")
