@@ -1,0 +1,121 @@
+"""The read commands a person uses: the dashboard, the graph, the event log (filtered, followed)."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from rich.console import Console
+
+from conftest import invoke, write_milestone
+from milestoned import render
+
+
+def _progressed(repo: Path) -> None:
+    write_milestone(repo, "m1", """
+        id: m1
+        title: "Reading \\"the\\" state"
+        tasks:
+          - {id: T1, title: Done one}
+          - {id: T2, title: Stuck one, dependencies: [T1]}
+          - {id: T3, title: Waits on stuck, dependencies: [T2]}
+          - {id: T4, title: Free one}
+        """)
+    invoke("activate", "m1")
+    invoke("task", "done", "T1")
+    invoke("task", "block", "T2", "--reason", "needs a decision")
+
+
+def test_plain_dashboard_names_everything_the_seed_showed(repo: Path) -> None:
+    _progressed(repo)
+    out = invoke("status", "m1").stdout
+    assert out.startswith('m1 — Reading "the" state\nstatus: in_progress   progress: 25% (1/4 tasks)')
+    assert "  T2  blocked      Stuck one  [blocked: needs a decision]" in out
+    assert "  T4  pending      Free one  [ready]" in out
+    assert "active agents: none" in out
+    assert "recent events:" in out and "task_blocked task_id=T2 reason=needs a decision" in out
+
+
+def test_rich_dashboard_has_a_progress_bar_and_a_task_table(repo: Path) -> None:
+    _progressed(repo)
+    view = json.loads(invoke("status", "m1", "--json").stdout)
+    console = Console(record=True, width=100, force_terminal=True, color_system=None)
+    console.print(render.status_rich(view))
+    text = console.export_text()
+    assert 'm1 — Reading "the" state' in text and "25% (1/4 tasks)" in text
+    assert "━" in text  # the progress bar
+    assert "T3" in text and "Waits on stuck" in text and "T2" in text
+
+
+def test_graph_marks_done_and_blocked_tasks(repo: Path) -> None:
+    _progressed(repo)
+    mermaid = invoke("graph", "m1").stdout
+    assert mermaid.startswith("graph TD\n")
+    assert 't0["T1: Done one"]:::completed' in mermaid and 't1["T2: Stuck one"]:::blocked' in mermaid
+    assert "    t1 --> t2" in mermaid
+    dot = invoke("graph", "m1", "--format", "dot").stdout
+    assert dot.startswith('digraph "m1" {')
+    assert '"T2" [label="T2\\nStuck one", fillcolor=lightcoral];' in dot and '"T1" -> "T2";' in dot
+
+
+def test_events_filter_by_name_task_and_count(repo: Path) -> None:
+    _progressed(repo)
+
+    def names(*args: str) -> list[str]:
+        return [e["event"] for e in json.loads(invoke("events", "m1", "--json", *args).stdout)["events"]]
+
+    assert names("--task", "T2") == ["task_blocked"]
+    assert names("--event", "task_completed", "--event", "task_blocked") == ["task_completed", "task_blocked"]
+    assert len(names("-n", "2")) == 2 and names("-n", "0")[0] == "state_baseline"
+
+
+def _read_until(fd: int, needle: bytes, timeout: float = 30) -> bytes:
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while needle not in seen and time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        if ready:
+            try:
+                seen += os.read(fd, 65536)
+            except OSError:
+                break
+    return seen
+
+
+def test_events_follow_prints_new_events_as_they_are_logged(repo: Path) -> None:
+    _progressed(repo)
+    proc = subprocess.Popen([sys.executable, "-m", "milestoned", "events", "m1", "--follow", "--json", "-n", "1"],
+                            cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert b"task_blocked" in _read_until(proc.stdout.fileno(), b"task_blocked")
+        assert invoke("task", "start", "T4", "--agent", "ada").exit_code == 0
+        line = _read_until(proc.stdout.fileno(), b"task_started").strip().splitlines()[-1]
+        assert json.loads(line)["agent"] == "ada"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=20)
+    assert proc.returncode == 0
+
+
+def test_status_watch_redraws_on_a_terminal_and_stops_on_ctrl_c(repo: Path) -> None:
+    _progressed(repo)
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "milestoned", "status", "m1", "--watch", "--interval", "0.2"],
+                            cwd=repo, stdin=slave, stdout=slave, stderr=slave, env={**os.environ, "COLUMNS": "100"})
+    os.close(slave)
+    try:
+        assert b"1/4 tasks" in _read_until(master, b"1/4 tasks")
+        invoke("task", "done", "T4")
+        assert b"2/4 tasks" in _read_until(master, b"2/4 tasks")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=20)
+        os.close(master)
+    assert proc.returncode == 0
