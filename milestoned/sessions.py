@@ -16,35 +16,30 @@ from typing import Any
 
 import yaml
 
-from milestoned import clock, gitutil, ids, statebranch, yamlio
+from milestoned import checkpoints, clock, gitutil, ids, statebranch, yamlio
+from milestoned.checkpoints import Checkpoint
 from milestoned.engine import Engine, Milestone, Transaction
 from milestoned.errors import RuntimeFailure, UserError
 from milestoned.workspace import Workspace
 
 
-def _uncommitted(ws: Workspace) -> list[str]:
-    """``git status --porcelain`` without its optional index refresh: a save writes nothing of the user's."""
-    out = gitutil.git(["--no-optional-locks", "status", "--porcelain"], ws.worktree)
-    return [line for line in out.splitlines() if line]
-
-
-def _git_context(ws: Workspace) -> dict[str, Any]:
+def _git_context(ws: Workspace, milestone_id: str) -> tuple[dict[str, Any], int, Checkpoint | None]:
+    """Where the user stands; uncommitted work is kept in a checkpoint so the session never loses it."""
     if not ws.is_git:
-        return {"working_directory": str(ws.worktree), "git_branch": None, "git_commit": None}
-    changes = _uncommitted(ws)
-    return {
+        return {"working_directory": str(ws.worktree), "git_branch": None, "git_commit": None}, 0, None
+    changes = checkpoints.uncommitted(ws)
+    context = {
         "working_directory": str(ws.worktree),
         "git_branch": gitutil.head_branch(ws.worktree),
         "git_commit": gitutil.head_commit(ws.worktree),
-        "uncommitted": len(changes),
     }
+    return context, len(changes), checkpoints.take(ws, milestone_id, changes)
 
 
 def snapshot(ws: Workspace, milestone: Milestone, reason: str) -> dict[str, Any]:
     """The session record for ``milestone`` as it stands now."""
     state = milestone.state
-    context = _git_context(ws)
-    uncommitted = context.pop("uncommitted", 0)
+    context, uncommitted, checkpoint = _git_context(ws, milestone.id)
     in_progress = [t.id for t in milestone.plan.tasks if state.tasks[t.id].status == "in_progress"]
     return {
         "session": {
@@ -66,6 +61,7 @@ def snapshot(ws: Workspace, milestone: Milestone, reason: str) -> dict[str, Any]
             "next_tasks": milestone.ready,
             "pending_commits": uncommitted,
             "uncommitted_changes": bool(uncommitted),
+            "checkpoint": checkpoint.ref if checkpoint else None,
         },
     }
 
@@ -85,6 +81,9 @@ def save(txn: Transaction, milestone: Milestone, reason: str) -> Path:
     record = snapshot(txn.ws, milestone, reason)
     session_id = milestone.state.session_id
     path = txn.ws.sessions_dir / f"{session_id}.yaml"
+    checkpoint = record["resume_points"]["checkpoint"]
+    if checkpoint:  # the seed's auto_commit, kept off every branch
+        txn.record(milestone, "auto_commit", checkpoint=checkpoint, files_changed=record["resume_points"]["pending_commits"])
     event = txn.record(milestone, "session_saved", reason=reason, path=str(path.relative_to(txn.ws.root)))
     record["session"]["clock"] = event["clock"]  # orders two saves made within one second
     txn.write_file(path, _dump(record))
@@ -205,7 +204,7 @@ def _switch_to(ws: Workspace, branch: str | None) -> str | None:
         return None
     if branch.startswith("-"):
         return f"the session names branch {branch!r}, which is not a branch name; staying where you are"
-    dirty = [line[3:] for line in _uncommitted(ws)
+    dirty = [line[3:] for line in checkpoints.uncommitted(ws)
              if not line.startswith("??") and not line[3:].startswith(f"{STATE_DIR}/")]
     if dirty:
         shown = ", ".join(dirty[:3]) + (f" and {len(dirty) - 3} more" if len(dirty) > 3 else "")

@@ -18,6 +18,10 @@ def session_file(root: Path, session_id: str) -> dict:
     return yaml.safe_load((root / ".milestones/sessions" / f"{session_id}.yaml").read_text())
 
 
+def events_of(root: Path, name: str) -> list[dict]:
+    return as_json(root, "events", "m1", "--event", name, "-n", "0")["events"]
+
+
 def test_a_session_holds_the_seed_fields(two_task_milestone: Path, repo: Path) -> None:
     invoke("activate", "m1")
     invoke("task", "start", "T1", "--agent", "claude-1")
@@ -35,7 +39,15 @@ def test_a_session_holds_the_seed_fields(two_task_milestone: Path, repo: Path) -
         "tasks_in_progress": ["T1"], "progress_percentage": 0,
     }
     # .milestones/ itself is untracked here, so two entries: README.md and .milestones/
+    checkpoint = record["resume_points"].pop("checkpoint")
     assert record["resume_points"] == {"next_tasks": [], "pending_commits": 2, "uncommitted_changes": True}
+    # the uncommitted work is kept in a checkpoint, off every branch, the checkout untouched
+    assert checkpoint.startswith("refs/milestoned/checkpoints/m1/")
+    assert git("show", f"{checkpoint}:README.md", cwd=repo) == "changed"
+    assert git("status", "--porcelain", cwd=repo).splitlines() == ["M README.md", "?? .milestones/"]  # unstaged, as before
+    assert git("rev-parse", "HEAD", cwd=repo) == context["git_commit"]
+    assert [e["checkpoint"] for e in events_of(repo, "auto_commit")] == [checkpoint]
+    record["resume_points"]["checkpoint"] = checkpoint
     listed = as_json(repo, "sessions")["sessions"]
     assert listed == as_json(repo, "session", "list")["sessions"] == [saved["session"]]
     assert listed[0]["active_agents"] == ["claude-1"] and listed[0]["git_branch"] == "main"

@@ -188,3 +188,41 @@ def sync_(remote: str | None, timeout: str, as_json: bool) -> None:
         say(f"pushed claim {name}")
     for name in report["claims"].get("lost", []):
         warn(f"claim {name} is no longer ours on {chosen}")
+
+
+@cli.command()
+@milestone_argument
+@click.option("--list", "show_list", is_flag=True, help="List the milestone's checkpoints instead.")
+@json_option
+def checkpoint(milestone: str | None, show_list: bool, as_json: bool) -> None:
+    """Snapshot uncommitted work (tracked and untracked) under refs/milestoned/checkpoints/.
+
+    Your branch, index and files stay as they are; nothing is committed to a branch.
+    Session saves take one by themselves when there is uncommitted work.
+    """
+    from milestoned import checkpoints
+    from milestoned.errors import UserError
+
+    engine = open_engine()
+    if not engine.ws.is_git:
+        raise UserError("not a git repository", hint="checkpoints are git commits: git init")
+    mid = engine.resolve(milestone)
+    engine.path_of(mid)
+    if show_list:
+        rows = checkpoints.listing(engine.ws, mid)
+        if as_json:
+            print_json({"schema": 1, "milestone_id": mid, "checkpoints": rows})
+        for row in [] if as_json else rows:
+            say(f"{row['created_at']}  {row['ref']}")
+        return
+    taken = checkpoints.take(engine.ws, mid)
+    if taken is not None:
+        with engine.transaction() as txn:
+            txn.record(txn.milestone(mid), "auto_commit", checkpoint=taken.ref, files_changed=taken.files_changed)
+    if as_json:
+        print_json({"schema": 1, "milestone_id": mid,
+                    "checkpoint": None if taken is None else {**taken.__dict__, "restore": taken.restore_hint}})
+    elif taken is None:
+        say("nothing uncommitted: no checkpoint needed")
+    else:
+        say(f"checkpoint {taken.ref} ({taken.files_changed} change(s)); restore with: {taken.restore_hint}")
