@@ -27,7 +27,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import ENV, MILESTONED, paired_medians, report, scratch_repo, timed, write_big_milestone  # noqa: E402
-
 from milestoned import client  # noqa: E402
 from milestoned.store import atomic_write  # noqa: E402
 from milestoned.workspace import Workspace  # noqa: E402

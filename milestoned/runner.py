@@ -22,12 +22,9 @@ task back in the queue.  Completed tasks never run again.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import queue
-import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -44,22 +41,26 @@ from milestoned.display import Header, Outcome, outcome_of
 from milestoned.engine import Engine, Milestone, Transaction
 from milestoned.errors import MilestonedError, UserError, display_path
 from milestoned.events import Event
+from milestoned.identity import FALLBACK, Identity
 from milestoned.plan import TaskPlan
+from milestoned.recorder import Fatal, Op, Recorder, Refused
 from milestoned.state import STATE_EVENTS
 from milestoned.store import LOCK_TIMEOUT
-from milestoned.workspace import Workspace
-from milestoned.identity import FALLBACK, Identity
+from milestoned.taskprocess import (
+    HOST,
+    kill_group,
+    kill_leftovers,
+    runner_lock,
+    tail,
+    task_argv,
+)
 from milestoned.worktrees import MERGE_CONFLICT, GitStepFailed, Worktrees, task_branch
 
-HOST = socket.gethostname()
-TAIL_LINES = 20
 GRACE = 5.0  # seconds from SIGTERM to SIGKILL when tasks are stopped
 POLL = 0.2  # how often the scheduler looks at signals while waiting
-PROJECT_EVERY = 5.0  # seconds the milestone file may lag behind its log during a run
 SWITCH_INTERVAL = 0.001  # the scheduler gets the interpreter back quickly from busy threads
 QUIET = 0.03  # bookkeeping (engine writes, removals) waits until the scheduler rested this long...
 QUIET_LIMIT = 0.5  # ...or this long at most
-PLACEHOLDER = re.compile(r"\{(prompt|task_id|milestone_id|workdir)\}")
 
 
 class Display(Protocol):
@@ -68,86 +69,6 @@ class Display(Protocol):
     def finished(self, task_id: str, status: str, detail: str) -> None: ...
     def note(self, text: str) -> None: ...
     def end(self) -> None: ...
-
-
-def task_argv(task: TaskPlan, agent_command: tuple[str, ...], milestone_id: str, workdir: Path) -> list[str]:
-    """The argv of a task: its ``run:``, or the agent command with placeholders filled in.
-
-    Placeholders are replaced inside each argument in one pass (a prompt that contains
-    ``{task_id}`` stays as written); the result is an argv, never shell text.  An agent
-    command without ``{prompt}`` gets the prompt as its last argument.
-    """
-    if task.run is not None:
-        return ["/bin/sh", "-c", task.run] if isinstance(task.run, str) else list(task.run)
-    values = {"prompt": task.prompt or "", "task_id": task.id, "milestone_id": milestone_id, "workdir": str(workdir)}
-    argv = [PLACEHOLDER.sub(lambda m: values[m.group(1)], arg) for arg in agent_command]
-    if not any("{prompt}" in arg for arg in agent_command):
-        argv.append(values["prompt"])
-    return argv
-
-
-def _kill_group(pid: int, sig: int) -> None:
-    try:
-        os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _tail(path: Path, count: int = TAIL_LINES) -> list[str]:
-    """The last lines of a task's log, for the event that says why it is blocked."""
-    try:
-        with path.open("rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            handle.seek(max(0, handle.tell() - 16384))
-            data = handle.read()
-    except OSError:
-        return []
-    return [line[:500] for line in data.decode("utf-8", errors="replace").splitlines()[-count:]]
-
-
-def _kill_leftovers(worktrees: list[Path]) -> None:
-    """Stop processes a dead runner's tasks left running in these worktrees (Linux: /proc).
-
-    A task runs in its own process group, so the runner's death does not take it along.
-    Elsewhere the leftovers keep running in a directory that is then removed.
-    """
-    proc = Path("/proc")
-    if not worktrees or not proc.is_dir():
-        return
-    roots = [os.path.realpath(p) for p in worktrees]
-    own = os.getpgid(0)
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cwd = os.readlink(entry / "cwd")
-            if any(cwd == root or cwd.startswith((root + os.sep, root + " (deleted)")) for root in roots):
-                group = os.getpgid(int(entry.name))
-                if group != own:
-                    _kill_group(group, signal.SIGKILL)
-        except OSError:
-            continue
-
-
-@contextlib.contextmanager
-def runner_lock(ws: Workspace, milestone_id: str) -> Iterator[None]:
-    """One runner per milestone and repository; the lock dies with its process (kill -9 too)."""
-    ws.runtime_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    path = ws.runtime_dir / f"execute-{milestone_id}.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)  # not inherited: tasks must not keep the lock
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 100, 0).decode("utf-8", errors="replace").split()
-            raise UserError(f"milestone {milestone_id} is already being executed"
-                            + (f" by pid {holder[0]} on {holder[1]}" if len(holder) == 2 else ""),
-                            hint="wait for it to finish, or stop it (Ctrl-C) first") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()} {HOST}\n".encode(), 0)
-        yield
-    finally:
-        os.close(fd)
 
 
 @contextlib.contextmanager
@@ -201,91 +122,6 @@ class Ended:
     returncode: int
     failure: str | None = None  # why the task is blocked; None when it succeeded
     tail: list[str] | None = None
-
-
-@dataclass(frozen=True)
-class Op:
-    """One engine change for the recorder: ``apply(txn, milestone)``."""
-
-    task_id: str
-    kind: str
-    apply: Callable[[Transaction, Milestone], Any]
-
-
-@dataclass
-class Refused:
-    op: Op
-    error: UserError
-
-
-@dataclass
-class Fatal:
-    error: BaseException
-
-
-class Recorder:
-    """Writes the runner's events through the engine on a thread of its own, a batch per transaction.
-
-    Whatever queued up while a transaction was being written goes into the next one, so
-    a burst of completions costs one write, not one each.  The log is appended at once;
-    the milestone file's projection (a round-trip YAML rewrite, costly, and holding the
-    interpreter lock the scheduler needs) at most every ``PROJECT_EVERY`` seconds and at
-    the end of the run.  A verb the engine refuses (someone else took the task
-    meanwhile) is reported back and writes nothing.
-    """
-
-    def __init__(self, engine: Engine, milestone_id: str, report: Callable[[object], None],
-                 settle: Callable[[threading.Event], None]) -> None:
-        self.engine = engine
-        self.milestone_id = milestone_id
-        self.report = report
-        self.settle = settle
-        self.hurry = threading.Event()  # someone waits for what is queued: write without settling
-        self._queue: queue.Queue[list[Op] | None] = queue.Queue()
-        self._thread = threading.Thread(target=self._work, name="milestoned-recorder", daemon=True)
-        self._projected = time.monotonic()
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def submit(self, ops: list[Op]) -> None:
-        if ops:
-            self._queue.put(ops)
-
-    def close(self) -> None:
-        """Write everything still queued, then stop."""
-        if self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join()
-
-    def _work(self) -> None:
-        closing = False
-        while not closing:
-            batch = [self._queue.get()]
-            self.settle(self.hurry)
-            self.hurry.clear()
-            with contextlib.suppress(queue.Empty):
-                while True:
-                    batch.append(self._queue.get_nowait())
-            closing = None in batch
-            ops = [op for item in batch if item is not None for op in item]
-            if ops:
-                self._write(ops)
-
-    def _write(self, ops: list[Op]) -> None:
-        try:
-            with self.engine.transaction() as txn:
-                txn.defer_projection = time.monotonic() - self._projected < PROJECT_EVERY
-                if not txn.defer_projection:
-                    self._projected = time.monotonic()
-                milestone = txn.milestone(self.milestone_id)
-                for op in ops:
-                    try:
-                        op.apply(txn, milestone)
-                    except UserError as exc:
-                        self.report(Refused(op, exc))
-        except Exception as exc:  # noqa: BLE001 - the scheduler stops the run; this thread must not die mute
-            self.report(Fatal(exc))
 
 
 # -- the scheduler ---------------------------------------------------------------------------
@@ -356,7 +192,7 @@ class Runner:
                 if isinstance(item, Started):
                     self.running[item.run.task.id] = item.run
         for run in self.running.values():
-            _kill_group(run.proc.pid, signal.SIGKILL)
+            kill_group(run.proc.pid, signal.SIGKILL)
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         self.signals.append(signum)
@@ -410,7 +246,7 @@ class Runner:
                 continue
             requeued.append(task.id)
             txn.record(ms, "task_requeued", task_id=task.id, reason=f"its runner (pid {event['runner_pid']}) is gone")
-        _kill_leftovers([self.trees.path(t.id) for t in ms.plan.tasks if self.trees.exists(t.id)
+        kill_leftovers([self.trees.path(t.id) for t in ms.plan.tasks if self.trees.exists(t.id)
                          and (t.id in requeued or ms.state.tasks[t.id].status == "pending")])
         return requeued
 
@@ -457,7 +293,7 @@ class Runner:
             run = self.running.get(item.op.task_id)
             if item.op.kind == "start" and run is not None:
                 run.stop_reason = "refused"
-                _kill_group(run.proc.pid, signal.SIGTERM)
+                kill_group(run.proc.pid, signal.SIGTERM)
         elif isinstance(item, Fatal):
             self.fatal = self.fatal or item.error
             self._begin_stop()
@@ -477,7 +313,7 @@ class Runner:
             self._begin_stop()
         if self.stopping and self.running and (len(self.signals) > 1 or time.monotonic() >= self.kill_at):
             for run in self.running.values():
-                _kill_group(run.proc.pid, signal.SIGKILL)
+                kill_group(run.proc.pid, signal.SIGKILL)
 
     def _begin_stop(self) -> None:
         self.stopping = True
@@ -487,7 +323,7 @@ class Runner:
 
     def _stop(self, run: Run, reason: str) -> None:
         run.stop_reason = run.stop_reason or reason
-        _kill_group(run.proc.pid, signal.SIGTERM)
+        kill_group(run.proc.pid, signal.SIGTERM)
 
     def _log_name(self, task_id: str) -> str:
         """A task's log as events name it: relative to the repository, wherever the runner started."""
@@ -588,14 +424,14 @@ class Runner:
         try:
             code = run.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            _kill_group(run.proc.pid, signal.SIGTERM)
+            kill_group(run.proc.pid, signal.SIGTERM)
             try:
                 code = run.proc.wait(timeout=GRACE)
             except subprocess.TimeoutExpired:
-                _kill_group(run.proc.pid, signal.SIGKILL)
+                kill_group(run.proc.pid, signal.SIGKILL)
                 code = run.proc.wait()
             failure = f"timed out after {timeout:g}s"
-        _kill_group(run.proc.pid, signal.SIGTERM)  # what it left running in the background ends with it
+        kill_group(run.proc.pid, signal.SIGTERM)  # what it left running in the background ends with it
         if run.stop_reason is None and failure is None:
             if code != 0:
                 failure = (f"command exited with status {code}" if code > 0
@@ -610,7 +446,7 @@ class Runner:
                     failure = str(exc)
                     with run.log.open("a", encoding="utf-8") as handle:
                         handle.write(f"\nmilestoned: {exc}\n{exc.output}\n")
-        self.inbox.put(Ended(run, code, failure, _tail(run.log) if failure else None))
+        self.inbox.put(Ended(run, code, failure, tail(run.log) if failure else None))
 
     # -- a task's end --------------------------------------------------------------------------
     def _finish(self, ended: Ended) -> list[Op]:

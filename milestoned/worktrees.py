@@ -39,7 +39,6 @@ import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from milestoned import gitutil
 from milestoned.errors import RuntimeFailure, UserError

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from conftest import run_subprocess
 
+from conftest import run_subprocess
 from milestoned import client
 from milestoned import daemon as daemons_module
 from milestoned.workspace import Workspace

@@ -15,11 +15,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import git, invoke, run_subprocess, write_milestone
-from daemons import Daemons, daemons, event_names, events_of, wait_for  # noqa: F401 - the fixture
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import git, invoke, run_subprocess, write_milestone
+from daemons import Daemons, daemons, event_names, events_of, wait_for  # noqa: F401 - the fixture
 from milestoned import blockers, clock
 from milestoned.config import Config, load_config
 from milestoned.engine import Engine, Transaction

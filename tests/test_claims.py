@@ -9,9 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from test_sync import as_json, at, bare_remote, clone, git_daemon, ok, project, tasks_yaml  # noqa: F401 - fixture
 
 from conftest import git, invoke, run_subprocess, write_milestone
-from test_sync import as_json, at, bare_remote, clone, git_daemon, ok, project, tasks_yaml  # noqa: F401 - fixture
 
 
 def claim_json(root: Path, agent: str, *extra: str) -> dict:

@@ -13,9 +13,9 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from conftest import git, make_repo, run_subprocess, write_milestone
 from daemons import Daemons, daemons, event_names, events_of, wait_for  # noqa: F401 - the fixture
-
 from milestoned import client, views
 from milestoned.cli.base import json_text
 from milestoned.daemon import lock_held

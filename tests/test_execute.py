@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from conftest import git, invoke, snapshot_tree, write_milestone
 
 FAKE = str(Path(__file__).with_name("fake_agent.py"))

@@ -16,12 +16,11 @@ from pathlib import Path
 import pygit2
 import pytest
 
-from conftest import git, invoke, write_milestone
-from test_hooks import active, commit, events, inbox_lines, milestoned_on_path, statuses  # noqa: F401 - fixtures
-
+from conftest import git, invoke
 from milestoned import inbox, ingest
 from milestoned.engine import Engine
 from milestoned.workspace import Workspace
+from test_hooks import active, commit, events, inbox_lines, milestoned_on_path, statuses  # noqa: F401 - fixtures
 
 
 def drain_here() -> int:

@@ -7,9 +7,8 @@ import subprocess
 from pathlib import Path
 
 from conftest import git
-from test_hooks import active, commit, milestoned_on_path, statuses  # noqa: F401 - fixtures
-
 from milestoned import notes
+from test_hooks import active, commit, milestoned_on_path, statuses  # noqa: F401 - fixtures
 
 
 def note_of(repo: Path, rev: str = "HEAD") -> list[dict]:

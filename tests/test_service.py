@@ -14,8 +14,8 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import invoke
 
+from conftest import invoke
 from milestoned import client, service
 from milestoned.workspace import Workspace
 

@@ -6,12 +6,12 @@ import json
 from pathlib import Path
 
 import yaml
+from test_sync import as_json, at, clone, ok, project
 
 from conftest import git, invoke, snapshot_tree, write_milestone
 from milestoned import blockers
 from milestoned.engine import Engine
 from milestoned.workspace import Workspace
-from test_sync import as_json, at, clone, ok, project
 
 
 def session_file(root: Path, session_id: str) -> dict:

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pygit2
 import pytest
+from test_sync import as_json, ok
 
 from conftest import git, invoke, make_repo
 from milestoned import statebranch
 from milestoned.errors import RuntimeFailure
 from milestoned.workspace import Workspace
-from test_sync import as_json, ok
 
 BRANCH = "milestoned/state"
 

@@ -6,8 +6,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import IDENTITY, git
 
+from conftest import IDENTITY, git
 from milestoned.errors import UserError
 from milestoned.identity import Identity
 from milestoned.workspace import Workspace

@@ -11,7 +11,14 @@ from typing import Any
 import click
 
 from milestoned.cli.base import (
-    cli, json_option, milestone_argument, milestone_option, open_engine, print_json, say, warn,
+    cli,
+    json_option,
+    milestone_argument,
+    milestone_option,
+    open_engine,
+    print_json,
+    say,
+    warn,
 )
 
 agent_option = click.option("--agent", required=True, help="The agent's name, as given to `next --claim`.")

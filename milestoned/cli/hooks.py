@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import click
-
 from milestoned.cli.base import cli, json_option, open_engine, print_json, say
 
 
