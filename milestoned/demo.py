@@ -187,9 +187,9 @@ def install_hooks(demo: Demo) -> None:
 
 
 def start_daemon(demo: Demo) -> None:
-    from milestoned import daemon
+    from milestoned import daemonctl
 
-    _, info = daemon.start(demo.engine().ws)
+    _, info = daemonctl.start(demo.engine().ws)
     demo.echo(f"milestoned daemon start: pid {info['pid']}, watching .milestones/, the hooks' inbox and the refs")
 
 
@@ -245,9 +245,9 @@ def resume_in_a_fresh_clone(demo: Demo) -> None:
 
 
 def stop_daemon(demo: Demo) -> None:
-    from milestoned import daemon
+    from milestoned import daemonctl
 
-    if daemon.stop(demo.engine().ws) is not None:
+    if daemonctl.stop(demo.engine().ws) is not None:
         demo.echo("milestoned daemon stop: stopped (start it again with `milestoned daemon start`)")
 
 
@@ -304,7 +304,7 @@ def run_demo(directory: str | None, *, workers: int, tty: bool, echo: Callable[[
             step(demo)
     finally:
         if demo.root.is_dir():
-            from milestoned import daemon
+            from milestoned import daemonctl
 
-            daemon.stop(demo.engine().ws)  # never leave a daemon behind, even when a step failed
+            daemonctl.stop(demo.engine().ws)  # never leave a daemon behind, even when a step failed
     return demo.exit_code

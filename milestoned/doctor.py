@@ -74,14 +74,13 @@ def check_hooks(engine: Engine) -> Iterator[Check]:
 
 
 def check_daemon(engine: Engine) -> Iterator[Check]:
-    from milestoned import client
-    from milestoned import daemon as daemons
+    from milestoned import client, daemonctl
 
     if not engine.ws.is_git:
         return
     info = client.ping(engine.ws)
     if info is None:
-        for path in daemons.clean_stale(engine.ws):
+        for path in daemonctl.clean_stale(engine.ws):
             yield Check("daemon", "warn", f"removed {path}, left by a daemon that died")
         yield Check("daemon", "warn", "not running: no blocker detection while you work",
                     "milestoned daemon start (or milestoned daemon install)")

@@ -17,8 +17,7 @@ from typing import Any, TypeVar
 import pytest
 
 from conftest import run_subprocess
-from milestoned import client
-from milestoned import daemon as daemons_module
+from milestoned import client, daemonctl
 from milestoned.workspace import Workspace
 
 T = TypeVar("T")
@@ -80,7 +79,7 @@ class Daemons:
         assert info is not None
         os.kill(info["pid"], signal.SIGKILL)
         ws = Workspace.discover(root)
-        wait_for(lambda: not daemons_module.lock_held(ws), "the killed daemon to let go of its lock")
+        wait_for(lambda: not daemonctl.lock_held(ws), "the killed daemon to let go of its lock")
         return info["pid"]
 
     def cleanup(self) -> None:
@@ -89,8 +88,8 @@ class Daemons:
                 continue
             run_subprocess("daemon", "stop", cwd=root, timeout=60)
             ws = Workspace.discover(root)
-            if daemons_module.lock_held(ws):  # still alive: only kill what is provably ours
-                pid = (daemons_module.read_record(ws) or {}).get("pid")
+            if daemonctl.lock_held(ws):  # still alive: only kill what is provably ours
+                pid = (daemonctl.read_record(ws) or {}).get("pid")
                 if pid in pids:
                     os.kill(pid, signal.SIGKILL)
 

@@ -18,7 +18,7 @@ from conftest import git, make_repo, run_subprocess, write_milestone
 from daemons import Daemons, daemons, event_names, events_of, wait_for  # noqa: F401 - the fixture
 from milestoned import client, views
 from milestoned.cli.base import json_text
-from milestoned.daemon import lock_held
+from milestoned.daemonctl import lock_held
 from milestoned.engine import Engine
 from milestoned.viewcache import ViewCache
 from milestoned.watch import Change, Watcher

@@ -29,10 +29,10 @@ def daemon() -> None:
 @click.option("--timeout", default=30.0, show_default=True, help="Seconds to wait for it to answer.")
 def start(timeout: float) -> None:
     """Start the daemon in the background; returns once it answers on its socket."""
-    from milestoned import daemon as daemons
+    from milestoned import daemonctl
 
     ws = _workspace()
-    started, info = daemons.start(ws, timeout=timeout)
+    started, info = daemonctl.start(ws, timeout=timeout)
     if started:
         say(f"milestoned daemon started for {ws.root} (pid {info['pid']}, socket {info['socket']})")
     else:
@@ -42,10 +42,10 @@ def start(timeout: float) -> None:
 @daemon.command()
 def stop() -> None:
     """Stop the daemon (it saves the current session first)."""
-    from milestoned import daemon as daemons
+    from milestoned import daemonctl
 
     ws = _workspace()
-    pid = daemons.stop(ws)
+    pid = daemonctl.stop(ws)
     say(f"milestoned daemon stopped (pid {pid})" if pid else f"no milestoned daemon runs for {ws.root}")
 
 
@@ -53,12 +53,11 @@ def stop() -> None:
 @json_option
 def daemon_status(as_json: bool) -> int:
     """Whether the daemon runs, and what it watches.  Exits 1 when it does not run."""
-    from milestoned import client
-    from milestoned import daemon as daemons
+    from milestoned import client, daemonctl
 
     ws = _workspace()
     info = client.ping(ws)
-    cleaned = [] if info else daemons.clean_stale(ws)
+    cleaned = [] if info else daemonctl.clean_stale(ws)
     if as_json:
         print_json({"schema": 1, "running": info is not None, "daemon": info,
                     "stale_files_removed": [str(p) for p in cleaned]})
@@ -86,9 +85,9 @@ def daemon_status(as_json: bool) -> int:
 @daemon.command()
 def run() -> int:
     """Serve in the foreground (for systemd, launchd, or a terminal) until stopped."""
-    from milestoned import daemon as daemons
+    from milestoned import daemon as daemon_process
 
-    return daemons.run(_workspace())
+    return daemon_process.run(_workspace())
 
 
 def _kind(systemd: bool, launchd: bool) -> str:
