@@ -282,13 +282,13 @@ def _unconfigure(ws: Workspace) -> None:
 
 def install(ws: Workspace) -> dict[str, str]:
     """Install every hook (idempotent); returns what was done per hook."""
-    from milestoned import ingest
+    from milestoned import refwatch
 
     directory = hooks_dir(ws)
     directory.mkdir(parents=True, exist_ok=True)
     _configure(ws)
     done = {name: _install_one(directory, name) for name in HOOKS}
-    ingest.baseline(ws)  # hookless commits from now on are reconciled against these refs
+    refwatch.baseline(ws)  # hookless commits from now on are reconciled against these refs
     return done
 
 

@@ -17,7 +17,7 @@ import pygit2
 import pytest
 
 from conftest import git, invoke
-from milestoned import inbox, ingest
+from milestoned import inbox, ingest, refwatch
 from milestoned.engine import Engine
 from milestoned.workspace import Workspace
 from test_hooks import active, commit, events, inbox_lines, milestoned_on_path, statuses  # noqa: F401 - fixtures
@@ -242,7 +242,7 @@ def test_nothing_new_costs_no_git_process(active: Path, monkeypatch: pytest.Monk
     _age_refs(active / ".git")
     drain_here()
     ws = Workspace.discover()
-    assert ingest.nothing_new(ws)
+    assert refwatch.nothing_new(ws)
 
     def no_process(*args: object, **kwargs: object) -> None:
         raise AssertionError(f"a process was started: {args}")
@@ -252,7 +252,7 @@ def test_nothing_new_costs_no_git_process(active: Path, monkeypatch: pytest.Monk
         assert drain_here() == 0
         assert invoke("status", "m1", "--json").exit_code == 0
     git("branch", "moved", cwd=active)
-    assert not ingest.nothing_new(ws)
+    assert not refwatch.nothing_new(ws)
 
 
 def test_a_commit_made_without_milestoned_on_path_is_caught_by_reconciliation(active: Path) -> None:
@@ -328,11 +328,11 @@ def test_the_state_branch_moving_costs_no_drain(active: Path) -> None:
     _age_refs(active / ".git")
     drain_here()
     ws = Workspace.discover()
-    assert ingest.nothing_new(ws)
+    assert refwatch.nothing_new(ws)
     tree = git("rev-parse", "HEAD^{tree}", cwd=active)
     saved = git("commit-tree", tree, "-p", "HEAD", "-m", "session saved\n\nTask: T1", cwd=active)
     git("update-ref", "refs/heads/milestoned/state", saved, cwd=active)
-    assert ingest.nothing_new(ws)
+    assert refwatch.nothing_new(ws)
     assert statuses()["T1"] == "pending"
 
 
