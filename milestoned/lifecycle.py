@@ -19,11 +19,10 @@ from milestoned.workspace import Workspace
 
 GITIGNORE = """\
 # milestoned: execution state lives on the milestoned/state branch, not in your commits
+# (.run/ holds locks and caches when this is not a git repository; otherwise they are in .git)
 logs/
 sessions/
-.cache/
 .run/
-.lock
 *.tmp
 active/current.txt
 """
