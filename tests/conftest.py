@@ -103,18 +103,21 @@ def snapshot_tree(root: Path) -> dict[str, bytes]:
     }
 
 
+TWO_TASKS = """
+    id: m1
+    title: Two tasks
+    status: planned
+    tasks:
+      - id: T1
+        title: First
+        status: pending
+      - id: T2
+        title: Second
+        status: pending
+        dependencies: [T1]
+    """
+
+
 @pytest.fixture
 def two_task_milestone(repo: Path) -> Iterator[Path]:
-    yield write_milestone(repo, "m1", """
-        id: m1
-        title: Two tasks
-        status: planned
-        tasks:
-          - id: T1
-            title: First
-            status: pending
-          - id: T2
-            title: Second
-            status: pending
-            dependencies: [T1]
-        """)
+    yield write_milestone(repo, "m1", TWO_TASKS)

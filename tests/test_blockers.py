@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import git, invoke, run_subprocess, write_milestone
+from conftest import TWO_TASKS, git, invoke, run_subprocess, write_milestone
 from daemons import Daemons, daemons, event_names, events_of, wait_for  # noqa: F401 - the fixture
 from milestoned import blockers, clock
 from milestoned.config import Config, load_config
@@ -26,19 +26,7 @@ from milestoned.engine import Engine, Transaction
 from milestoned.testruns import Ledger, TestCommand
 from milestoned.workspace import Workspace
 
-MILESTONE = """
-    id: m1
-    title: Blockers
-    status: planned
-    tasks:
-      - id: T1
-        title: First
-        status: pending
-      - id: T2
-        title: Second
-        status: pending
-        dependencies: [T1]
-    """
+MILESTONE = TWO_TASKS
 
 
 def cli(root: Path, *args: str) -> str:
