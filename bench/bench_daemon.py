@@ -9,7 +9,7 @@
    tasks, measured side by side (goal: within 1.5x); also the socket round trip alone.
 3. The daemon's resident memory with the 10,000-task milestone loaded (goal: under 100 MB).
 
-Run: ``python bench/bench_daemon.py [rounds]``.
+Run: ``python bench/bench_daemon.py [rounds] [tasks in the reaction milestone, default 12]``.
 """
 
 from __future__ import annotations
@@ -162,7 +162,9 @@ def scale(rounds: int) -> None:
 
 
 def main() -> None:
+    global SIZE
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 15
+    SIZE = int(sys.argv[2]) if len(sys.argv) > 2 else SIZE
     if not Path("/proc/self/status").exists():
         print("this benchmark reads /proc for memory; run it on Linux")
     os.environ.update({k: v for k, v in ENV.items() if k.startswith("GIT_")})
