@@ -27,6 +27,7 @@ from typing import Any
 from milestoned import clock, gitutil
 from milestoned.config import Config, load_config
 from milestoned.engine import Milestone, Transaction
+from milestoned.render import describe
 from milestoned.testruns import Ledger, TestRun
 from milestoned.workspace import Workspace
 
@@ -232,7 +233,7 @@ def _judged(key: str, covered: frozenset[str]) -> bool:
 
 def escalation_message(milestone_id: str, blockers: list[dict[str, Any]]) -> str:
     """One line for the log and the event: what blocks, and how to go on."""
-    causes = "; ".join(f"{b.get('type', '?')}: {b.get('detail', '')}" for b in blockers)
+    causes = "; ".join(describe(b) for b in blockers)
     return (f"milestone {milestone_id} is blocked ({causes}); resolve that, then run `milestoned resume` "
             "(a running daemon also clears each blocker once its cause is gone)")
 

@@ -21,7 +21,11 @@ RECENT_EVENTS = 50
 WORTH_CACHING = 256 * 1024  # bytes of YAML + log below which parsing is cheaper than a cache write
 
 
-def _stamp(path: Path) -> tuple[int, int, int] | None:
+Stamp = tuple[int, int, int] | None
+
+
+def stamp(path: Path) -> Stamp:
+    """(inode, size, mtime): changes whenever the engine replaces a file or appends to a log."""
     try:
         st = path.stat()
     except FileNotFoundError:
@@ -31,7 +35,7 @@ def _stamp(path: Path) -> tuple[int, int, int] | None:
 
 def stamps(*paths: Path) -> tuple[Any, ...]:
     """Taken before reading the files: a change while reading leaves a stale key, never a wrong hit."""
-    return (VERSION, *(_stamp(p) for p in paths))
+    return (VERSION, *(stamp(p) for p in paths))
 
 
 def get(cache_file: Path, key: tuple[Any, ...]) -> Any | None:

@@ -15,6 +15,11 @@ STATUS_STYLE = {
 }
 
 
+def describe(blocker: dict[str, Any]) -> str:
+    """``type: detail``, as every door shows a blocker."""
+    return f"{blocker.get('type', '?')}: {blocker.get('detail', '')}"
+
+
 def event_line(event: dict[str, Any]) -> str:
     skip = {"id", "clock", "timestamp", "event", "milestone_id", "session_id", "tasks"}
     detail = " ".join(f"{k}={v}" for k, v in event.items() if k not in skip and not isinstance(v, (dict, list)))
@@ -29,7 +34,7 @@ def status_lines(view: dict[str, Any]) -> Iterable[str]:
     yield (f"status: {m['status']}   progress: {p['percentage']}% ({p['tasks_completed']}/{p['tasks_total']} tasks)"
            + (f"   session: {m['session_id']}" if m.get("session_id") else ""))
     for blocker in m.get("blockers") or []:
-        yield f"blocker: {blocker.get('type', '?')}: {blocker.get('detail', '')}"
+        yield f"blocker: {describe(blocker)}"
     width = max((len(t["id"]) for t in view["tasks"]), default=4)
     for t in view["tasks"]:
         extra = []
@@ -74,7 +79,7 @@ def status_rich(view: dict[str, Any]) -> Any:
         table.add_row(t["id"], status, t["title"], t["agent"] or "", ", ".join(t["dependencies"]))
     parts: list[Any] = [head, bar]
     for blocker in m.get("blockers") or []:
-        parts.append(Text(f"blocker: {blocker.get('type', '?')}: {blocker.get('detail', '')}", "red"))
+        parts.append(Text(f"blocker: {describe(blocker)}", "red"))
     parts.append(table)
     agents = view.get("active_agents") or []
     parts.append(Text(f"active agents: {', '.join(agents) if agents else 'none'}"))

@@ -30,17 +30,6 @@ from milestoned.workspace import STATE_DIR
 
 TAIL = readcache.RECENT_EVENTS  # events kept per milestone: the read cache keeps as many
 OTHER_DIRECTORIES = 8  # client directories whose rendering of a view is kept
-Stamp = tuple[int, int, int] | None
-
-
-def _stamp(path: Path) -> Stamp:
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        return None
-    return (st.st_ino, st.st_size, st.st_mtime_ns)
-
-
 def compact_json(data: Any) -> bytes:
     """What ``--json`` prints when its output is not a terminal (see ``cli.base.json_text``)."""
     from milestoned.cli.base import json_text
@@ -51,8 +40,8 @@ def compact_json(data: Any) -> bytes:
 @dataclass
 class Entry:
     milestone: Milestone  # its log holds only the last TAIL events
-    plan_stamp: Stamp
-    log_stamp: Stamp
+    plan_stamp: readcache.Stamp
+    log_stamp: readcache.Stamp
     lines: int  # lines of the log folded so far (problems are reported by line)
     whole: bool  # the log ended on a newline when read: appended lines can be applied alone
     complete: bool  # the kept events are the whole log
@@ -99,9 +88,9 @@ class ViewCache:
         path = self.engine.path_of(milestone_id)
         log_path = self.engine.ws.log_path(milestone_id)
         entry = self._entries.get(milestone_id)
-        plan_stamp = _stamp(path)
+        plan_stamp = readcache.stamp(path)
         if entry is not None and entry.path == path and entry.plan_stamp == plan_stamp:
-            log_stamp = _stamp(log_path)
+            log_stamp = readcache.stamp(log_path)
             if log_stamp == entry.log_stamp:
                 return entry
             if self._extend(entry, log_path, log_stamp):
@@ -115,16 +104,16 @@ class ViewCache:
         for _ in range(5):
             path = self.engine.path_of(milestone_id)
             log_path = self.engine.ws.log_path(milestone_id)
-            before = (_stamp(path), _stamp(log_path))
+            before = (readcache.stamp(path), readcache.stamp(log_path))
             milestone = self.engine.load(milestone_id, cached=True)
-            if (_stamp(path), _stamp(log_path)) == before:
+            if (readcache.stamp(path), readcache.stamp(log_path)) == before:
                 break
         lines, whole = _count_lines(log_path, before[1][1] if before[1] else 0)
         tail = eventlog.LogRead(milestone.log.events[-TAIL:], milestone.log.problems)
         milestone = dataclasses.replace(milestone, log=tail)
         return Entry(milestone, before[0], before[1], lines, whole, lines <= TAIL, self._render(milestone))
 
-    def _extend(self, entry: Entry, log_path: Path, log_stamp: Stamp) -> bool:
+    def _extend(self, entry: Entry, log_path: Path, log_stamp: readcache.Stamp) -> bool:
         """Apply what was appended to the log; False when a full read is needed instead."""
         old = entry.log_stamp
         ms = entry.milestone

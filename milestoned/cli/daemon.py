@@ -151,6 +151,7 @@ def blockers_command(milestone: str | None, as_json: bool, recheck: bool) -> Non
     from milestoned import blockers
     from milestoned.errors import UserError
     from milestoned.plan import NotAMilestone
+    from milestoned.render import describe
 
     engine = open_engine()
     if milestone is None and engine.current_id() is None:
@@ -180,7 +181,7 @@ def blockers_command(milestone: str | None, as_json: bool, recheck: bool) -> Non
         say(f"{row['milestone_id']} ({row['status']})")
         for blocker in row["blockers"]:
             since = f"  (since {blocker['since']})" if blocker.get("since") else ""
-            say(f"  {blocker.get('type', '?')}: {blocker.get('detail', '')}{since}")
+            say(f"  {describe(blocker)}{since}")
         for task in row["blocked_tasks"]:
             say(f"  task {task['id']} blocked: {task.get('reason', '')}")
         if row["resume"]:

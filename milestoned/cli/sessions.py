@@ -126,6 +126,7 @@ def resume(session_id: str | None, remote: str | None, no_fetch: bool, timeout: 
     from milestoned import sessions
     from milestoned.engine import Engine
     from milestoned.errors import UserError
+    from milestoned.render import describe
     from milestoned.workspace import Workspace
 
     if remote and no_fetch:
@@ -149,9 +150,9 @@ def resume(session_id: str | None, remote: str | None, no_fetch: bool, timeout: 
         say(f"in progress: {task['task_id']}" + (f" ({task['agent']})" if task["agent"] else ""))
     say(f"ready: {', '.join(answer['ready'])}" if answer["ready"] else "no task is ready")
     for blocker in answer["blockers_cleared"]:
-        say(f"cleared blocker: {blocker.get('type', '?')}: {blocker.get('detail', '')}")
+        say(f"cleared blocker: {describe(blocker)}")
     for blocker in answer["blockers"]:
-        say(f"blocker: {blocker.get('type', '?')}: {blocker.get('detail', '')}")
+        say(f"blocker: {describe(blocker)}")
     if answer["next_command"]:
         say(f"next: {answer['next_command']}")
 
