@@ -36,12 +36,6 @@ class Checkpoint:
         return f"git restore --source={self.ref} --worktree -- ."
 
 
-def uncommitted(ws: Workspace) -> list[str]:
-    """``git status --porcelain`` lines, without the optional index refresh (nothing of the user's is written)."""
-    out = gitutil.git(["--no-optional-locks", "status", "--porcelain"], ws.worktree)
-    return [line for line in out.splitlines() if line]
-
-
 def _latest(ws: Workspace, milestone_id: str) -> tuple[str, str] | None:
     """(ref, tree) of the newest checkpoint of a milestone."""
     out = gitutil.git(["for-each-ref", "--count=1", "--sort=-creatordate", "--format=%(refname) %(tree)",
@@ -53,7 +47,7 @@ def _latest(ws: Workspace, milestone_id: str) -> tuple[str, str] | None:
 def take(ws: Workspace, milestone_id: str, changes: list[str] | None = None) -> Checkpoint | None:
     """Snapshot the worktree; None when there is nothing uncommitted.  The same snapshot twice
     in a row is one checkpoint."""
-    changes = uncommitted(ws) if changes is None else changes
+    changes = gitutil.porcelain_status(ws.worktree) if changes is None else changes
     changes = [line for line in changes if not line[3:].strip('"').startswith(f"{STATE_DIR}/")]
     if not changes:  # .milestones/ itself is saved on the state branch, not here
         return None

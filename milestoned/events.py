@@ -125,13 +125,6 @@ def tail(path: Path, count: int) -> list[Event]:
     return parse_lines(b"\n".join(lines[-count * 2 :])).events[-count:]
 
 
-def last_clock(path: Path) -> int:
-    """The clock of the last event: logs are appended in clock order and merged sorted."""
-    last = tail(path, 1)
-    clock = last[0].get("clock") if last else 0
-    return clock if isinstance(clock, int) else 0
-
-
 def append(path: Path, new_events: list[Event]) -> None:
     """Append events durably.  Callers hold the engine lock.
 

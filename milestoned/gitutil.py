@@ -86,5 +86,8 @@ def head_commit(cwd: Path) -> str | None:
 
 
 def porcelain_status(cwd: Path) -> list[str]:
-    """Lines of ``git status --porcelain``: uncommitted changes in that worktree."""
-    return [line for line in git(["status", "--porcelain"], cwd).splitlines() if line]
+    """Lines of ``git status --porcelain``: uncommitted changes in that worktree.
+
+    ``--no-optional-locks`` skips git's index refresh, so asking writes nothing of the user's.
+    """
+    return [line for line in git(["--no-optional-locks", "status", "--porcelain"], cwd).splitlines() if line]

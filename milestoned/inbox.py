@@ -25,6 +25,7 @@ last so that a path holding a tab still parses.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Iterable
@@ -85,27 +86,31 @@ def _claims(runtime_dir: Path) -> list[Claim]:
     return found
 
 
-def _size(path: Path) -> int:
+def _stat(path: Path) -> os.stat_result | None:
     try:
-        return os.stat(path).st_size
+        return os.stat(path)
     except OSError:
-        return 0
+        return None
+
+
+def _size(path: Path) -> int:
+    st = _stat(path)
+    return st.st_size if st else 0
 
 
 def claimed_files(runtime_dir: Path) -> list[Claim]:
     """Renamed inbox files with lines not yet applied (oldest first)."""
-    pending = [c for c in _claims(runtime_dir) if _size(c.path) > c.offset]
-    return sorted(pending, key=lambda c: (_mtime(c.path), c.path.name))
+    pending = []
+    for claim in _claims(runtime_dir):
+        st = _stat(claim.path)
+        if st is not None and st.st_size > claim.offset:
+            pending.append((st.st_mtime_ns, claim.path.name, claim))  # names are unique: claims never compared
+    return [claim for _, _, claim in sorted(pending)]
 
 
 def has_pending(runtime_dir: Path) -> bool:
     """Anything to read?  A couple of file system calls, no process: every command asks."""
-    try:
-        if os.stat(runtime_dir / "inbox").st_size > 0:
-            return True
-    except OSError:
-        pass
-    return bool(claimed_files(runtime_dir))
+    return _size(runtime_dir / "inbox") > 0 or bool(claimed_files(runtime_dir))
 
 
 def claim(runtime_dir: Path) -> list[Claim]:
@@ -115,19 +120,10 @@ def claim(runtime_dir: Path) -> list[Claim]:
     earlier drain: a crash, or a hook's late line.
     """
     inbox = runtime_dir / "inbox"
-    try:
-        if os.stat(inbox).st_size > 0:
+    if _size(inbox) > 0:
+        with contextlib.suppress(FileNotFoundError):  # a concurrent drain took it first
             os.replace(inbox, runtime_dir / f"{CLAIMED_PREFIX}{os.getpid()}-{os.urandom(4).hex()}.0")
-    except FileNotFoundError:
-        pass
     return claimed_files(runtime_dir)
-
-
-def _mtime(path: Path) -> int:
-    try:
-        return os.stat(path).st_mtime_ns
-    except OSError:
-        return 0
 
 
 def parse(data: bytes) -> list[Entry]:
@@ -170,11 +166,8 @@ def release(runtime_dir: Path, claims: Iterable[Claim]) -> None:
                 continue
     now = time.time()
     for claim in _claims(runtime_dir):
-        try:
-            st = os.stat(claim.path)
-        except FileNotFoundError:
-            continue
-        if now - st.st_mtime > GRACE and (st.st_size <= claim.offset or _only_a_torn_line(claim)):
+        st = _stat(claim.path)
+        if st is not None and now - st.st_mtime > GRACE and (st.st_size <= claim.offset or _only_a_torn_line(claim)):
             claim.path.unlink(missing_ok=True)
 
 

@@ -27,7 +27,7 @@ def _git_context(ws: Workspace, milestone_id: str) -> tuple[dict[str, Any], int,
     """Where the user stands; uncommitted work is kept in a checkpoint so the session never loses it."""
     if not ws.is_git:
         return {"working_directory": str(ws.worktree), "git_branch": None, "git_commit": None}, 0, None
-    changes = checkpoints.uncommitted(ws)
+    changes = gitutil.porcelain_status(ws.worktree)
     context = {
         "working_directory": str(ws.worktree),
         "git_branch": gitutil.head_branch(ws.worktree),
@@ -204,7 +204,7 @@ def _switch_to(ws: Workspace, branch: str | None) -> str | None:
         return None
     if branch.startswith("-"):
         return f"the session names branch {branch!r}, which is not a branch name; staying where you are"
-    dirty = [line[3:] for line in checkpoints.uncommitted(ws)
+    dirty = [line[3:] for line in gitutil.porcelain_status(ws.worktree)
              if not line.startswith("??") and not line[3:].startswith(f"{STATE_DIR}/")]
     if dirty:
         shown = ", ".join(dirty[:3]) + (f" and {len(dirty) - 3} more" if len(dirty) > 3 else "")
