@@ -11,6 +11,7 @@ re-dumped.  A value that already means the same thing (``active`` for
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import yaml
@@ -28,26 +29,22 @@ def _status(ed: Editor, mapping: yaml.MappingNode, status: str, *, task: bool) -
         ed.set(mapping, "status", status)
 
 
+def _plain(ed: Editor, mapping: yaml.MappingNode, key: str, value: Any,
+           meaning: Callable[[Any], Any] = lambda v: v) -> None:
+    """Set, replace or drop one of our fields, unless it already means ``value``."""
+    node = ed.get(mapping, key)
+    current = meaning(scalar_value(node)) if node is not None else None
+    if current == value or (value is None and current in (None, "")):
+        return
+    if value is None:
+        ed.remove(mapping, key)
+    else:
+        ed.set(mapping, key, value)
+
+
 def _time(ed: Editor, mapping: yaml.MappingNode, key: str, value: str | None) -> None:
-    node = ed.get(mapping, key)
-    current = clock.normalize_time(scalar_value(node)) if node is not None else None
-    if current == value:
-        return
-    if value is None:
-        ed.remove(mapping, key)
-    else:
-        ed.set(mapping, key, value)
-
-
-def _plain(ed: Editor, mapping: yaml.MappingNode, key: str, value: Any) -> None:
-    node = ed.get(mapping, key)
-    current = scalar_value(node) if node is not None else None
-    if current in (None, "") and value is None or current == value:
-        return
-    if value is None:
-        ed.remove(mapping, key)
-    else:
-        ed.set(mapping, key, value)
+    """A timestamp written another way (a YAML date, no ``Z``) means the same and stays."""
+    _plain(ed, mapping, key, value, clock.normalize_time)
 
 
 def _progress(ed: Editor, doc: yaml.MappingNode, state: State, indent: int) -> None:
