@@ -105,3 +105,12 @@ def say(message: str = "", *, err: bool = False) -> None:
 
 def warn(message: str) -> None:
     click.echo(f"milestoned: warning: {message}", err=True)
+
+
+def printed_as_json(answer: dict[str, Any], as_json: bool) -> bool:
+    """Warn what ``answer`` warns of; print it as JSON when asked.  True when it was printed."""
+    for message in answer.get("warnings") or ():
+        warn(message)
+    if as_json:
+        print_json(answer)
+    return as_json

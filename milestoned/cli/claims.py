@@ -17,6 +17,7 @@ from milestoned.cli.base import (
     milestone_option,
     open_engine,
     print_json,
+    printed_as_json,
     say,
     warn,
 )
@@ -113,11 +114,7 @@ def heartbeat(task_id: str | None, milestone: str | None, agent: str, lease: str
     engine = open_engine()
     answer = claims.heartbeat(engine, engine.resolve(milestone), agent, task_id,
                               lease=claims.lease_seconds(engine, lease))
-    for message in answer["warnings"]:
-        warn(message)
-    if as_json:
-        print_json(answer)
-    else:
+    if not printed_as_json(answer, as_json):
         for row in answer["renewed"]:
             say(f"{row['task_id']} held by {agent} until {row['lease_until']}")
     if answer["lost"]:
@@ -139,11 +136,7 @@ def release(task_id: str | None, milestone: str | None, agent: str, as_json: boo
     engine = open_engine()
     answer = claims.release(engine, engine.resolve(milestone), agent, task_id)
     hooks.let_go(engine.ws, answer["milestone_id"], answer["released"])
-    for message in answer["warnings"]:
-        warn(message)
-    if as_json:
-        print_json(answer)
-    else:
+    if not printed_as_json(answer, as_json):
         say(f"{agent} released {', '.join(answer['released'])}")
 
 
@@ -159,10 +152,7 @@ def done(task_id: str | None, milestone: str | None, agent: str, as_json: bool) 
     engine = open_engine()
     answer = claims.done(engine, engine.resolve(milestone), agent, task_id)
     hooks.let_go(engine.ws, answer["milestone_id"], [answer["completed"]])
-    for message in answer["warnings"]:
-        warn(message)
-    if as_json:
-        print_json(answer)
+    if printed_as_json(answer, as_json):
         return
     p = answer["progress"]
     note = " — milestone completed" if answer["milestone_status"] == "completed" else ""

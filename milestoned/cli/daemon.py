@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from milestoned.cli.base import cli, json_option, milestone_argument, open_engine, print_json, say, warn
@@ -99,9 +101,14 @@ def _kind(systemd: bool, launchd: bool) -> str:
     return "systemd" if systemd else "launchd" if launchd else service.default_kind()
 
 
+def service_kind_options(func: Any) -> Any:
+    """``--systemd`` / ``--launchd``: which service manager (default: this system's)."""
+    func = click.option("--launchd", is_flag=True, help="A launchd agent (the default on macOS).")(func)
+    return click.option("--systemd", is_flag=True, help="A systemd user service (the default on Linux).")(func)
+
+
 @daemon.command()
-@click.option("--systemd", is_flag=True, help="A systemd user service (the default on Linux).")
-@click.option("--launchd", is_flag=True, help="A launchd agent (the default on macOS).")
+@service_kind_options
 def install(systemd: bool, launchd: bool) -> None:
     """Write the service unit that runs this repository's daemon, and say how to enable it."""
     from milestoned import service
@@ -111,8 +118,7 @@ def install(systemd: bool, launchd: bool) -> None:
 
 
 @daemon.command()
-@click.option("--systemd", is_flag=True, help="The systemd user service (the default on Linux).")
-@click.option("--launchd", is_flag=True, help="The launchd agent (the default on macOS).")
+@service_kind_options
 def uninstall(systemd: bool, launchd: bool) -> None:
     """Remove this repository's service unit."""
     from milestoned import service

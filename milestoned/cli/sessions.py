@@ -10,7 +10,16 @@ from typing import Any
 
 import click
 
-from milestoned.cli.base import cli, json_option, milestone_argument, open_engine, print_json, say, warn
+from milestoned.cli.base import (
+    cli,
+    json_option,
+    milestone_argument,
+    open_engine,
+    print_json,
+    printed_as_json,
+    say,
+    warn,
+)
 
 
 def _timeout(value: str) -> float:
@@ -135,10 +144,7 @@ def resume(session_id: str | None, remote: str | None, no_fetch: bool, timeout: 
     chosen = None if no_fetch else _remote_for(engine, remote)
     answer = sessions.resume(engine, session_id, remote=chosen, timeout=_timeout(timeout),
                              remote_optional=remote is None)
-    for message in answer["warnings"]:
-        warn(message)
-    if as_json:
-        print_json(answer)
+    if printed_as_json(answer, as_json):
         return
     s, ms = answer["session"], answer["milestone"]
     say(f"resumed session {s['id']} ({s['milestone_id']}, saved {s['saved_at']} on "
