@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from test_sync import as_json, at, bare_remote, clone, git_daemon, ok, project, tasks_yaml  # noqa: F401 - fixture
+from test_sync import as_json, at, bare_remote, clone, git_daemon, ok, project, share, tasks_yaml  # noqa: F401 - fixture
 
 from conftest import git, invoke, run_subprocess, write_milestone
 
@@ -122,10 +122,7 @@ def test_claim_input_is_checked_before_anything_is_written(milestone: Path) -> N
 
 def test_remote_claim_one_winner_the_other_told_who_holds_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     remote, a = project(tmp_path, tasks=2)
-    ok(a, "session", "save")
-    ok(a, "sync")
-    b = clone(remote, tmp_path / "b")
-    ok(b, "resume")
+    b = share(a, remote, tmp_path / "b")
     monkeypatch.setenv("MILESTONED_NOW", "2030-01-01T10:00:00Z")
     won = claim_json(a, "alice", "--remote", "origin")
     assert won["claimed"]["id"] == "T1" and won["remote"] == "origin"
@@ -167,10 +164,7 @@ def test_claims_through_a_git_daemon_have_exactly_one_winner(tmp_path: Path, git
     bare_remote(served / "shared.git")
     remote, a = project(tmp_path, tasks=1, remote=served / "shared.git")
     git("remote", "set-url", "origin", url + "shared.git", cwd=a)
-    ok(a, "session", "save")
-    ok(a, "sync")
-    b = clone(url + "shared.git", tmp_path / "b")
-    ok(b, "resume")
+    b = share(a, url + "shared.git", tmp_path / "b")
     procs = [
         subprocess.Popen([sys.executable, "-m", "milestoned", "next", "--claim", "--agent", agent, "--remote",
                           "origin", "--json"], cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -191,10 +185,7 @@ def test_claims_through_a_git_daemon_have_exactly_one_winner(tmp_path: Path, git
 @pytest.mark.slow
 def test_eight_processes_in_two_clones_give_each_of_twenty_tasks_one_owner(tmp_path: Path) -> None:
     remote, a = project(tmp_path, tasks=20)
-    ok(a, "session", "save")
-    ok(a, "sync")
-    b = clone(remote, tmp_path / "b")
-    ok(b, "resume")
+    b = share(a, remote, tmp_path / "b")
 
     def agent(root: Path, name: str) -> tuple[list[str], dict]:
         """Claim, finish, claim again, until nothing is left: what a real agent loop does."""

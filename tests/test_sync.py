@@ -72,6 +72,15 @@ def clone(remote: Path | str, dest: Path) -> Path:
     return dest
 
 
+def share(first: Path, remote: Path | str, dest: Path) -> Path:
+    """Save and sync ``first``'s session, then clone ``remote`` to ``dest`` and resume it there."""
+    ok(first, "session", "save")
+    ok(first, "sync")
+    second = clone(remote, dest)
+    ok(second, "resume")
+    return second
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -130,10 +139,7 @@ def user_view(root: Path) -> dict[str, object]:
 # -- the tests -------------------------------------------------------------------------------
 def test_two_clones_that_saved_and_synced_end_with_the_union_of_their_events(tmp_path: Path) -> None:
     remote, a = project(tmp_path, tasks=4)
-    ok(a, "session", "save")
-    ok(a, "sync")
-    b = clone(remote, tmp_path / "b")
-    ok(b, "resume")
+    b = share(a, remote, tmp_path / "b")
     # both clones work at once, on different tasks, and save without talking to each other
     ok(a, "next", "--claim", "--agent", "alice")
     ok(a, "done", "--agent", "alice")
@@ -178,10 +184,7 @@ def test_session_save_and_sync_leave_head_index_and_working_tree_byte_for_byte(t
     ok(a, "task", "start", "T1")
     before = user_view(a)
     index_bytes = (a / ".git/index").read_bytes()
-    ok(a, "session", "save")
-    ok(a, "sync")
-    b = clone(remote, tmp_path / "b")
-    ok(b, "resume")
+    b = share(a, remote, tmp_path / "b")
     ok(b, "task", "done", "T1")
     ok(b, "session", "save")
     ok(b, "sync")
@@ -193,10 +196,7 @@ def test_session_save_and_sync_leave_head_index_and_working_tree_byte_for_byte(t
 
 def test_a_rejected_push_is_retried_after_a_fetch_and_merge(tmp_path: Path) -> None:
     remote, a = project(tmp_path)
-    ok(a, "session", "save")
-    ok(a, "sync")
-    b = clone(remote, tmp_path / "b")
-    ok(b, "resume")
+    b = share(a, remote, tmp_path / "b")
     ok(b, "task", "start", "T2", "--agent", "bob")
     ok(b, "session", "save")  # b's state moves on, not pushed yet
     ok(a, "task", "start", "T1", "--agent", "alice")
