@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import git, make_repo, run_subprocess, write_milestone
+from conftest import TWO_TASKS, git, make_repo, run_subprocess, write_milestone
 from daemons import Daemons, daemons, event_names, events_of, wait_for  # noqa: F401 - the fixture
 from milestoned import client, views
 from milestoned.cli.base import json_text
@@ -26,18 +26,7 @@ from milestoned.workspace import Workspace
 
 pytestmark = pytest.mark.slow
 
-MILESTONE = """
-    id: m1
-    title: Daemon at work
-    status: planned
-    tasks:
-      - id: T1
-        title: First
-        status: pending
-      - id: T2
-        title: Second
-        status: pending
-        dependencies: [T1]
+MILESTONE = TWO_TASKS.rstrip() + """
       - id: T3
         title: Third
         status: pending
