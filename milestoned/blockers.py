@@ -31,7 +31,6 @@ from milestoned.render import describe
 from milestoned.testruns import Ledger, TestRun
 from milestoned.workspace import Workspace
 
-RUNNING = ("in_progress", "blocked")
 SHOWN_PATHS = 5
 
 # the causes each detector is responsible for, as key prefixes
@@ -156,7 +155,7 @@ def detect(milestone: Milestone, config: Config, probe: Probe) -> tuple[list[dic
     found: list[dict[str, Any]] = []
     covered = set(STATE_DETECTORS)
     state, mid = milestone.state, milestone.id
-    tasks = [(task, state.tasks[task.id]) for task in milestone.plan.tasks]
+    tasks = [(task, state.task(task.id)) for task in milestone.plan.tasks]
 
     if not config.detect_conflicts or probe.conflicts is not None:
         covered.add(CONFLICTS)
@@ -211,7 +210,7 @@ def detect(milestone: Milestone, config: Config, probe: Probe) -> tuple[list[dic
                               f"(threshold {threshold:g}%)", usage_percent=round(probe.disk_percent, 1)))
 
     if config.detect_dependency_violations:
-        statuses = state.statuses
+        statuses = milestone.statuses
         for task, ts in tasks:
             open_deps = [d for d in task.dependencies if statuses.get(d) != "completed"]
             if ts.status == "in_progress" and open_deps:
@@ -245,7 +244,7 @@ def settle(txn: Transaction, milestone: Milestone, found: list[dict[str, Any]], 
     from milestoned import sessions
 
     now = clock.now_iso()
-    existing = list(milestone.state.blockers)
+    existing = list(milestone.blockers)
     known = {key_of(b) for b in existing}
     found_keys = {key_of(b) for b in found}
     cleared = [b for b in existing if _judged(key_of(b), covered) and key_of(b) not in found_keys]
@@ -266,9 +265,9 @@ def settle(txn: Transaction, milestone: Milestone, found: list[dict[str, Any]], 
 
 def differs(milestone: Milestone, found: list[dict[str, Any]], covered: frozenset[str]) -> bool:
     """Whether ``settle`` would record anything (cheap: the daemon asks before taking the lock)."""
-    existing = {key_of(b) for b in milestone.state.blockers}
+    existing = {key_of(b) for b in milestone.blockers}
     found_keys = {key_of(b) for b in found}
-    if milestone.state.status in RUNNING and found_keys - existing:
+    if milestone.running and found_keys - existing:
         return True
     return any(_judged(k, covered) and k not in found_keys for k in existing)
 
@@ -283,7 +282,7 @@ def recheck(txn: Transaction, milestone: Milestone, *, config: Config | None = N
     config = config or load_config(txn.ws.config_path)
     probe = probe or gather(txn.ws, config)
     found, covered = detect(milestone, config, probe)
-    return settle(txn, milestone, found, covered, escalate=milestone.state.status in RUNNING)
+    return settle(txn, milestone, found, covered, escalate=milestone.running)
 
 
 # -- the read view ----------------------------------------------------------------------
@@ -292,13 +291,13 @@ def view(milestones: list[Milestone]) -> dict[str, Any]:
     rows = []
     for ms in milestones:
         blocked_tasks = [
-            {"id": tid, **(ts.blocker or {})} for tid, ts in ms.state.tasks.items() if ts.status == "blocked"
+            {"id": tid, **(ts.blocker or {})} for tid, ts in ms.tasks.items() if ts.status == "blocked"
         ]
         rows.append({
             "milestone_id": ms.id,
-            "status": ms.state.status,
-            "blockers": ms.state.blockers,
+            "status": ms.status,
+            "blockers": ms.blockers,
             "blocked_tasks": blocked_tasks,
-            "resume": "milestoned resume" if ms.state.blockers else None,
+            "resume": "milestoned resume" if ms.blockers else None,
         })
     return {"schema": 1, "milestones": rows}

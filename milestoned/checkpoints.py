@@ -1,8 +1,9 @@
 """Checkpoints: the seed's "auto-commit ``git add .``", done without touching the user's branch.
 
 A checkpoint is a commit of the worktree as it stands — tracked changes and untracked
-files, ignored ones and ``.milestones/`` (kept on the state branch) excepted — built in a temporary index (like ``git stash create``,
-but without refreshing the real index) and kept under
+files (plans included: they are the user's work), ignored ones excepted — built in a
+temporary index (like ``git stash create``, but without refreshing the real index) and
+kept under
 ``refs/milestoned/checkpoints/<milestone>/<time>-<hex>``.  HEAD, the index and the
 working tree are never touched; nothing lands on a branch.  A session save takes one
 when there is uncommitted work, so that work is never lost with the session.  They
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from milestoned import clock, gitutil
 from milestoned.identity import Identity
-from milestoned.workspace import STATE_DIR, Workspace
+from milestoned.workspace import Workspace
 
 PREFIX = "refs/milestoned/checkpoints/"
 
@@ -48,8 +49,7 @@ def take(ws: Workspace, milestone_id: str, changes: list[str] | None = None) -> 
     """Snapshot the worktree; None when there is nothing uncommitted.  The same snapshot twice
     in a row is one checkpoint."""
     changes = gitutil.porcelain_status(ws.worktree) if changes is None else changes
-    changes = [line for line in changes if not line[3:].strip('"').startswith(f"{STATE_DIR}/")]
-    if not changes:  # .milestones/ itself is saved on the state branch, not here
+    if not changes:
         return None
     identity = Identity.detect(ws.worktree)
     with tempfile.TemporaryDirectory(prefix="milestoned-checkpoint-") as scratch:
@@ -58,7 +58,7 @@ def take(ws: Workspace, milestone_id: str, changes: list[str] | None = None) -> 
         if real.exists():  # copy2 keeps the mtime: git's racy-clean check depends on it
             shutil.copy2(real, index)
         env = {**identity.full_env, "GIT_INDEX_FILE": str(index)}
-        gitutil.git(["add", "--all", "--", ".", f":(exclude){STATE_DIR}"], ws.worktree, env=env)
+        gitutil.git(["add", "--all", "--", "."], ws.worktree, env=env)
         tree = gitutil.git(["write-tree"], ws.worktree, env=env)
     latest = _latest(ws, milestone_id)
     if latest is not None and latest[1] == tree:

@@ -24,7 +24,7 @@ import secrets
 import socket
 from typing import TYPE_CHECKING, Any
 
-from milestoned import clock, sync
+from milestoned import clock, lifecycle, sync
 from milestoned.errors import RuntimeFailure, UserError
 from milestoned.workspace import Workspace
 
@@ -66,28 +66,21 @@ def _lapsed(lease_until: object) -> bool:
 
 def expire(txn: Transaction, milestone: Milestone) -> list[str]:
     """Give back every task whose lease ran out (``claim_expired``); the tasks given back."""
-    lapsed = [tid for tid, task in milestone.state.tasks.items()
+    lapsed = [tid for tid, task in milestone.tasks.items()
               if task.status == "in_progress" and _lapsed(task.lease_until)]
     for tid in lapsed:
-        task = milestone.state.tasks[tid]
+        task = milestone.state.task(tid)
         txn.record(milestone, "claim_expired", task_id=tid, agent=task.agent, lease_until=task.lease_until)
     return lapsed
 
 
 def has_lapsed_leases(milestone: Milestone) -> bool:
-    return any(t.status == "in_progress" and _lapsed(t.lease_until) for t in milestone.state.tasks.values())
+    return any(t.status == "in_progress" and _lapsed(t.lease_until) for t in milestone.tasks.values())
 
 
 def held_by(milestone: Milestone, agent: str) -> list[str]:
     """The tasks ``agent`` holds, in plan order."""
-    return [t.id for t in milestone.plan.tasks
-            if milestone.state.tasks[t.id].status == "in_progress" and milestone.state.tasks[t.id].agent == agent]
-
-
-def _require_running(milestone: Milestone) -> None:
-    if milestone.state.status not in ("in_progress", "blocked"):
-        raise UserError(f"milestone {milestone.id} is {milestone.state.status}: nothing can be claimed",
-                        hint=f"activate it first: milestoned activate {milestone.id}")
+    return [tid for tid, task in milestone.tasks.items() if task.status == "in_progress" and task.agent == agent]
 
 
 def _held_task(milestone: Milestone, agent: str, task_id: str | None) -> list[str]:
@@ -99,7 +92,7 @@ def _held_task(milestone: Milestone, agent: str, task_id: str | None) -> list[st
                             hint=f"claim one: milestoned next {milestone.id} --claim --agent {agent}")
         return mine
     milestone.plan.task(task_id)
-    task = milestone.state.tasks[task_id]
+    task = milestone.state.task(task_id)
     if task.status != "in_progress" or task.agent != agent:
         holder = f"held by {task.agent}" if task.status == "in_progress" and task.agent else task.status
         raise UserError(f"task {task_id} is not held by {agent} (it is {holder})",
@@ -263,7 +256,7 @@ def claim_next(engine: Engine, milestone_id: str, agent: str, *, lease: float,
     check_agent(agent)
     with engine.transaction() as txn:
         ms = txn.milestone(milestone_id)
-        _require_running(ms)
+        lifecycle.require_running(ms, "claim a task")
         expired = expire(txn, ms)
         mine = held_by(ms, agent)
         claim: dict[str, Any] | None = None
@@ -327,8 +320,6 @@ def release(engine: Engine, milestone_id: str, agent: str, task_id: str | None) 
 
 def done(engine: Engine, milestone_id: str, agent: str, task_id: str | None) -> dict[str, Any]:
     """Complete the task ``agent`` holds; a remote claim stays, marked done, so no clone takes it again."""
-    from milestoned import lifecycle
-
     check_agent(agent)
     warnings: list[str] = []
     with engine.transaction() as txn:
@@ -343,8 +334,8 @@ def done(engine: Engine, milestone_id: str, agent: str, task_id: str | None) -> 
             warnings.append(f"the claim on {tid} at {answer['remote']} had passed to {holder or 'nobody'}")
         warnings += filter(None, [_remote_warning(tid, answer)])
         lifecycle.complete(txn, ms, tid, agent=agent)
-    done_count, total, percentage = ms.state.progress()
-    return {"schema": 1, "milestone_id": ms.id, "agent": agent, "completed": tid, "milestone_status": ms.state.status,
+    done_count, total, percentage = ms.progress()
+    return {"schema": 1, "milestone_id": ms.id, "agent": agent, "completed": tid, "milestone_status": ms.status,
             "progress": {"percentage": percentage, "tasks_completed": done_count, "tasks_total": total},
             "ready": ms.ready, "warnings": warnings}
 

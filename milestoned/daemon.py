@@ -314,40 +314,19 @@ class Daemon:
                 self.cache.forget(mid)
 
     def _refresh(self, mid: str) -> None:
+        """Read a milestone again; an invalid plan edit is reported once and changes no state."""
         from milestoned.plan import NotAMilestone
 
         reported = self.cache.errors.get(mid)
         try:
-            entry = self.cache.get(mid)
+            self.cache.get(mid)
         except NotAMilestone:
             self.cache.forget(mid)
-            return
         except UserError as exc:
-            if not self._exists(mid):
-                self.cache.forget(mid)  # deleted, or moved between active/ and completed/ mid-read
+            if not self.engine.exists(mid):
+                self.cache.forget(mid)  # deleted, or swapped by a checkout mid-read
             elif str(exc) != reported:
-                log.warning("invalid edit, the last good state is kept: %s", exc)
-            return
-        if entry.milestone.pending:
-            self._record_hand_edits(mid)
-
-    def _exists(self, mid: str) -> bool:
-        return any((d / f"{mid}{s}").is_file() for d in (self.ws.active_dir, self.ws.completed_dir)
-                   for s in (".yaml", ".yml"))
-
-    def _record_hand_edits(self, mid: str) -> None:
-        """A valid hand edit of a status becomes ``status_set_manually`` events now, not later."""
-        try:
-            with self.engine.transaction() as txn:
-                ms = txn.milestone(mid)
-                edits = [e for e in ms.pending if e.get("event") == "status_set_manually"]
-        except MilestonedError as exc:
-            log.warning("could not record the hand edits of %s: %s", mid, exc)
-            return
-        for edit in edits:
-            log.info("hand edit of %s recorded: %s %s -> %s", mid, edit.get("task_id", "milestone"),
-                     edit.get("from"), edit.get("to"))
-        self.cache.get(mid)
+                log.warning("invalid plan, its last good state is kept: %s", exc)
 
     def _look_at_git(self) -> None:
         from milestoned import gitutil
@@ -363,13 +342,12 @@ class Daemon:
             self._maybe_test(head)
 
     def _maybe_test(self, head: str | None) -> None:
-        from milestoned.blockers import RUNNING
         from milestoned.testruns import Ledger
 
         cfg = self.config
         if not (head and cfg.test_command and cfg.detect_test_failures):
             return
-        running = any(self.cache.known(m).milestone.state.status in RUNNING for m in self.cache.ids())  # type: ignore[union-attr]
+        running = any(entry.milestone.running for m in self.cache.ids() if (entry := self.cache.known(m)))
         known = Ledger(self.ws).get(head)
         if running and (known is None or known.command != cfg.test_command):
             self.tests.want(head, cfg.test_command, cfg.test_timeout)
@@ -397,7 +375,7 @@ class Daemon:
             if entry is None or mid in self.cache.errors:
                 continue
             ms = entry.milestone
-            if ms.state.status not in blockers.RUNNING and not ms.state.blockers:
+            if not ms.running and not ms.blockers:
                 continue
             self._expire_claims(mid)
             ms = self.cache.known(mid).milestone  # type: ignore[union-attr]
@@ -515,7 +493,7 @@ class Daemon:
         self._expire_claims(mid)
         ms = self.cache.get(mid).milestone
         rows = [r for r in views.task_rows(ms) if r["ready"]]
-        return _line({"ok": True, "result": {"schema": 1, "milestone_id": ms.id, "status": ms.state.status,
+        return _line({"ok": True, "result": {"schema": 1, "milestone_id": ms.id, "status": ms.status,
                                              "ready": rows}})
 
     def _op_blockers(self, request: dict[str, Any]) -> bytes:

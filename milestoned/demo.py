@@ -137,7 +137,6 @@ exec {python} -m unittest discover -s tests -q
         f"# milestone/{MILESTONE}/_milestone. Your own branch and checkout are never touched.",
         f"id: {MILESTONE}",
         "title: A polite greeting package",
-        "status: planned",
         "tasks:",
     ]
     for task_id, title, deps, script in tasks:
@@ -176,7 +175,8 @@ def initialize(demo: Demo) -> None:
     from milestoned.workspace import Workspace
 
     init(Workspace.discover(demo.root))
-    demo.echo("milestoned init: .milestones/ with config.yaml and a .gitignore")
+    demo.echo("milestoned init: .milestones/ with config.yaml and a .gitignore (your plans go there; "
+              "milestoned's state goes to .git/milestoned/)")
 
 
 def install_hooks(demo: Demo) -> None:
@@ -190,7 +190,7 @@ def start_daemon(demo: Demo) -> None:
     from milestoned import daemonctl
 
     _, info = daemonctl.start(demo.engine().ws)
-    demo.echo(f"milestoned daemon start: pid {info['pid']}, watching .milestones/, the hooks' inbox and the refs")
+    demo.echo(f"milestoned daemon start: pid {info['pid']}, watching the plans, the hooks' inbox and the refs")
 
 
 def plan_milestone(demo: Demo) -> None:
@@ -253,18 +253,22 @@ def stop_daemon(demo: Demo) -> None:
 
 def show_where_things_are(demo: Demo) -> None:
     root = demo.root
+    ws = demo.engine().ws
     log = demo.git("log", "--oneline", "--first-parent", demo.branch).splitlines()
+    dirty = demo.git("status", "--porcelain")
     demo.echo("")
     demo.echo(f"the demo repository:  {root}")
-    demo.echo(f"  milestone file:     {demo.engine().path_of(MILESTONE).relative_to(root)}")
-    demo.echo(f"  event log:          .milestones/logs/execution-{MILESTONE}.jsonl")
-    demo.echo(f"  each task's output: .milestones/logs/tasks/{MILESTONE}/")
+    demo.echo(f"  the plan:           {demo.engine().path_of(MILESTONE).relative_to(root)} (yours, committed)")
+    demo.echo(f"  git status:         {'clean: the state is not in your working tree' if not dirty else dirty}")
+    demo.echo(f"  event log:          {ws.log_path(MILESTONE).relative_to(root)}")
+    demo.echo(f"  each task's output: {ws.task_log_path(MILESTONE, 'x').parent.relative_to(root)}/")
     demo.echo(f"  the work:           branch {demo.branch} ({len(log)} commits on its first-parent line)")
     demo.echo("  the state:          branch milestoned/state (git show milestoned/state:README)")
     demo.echo(f"  its remote:         {demo.remote}")
     demo.echo(f"  a fresh clone:      {demo.clone} (resumed session {demo.resumed})")
     demo.echo("try next:")
     for command in (f"cd {root}", f"milestoned status {MILESTONE}", f"milestoned events {MILESTONE}",
+                    f"milestoned status {MILESTONE} --format yaml",
                     f"milestoned graph {MILESTONE} --format mermaid", "milestoned sessions",
                     "git log --notes=milestoned --oneline -5 " + demo.branch, "milestoned doctor",
                     f"git log --oneline --graph {demo.branch}", f"git merge {demo.branch}"):

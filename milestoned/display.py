@@ -186,15 +186,15 @@ def _blocked_text(milestone_id: str, blocker: dict[str, Any]) -> str:
 def outcome_of(ws: Workspace, ms: Milestone, branch: str) -> Outcome:
     """Where a milestone stands after a run: what is done, stuck and why, and what to run next."""
     state = ms.state
-    statuses = state.statuses
-    done, total, _ = state.progress()
+    statuses = ms.statuses
+    done, total, _ = ms.progress()
     outcome = Outcome(
-        milestone_id=ms.id, milestone_status=state.status, completed=done, total=total, branch=branch,
+        milestone_id=ms.id, milestone_status=ms.status, completed=done, total=total, branch=branch,
         log=display_path(ws.log_path(ms.id)), task_logs=display_path(ws.task_log_path(ms.id, "x").parent),
     )
     stuck = graph.waiting_on_blocked(ms.plan.deps, statuses)
     for task in ms.plan.tasks:
-        st = state.tasks[task.id]
+        st = state.task(task.id)
         if st.status == "blocked":
             outcome.blocked[task.id] = _blocked_text(ms.id, st.blocker or {})
         elif st.status == "in_progress":
@@ -203,10 +203,12 @@ def outcome_of(ws: Workspace, ms: Milestone, branch: str) -> Outcome:
             outcome.waiting[task.id] = [d for d in task.dependencies if statuses[d] != "completed"]
         elif st.status == "pending" and not task.runnable and graph.is_ready(task.id, ms.plan.deps, statuses):
             outcome.manual.append(task.id)
-    if state.status == "completed":
+    if ms.status == "completed":
         outcome.next_commands.append(f"git merge {branch}   # take the milestone's work into your branch")
+        if ms.path.parent.name != "completed":
+            outcome.next_commands.append(f"milestoned archive {ms.id}   # if you keep finished plans in completed/")
     for task_id in outcome.blocked:
-        if (state.tasks[task_id].blocker or {}).get("reason") != MERGE_CONFLICT:
+        if (state.task(task_id).blocker or {}).get("reason") != MERGE_CONFLICT:
             outcome.next_commands.append(f"milestoned task reopen {task_id} -m {ms.id}   # after fixing the cause")
     if outcome.blocked or outcome.manual:
         outcome.next_commands.append(f"milestoned execute {ms.id} --resume")

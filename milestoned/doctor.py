@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from milestoned.engine import Engine
 from milestoned.errors import MilestonedError, display_path
@@ -46,9 +47,29 @@ def check_milestones(engine: Engine) -> Iterator[Check]:
         if problems:
             continue
         count += 1
-        for warning in engine.load(path.stem).event_problems():
+        milestone = engine.load(path.stem)
+        for warning in milestone.event_problems():
             yield Check("event log", "warn", warning)
+        for warning in milestone.plan_warnings():
+            yield Check("plan", "warn", warning)
     yield Check("milestones", "ok", f"{count} milestone file(s) read without error")
+
+
+def check_leftovers(engine: Engine) -> Iterator[Check]:
+    """What earlier versions kept in .milestones/: imported into the git dir, now only clutter."""
+    from milestoned import legacy
+
+    waiting = {s.path for s in legacy.pending(engine.ws)}
+    folders: dict[Path, list[Path]] = {}
+    for source in legacy.sources(engine.ws):
+        folders.setdefault(source.path.parent, []).append(source.path)
+    for folder, paths in folders.items():
+        if any(p in waiting for p in paths):
+            yield Check("leftovers", "warn", f"{display_path(folder)}: not imported yet", "run any milestoned command")
+            continue
+        what = display_path(paths[0]) if len(paths) == 1 else f"{display_path(folder)}/ ({len(paths)} files)"
+        yield Check("leftovers", "warn", f"{what}: imported into {display_path(engine.ws.state_dir)} and no "
+                    "longer read", f"delete it (git rm -r if it is tracked): {what.split(' ')[0]}")
 
 
 def check_hooks(engine: Engine) -> Iterator[Check]:
@@ -115,7 +136,8 @@ def check_refs(engine: Engine, *, offline: bool) -> Iterator[Check]:
         yield Check("sync", "ok", f"state, notes and claims match {remote}")
 
 
-CHECKS: tuple[Callable[..., Iterator[Check]], ...] = (check_config, check_milestones, check_hooks, check_daemon)
+CHECKS: tuple[Callable[..., Iterator[Check]], ...] = (check_config, check_milestones, check_leftovers, check_hooks,
+                                                      check_daemon)
 
 
 def diagnose(engine: Engine, *, offline: bool = False) -> list[Check]:

@@ -1,4 +1,8 @@
-"""Changes to the plan itself (``task add``), made in the user's file without reformatting it."""
+"""Changes to the plan itself (``task add``), made in the user's file without reformatting it.
+
+A plan edit is the one thing milestoned writes into the working tree, and only because the
+user asked for it: the task's id, title, dependencies and command; never a status.
+"""
 
 from __future__ import annotations
 
@@ -32,7 +36,6 @@ def add_task(txn: Transaction, milestone: Milestone, task_id: str, *, title: str
     entry = CommentedMap()
     entry["id"] = task_id
     entry["title"] = title
-    entry["status"] = "pending"
     deps = CommentedSeq(depends_on)
     deps.fa.set_flow_style()
     entry["dependencies"] = deps
@@ -51,3 +54,4 @@ def add_task(txn: Transaction, milestone: Milestone, task_id: str, *, title: str
     tasks.append(entry)
     txn.replace_plan(milestone, yamlio.rt_dump(doc, milestone.plan.text))
     txn.record(milestone, "task_added", task_id=task_id)
+    txn.catch_up(milestone)  # a completed milestone is in progress again, the new task ready

@@ -1,4 +1,4 @@
-"""The append-only event log: ``logs/execution-<milestone>.jsonl``.
+"""The append-only event log: ``<git common dir>/milestoned/log/<milestone>.jsonl``.
 
 One JSON object per line with ``id`` (unique across clones), ``clock`` (a Lamport
 clock: one more than the largest clock in the log), ``timestamp``, ``event``,
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -125,6 +126,38 @@ def tail(path: Path, count: int) -> list[Event]:
     return parse_lines(b"\n".join(lines[-count * 2 :])).events[-count:]
 
 
+def identity(event: Event) -> str:
+    """An event's identity: its id, or for id-less (seed era) lines, its content."""
+    ident = event.get("id")
+    return str(ident) if ident else json.dumps(event, sort_keys=True, ensure_ascii=False)
+
+
+def union(local: list[Event], incoming: list[Event]) -> tuple[list[Event], int]:
+    """Both logs' events once each, in fold order; and how many came from ``incoming`` only.
+
+    This is how clones merge (``sync``) and old logs come in (``legacy``): events are
+    facts with ids unique across clones, so nothing is ever lost or doubled.
+    """
+    seen = {identity(e) for e in local}
+    added = [e for e in incoming if identity(e) not in seen]
+    if not added:
+        return local, 0
+    merged = {identity(e): e for e in added}
+    merged.update({identity(e): e for e in local})
+    return sorted(merged.values(), key=sort_key), len(added)
+
+
+def log_text(events: list[Event], unreadable: Sequence[bytes] = ()) -> str:
+    """A whole log; lines that could not be read are kept (first), never dropped by a merge."""
+    lines = [raw.decode("utf-8", "replace") for raw in unreadable]
+    lines += [_line(e) for e in events]
+    return "".join(line + "\n" for line in lines)
+
+
+def _line(event: Event) -> str:
+    return json.dumps(event, ensure_ascii=False, separators=(",", ":"))
+
+
 def append(path: Path, new_events: list[Event]) -> None:
     """Append events durably.  Callers hold the engine lock.
 
@@ -134,8 +167,8 @@ def append(path: Path, new_events: list[Event]) -> None:
     if not new_events:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = "".join(json.dumps(e, ensure_ascii=False, separators=(",", ":")) + "\n" for e in new_events)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    payload = "".join(_line(e) + "\n" for e in new_events)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     try:
         size = os.fstat(fd).st_size
         if size:

@@ -85,7 +85,7 @@ class Ledger:
         self.rows: dict[str, list[Row]] = {}
         self.moves: dict[tuple[str, str], list[str]] = {}
         self._lines: dict[Row, str] = {}
-        for event in milestone.log.events:
+        for event in milestone.events():
             self.add_event(event)
 
     def add_event(self, event: dict[str, Any]) -> None:
@@ -193,25 +193,24 @@ class _Drain:
     def _apply(self, ledger: Ledger, commit: Commit, intent: Intent) -> None:
         lifecycle = self.lifecycle
         milestone = self.txn.milestone(ledger.milestone_id)
-        status = milestone.state.status
         for task_id, move in intent.moves:
             if task_id not in ledger.deps:
                 self._refuse(ledger, milestone, commit, task_id, f"milestone {milestone.id} has no task {task_id}")
                 continue
-            current = milestone.state.tasks[task_id].status
+            current = milestone.state.task(task_id).status
             needed = current != "completed" if move == "task_completed" else current == "pending"
             if not needed:  # already where the commit would take it (ingested late, say): credit it
                 self._row(ledger, commit.sha, task_id, "commit_ingested", milestone.state.session_id)
                 continue
-            if status not in ("in_progress", "blocked"):
-                self._refuse(ledger, milestone, commit, task_id, f"milestone {milestone.id} is {status}")
+            if not milestone.running:
+                self._refuse(ledger, milestone, commit, task_id, f"milestone {milestone.id} is {milestone.status}")
                 continue
             twin = self._same_change(ledger, commit.sha, task_id, move)
             if twin:
                 self._row(ledger, commit.sha, task_id, "commit_ingested", milestone.state.session_id)
                 self.txn.record(milestone, "commit_duplicate", commit=commit.sha, task_id=task_id, duplicate_of=twin)
                 continue
-            deps = [d for d in ledger.deps[task_id] if milestone.state.tasks[d].status != "completed"]
+            deps = [d for d in ledger.deps[task_id] if milestone.state.task(d).status != "completed"]
             if move == "task_completed" and deps:
                 self._refuse(ledger, milestone, commit, task_id, "dependencies not completed", dependencies=deps)
                 continue

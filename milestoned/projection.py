@@ -1,12 +1,12 @@
-"""Writing the folded state back into the milestone file, touching only our fields.
+"""The plan with its state filled in: the document the seed's ``yq`` readers expect.
 
-We own ``status``, ``progress``, ``execution.started_at``/``session_id``,
-``blockers``, ``completed_at`` and, per task, ``status``, ``started_at``,
-``completed_at`` and ``agent``.  Everything else in the file is the user's: it is
-left exactly as written (comments, order, quoting, unknown fields), because the
-new values are spliced into the text (``yamledit``) rather than the document
-re-dumped.  A value that already means the same thing (``active`` for
-``in_progress``, a timestamp written differently) is not rewritten.
+It is never written into the working tree (the plan there is the user's); it is what
+``status --format yaml`` prints and what the state branch keeps as
+``milestones/<id>.yaml``.  The seed's fields are filled: ``status``, ``progress``,
+``execution.started_at``/``session_id``, ``blockers``, ``completed_at`` and, per task,
+``status``, ``started_at``, ``completed_at`` and ``agent``.  Everything else reads as the
+user wrote it (comments, order, quoting, unknown fields), because the values are
+spliced into the text (``yamledit``) rather than the document re-dumped.
 """
 
 from __future__ import annotations
@@ -17,10 +17,11 @@ from typing import Any
 import yaml
 
 from milestoned import clock, yamlio
-from milestoned.errors import RuntimeFailure, UserError
-from milestoned.plan import Plan, normalize_status, read_plan
-from milestoned.state import State, manual_edits
-from milestoned.yamledit import Editor, scalar_value
+from milestoned.engine import Milestone
+from milestoned.errors import UserError
+from milestoned.plan import normalize_status, read_plan
+from milestoned.state import file_statuses
+from milestoned.yamledit import EditError, Editor, scalar_value
 
 
 def _status(ed: Editor, mapping: yaml.MappingNode, status: str, *, task: bool) -> None:
@@ -47,8 +48,9 @@ def _time(ed: Editor, mapping: yaml.MappingNode, key: str, value: str | None) ->
     _plain(ed, mapping, key, value, clock.normalize_time)
 
 
-def _progress(ed: Editor, doc: yaml.MappingNode, state: State, indent: int) -> None:
-    done, _, percentage = state.progress()
+def _progress(ed: Editor, doc: yaml.MappingNode, milestone: Milestone, indent: int) -> None:
+    done, _, percentage = milestone.progress()
+    state = milestone.state
     wanted = {"percentage": percentage, "tasks_completed": done, "last_update": state.last_update}
     node = ed.get(doc, "progress")
     if isinstance(node, yaml.ScalarNode) and isinstance(scalar_value(node), (int, float)):
@@ -64,7 +66,8 @@ def _progress(ed: Editor, doc: yaml.MappingNode, state: State, indent: int) -> N
         ed.set(doc, "progress", {k: v for k, v in wanted.items() if v is not None})
 
 
-def _execution(ed: Editor, doc: yaml.MappingNode, state: State, indent: int) -> None:
+def _execution(ed: Editor, doc: yaml.MappingNode, milestone: Milestone, indent: int) -> None:
+    state = milestone.state
     wanted = {"started_at": state.started_at, "session_id": state.session_id}
     if not any(wanted.values()):
         return
@@ -79,49 +82,66 @@ def _execution(ed: Editor, doc: yaml.MappingNode, state: State, indent: int) -> 
         ed.set(doc, "execution", {k: v for k, v in wanted.items() if v})
 
 
-def _blockers(ed: Editor, doc: yaml.MappingNode, state: State) -> None:
+def _blockers(ed: Editor, doc: yaml.MappingNode, milestone: Milestone) -> None:
     node = ed.get(doc, "blockers")
     current = yaml.load(yaml.serialize(node, Dumper=yaml.SafeDumper), Loader=yamlio.SafeLoader) if node else None
-    if (current or []) != state.blockers and (state.blockers or current):
-        ed.set(doc, "blockers", state.blockers)
+    if (current or []) != milestone.blockers and (milestone.blockers or current):
+        ed.set(doc, "blockers", milestone.blockers)
 
 
-def project(text: str, plan: Plan, state: State) -> str | None:
-    """The file's new text with ``state`` written in, or None when nothing would change."""
+def project(milestone: Milestone) -> str:
+    """The plan's text with the state written in (the text itself when nothing differs)."""
+    text, plan, state = milestone.plan.text, milestone.plan, milestone.state
     ed = Editor(text)
     doc = ed.root
     indent = yamlio.guess_indent(text)[0]
-    _status(ed, doc, state.status, task=False)
-    _progress(ed, doc, state, indent)
-    _execution(ed, doc, state, indent)
-    _blockers(ed, doc, state)
-    _time(ed, doc, "completed_at", state.completed_at)
+    _status(ed, doc, milestone.status, task=False)
+    _progress(ed, doc, milestone, indent)
+    _execution(ed, doc, milestone, indent)
+    _blockers(ed, doc, milestone)
+    _time(ed, doc, "completed_at", state.completed_at if milestone.status == "completed" else None)
     items = ed.get(doc, "tasks")
     items = items.value if isinstance(items, yaml.SequenceNode) else []
     for task in plan.tasks:
         if task.index >= len(items) or not isinstance(items[task.index], yaml.MappingNode):
             continue
-        node, ts = items[task.index], state.tasks[task.id]
+        node, ts = items[task.index], state.task(task.id)
         _status(ed, node, ts.status, task=True)
         _time(ed, node, "started_at", ts.started_at)
         _time(ed, node, "completed_at", ts.completed_at)
         _plain(ed, node, "agent", ts.agent)
     if not ed.changed:
-        return None
+        return text
     new_text = ed.result()
-    _check(new_text, plan, state)
+    _check(new_text, milestone)
     return new_text
 
 
-def _check(text: str, plan: Plan, state: State) -> None:
-    """Refuse to write a file that would not read back as ``state`` (a bug here, never the user's)."""
+def document(milestone: Milestone) -> str:
+    """``project``, or where the plan's shape defeats splicing, the same fields dumped plainly."""
     try:
-        reread, problems = read_plan(yamlio.parse(text, plan.path), plan.path)
+        return project(milestone)
+    except (EditError, _Unfaithful):
+        data = yaml.load(milestone.plan.text, Loader=yamlio.SafeLoader)
+        data["status"] = milestone.status
+        done, _, percentage = milestone.progress()
+        data["progress"] = {"percentage": percentage, "tasks_completed": done}
+        for raw, task in zip(data.get("tasks") or [], milestone.plan.tasks):
+            if isinstance(raw, dict):
+                raw["status"] = milestone.state.task(task.id).status
+        return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+
+
+class _Unfaithful(Exception):
+    """A projection that would not read back as the state: a bug here, never the user's."""
+
+
+def _check(text: str, milestone: Milestone) -> None:
+    path = milestone.path
+    try:
+        reread, problems = read_plan(yamlio.parse(text, path), path)
     except UserError as exc:
         reread, problems = None, [exc]
-    if problems or reread is None or manual_edits(reread, state):
-        raise RuntimeFailure(
-            "could not rewrite this file safely; it was left as it was (the event log has the change)",
-            path=plan.path,
-            hint="please report this with the file attached",
-        )
+    wanted = {"": milestone.status, **milestone.statuses}
+    if problems or reread is None or file_statuses(reread) != wanted:
+        raise _Unfaithful(str(path))

@@ -10,15 +10,12 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from milestoned.engine import Engine, Milestone, Transaction
 from milestoned.errors import UserError
-
-PROJECT_EVERY = 5.0  # seconds the milestone file may lag behind its log during a run
 
 
 @dataclass(frozen=True)
@@ -45,11 +42,8 @@ class Recorder:
     """Writes the runner's events through the engine on a thread of its own, a batch per transaction.
 
     Whatever queued up while a transaction was being written goes into the next one, so
-    a burst of completions costs one write, not one each.  The log is appended at once;
-    the milestone file's projection (a round-trip YAML rewrite, costly, and holding the
-    interpreter lock the scheduler needs) at most every ``PROJECT_EVERY`` seconds and at
-    the end of the run.  A verb the engine refuses (someone else took the task
-    meanwhile) is reported back and writes nothing.
+    a burst of completions costs one write, not one each.  A verb the engine refuses
+    (someone else took the task meanwhile) is reported back and writes nothing.
     """
 
     def __init__(self, engine: Engine, milestone_id: str, report: Callable[[object], None],
@@ -61,7 +55,6 @@ class Recorder:
         self.hurry = threading.Event()  # someone waits for what is queued: write without settling
         self._queue: queue.Queue[list[Op] | None] = queue.Queue()
         self._thread = threading.Thread(target=self._work, name="milestoned-recorder", daemon=True)
-        self._projected = time.monotonic()
 
     def start(self) -> None:
         self._thread.start()
@@ -93,9 +86,6 @@ class Recorder:
     def _write(self, ops: list[Op]) -> None:
         try:
             with self.engine.transaction() as txn:
-                txn.defer_projection = time.monotonic() - self._projected < PROJECT_EVERY
-                if not txn.defer_projection:
-                    self._projected = time.monotonic()
                 milestone = txn.milestone(self.milestone_id)
                 for op in ops:
                     try:

@@ -201,7 +201,8 @@ class Runner:
         """Check, activate or resume, and requeue what a dead runner left: one transaction."""
         with self.engine.transaction() as txn:
             ms = txn.milestone(self.mid)
-            running = ms.state.status in ("in_progress", "blocked")
+            self.engine.pin(ms.plan)  # the plan it started with, whatever is checked out meanwhile
+            running = ms.running
             if not (resume and running):
                 lifecycle.check_executable(self.engine, ms, force=force)
             self._check_commands(ms)
@@ -218,14 +219,14 @@ class Runner:
         self.title = ms.plan.title
         self.tasks = {t.id: t for t in ms.plan.tasks}
         self.deps = ms.plan.deps
-        self.status = dict(ms.state.statuses)
+        self.status = dict(ms.statuses)
         return ms
 
     def _check_commands(self, ms: Milestone) -> None:
         if self.config.agent_command:
             return
         for task in ms.plan.tasks:
-            if task.run is None and task.prompt is not None and ms.state.tasks[task.id].status != "completed":
+            if task.run is None and task.prompt is not None and ms.state.task(task.id).status != "completed":
                 raise UserError(f"task {task.id} has a prompt but no agent command is configured",
                                 path=self.ws.config_path,
                                 hint='set agent.command, for example ["my-agent", "--print", "{prompt}"]')
@@ -233,13 +234,13 @@ class Runner:
     def _requeue_dead(self, txn: Transaction, ms: Milestone) -> list[str]:
         """Tasks a dead runner had in progress go back to the queue (we hold the runner lock)."""
         last: dict[str, Event] = {}
-        for event in [*ms.log.events, *ms.pending]:
+        for event in ms.events():
             if event.get("event") in ("task_started", "task_claimed") and isinstance(event.get("task_id"), str):
                 last[event["task_id"]] = event
         requeued: list[str] = []
         for task in ms.plan.tasks:
             event = last.get(task.id)
-            if ms.state.tasks[task.id].status != "in_progress" or not event or "runner_pid" not in event:
+            if ms.state.task(task.id).status != "in_progress" or not event or "runner_pid" not in event:
                 continue  # a person's or an agent's: not ours to take back
             if event.get("runner_host") != HOST:
                 self.display.note(f"{task.id} is in progress under a runner on {event.get('runner_host')}; left alone")
@@ -247,7 +248,7 @@ class Runner:
             requeued.append(task.id)
             txn.record(ms, "task_requeued", task_id=task.id, reason=f"its runner (pid {event['runner_pid']}) is gone")
         kill_leftovers([self.trees.path(t.id) for t in ms.plan.tasks if self.trees.exists(t.id)
-                         and (t.id in requeued or ms.state.tasks[t.id].status == "pending")])
+                         and (t.id in requeued or ms.state.task(t.id).status == "pending")])
         return requeued
 
     # -- the loop ----------------------------------------------------------------------------
@@ -327,7 +328,7 @@ class Runner:
 
     def _log_name(self, task_id: str) -> str:
         """A task's log as events name it: relative to the repository, wherever the runner started."""
-        return str(self.ws.task_log_path(self.mid, task_id).relative_to(self.ws.root))
+        return os.path.relpath(self.ws.task_log_path(self.mid, task_id), self.ws.root)
 
     def _free(self, slot: int) -> None:
         self.free_slots.append(slot)
@@ -520,7 +521,7 @@ class Runner:
         """Tasks blocked by a merge conflict that a person has since resolved: merge them now."""
         ops: list[Op] = []
         for task in ms.plan.tasks:
-            state = ms.state.tasks[task.id]
+            state = ms.state.task(task.id)
             if state.status != "blocked" or (state.blocker or {}).get("reason") != MERGE_CONFLICT:
                 continue
             try:
@@ -544,8 +545,8 @@ class Runner:
         with self.engine.transaction() as txn:
             ms = txn.milestone(self.mid)
             reason = (f"execute interrupted by {interrupted}" if interrupted else
-                      "execute finished" if ms.state.status == "completed" else "execute stopped")
-            if not interrupted and ms.state.status != "completed":
+                      "execute finished" if ms.status == "completed" else "execute stopped")
+            if not interrupted and ms.status != "completed":
                 blockers.recheck(txn, ms)  # failed commands, conflicts: escalated even with no daemon
             if ms.state.session_id and not _saved_since_last_change(ms):
                 sessions.save(txn, ms, reason)
@@ -559,9 +560,9 @@ class Runner:
 
 def _started_by_its_commit(ms: Milestone, task_id: str) -> bool:
     """Hook ingest saw the task's first commit before the runner recorded the task's start."""
-    if ms.state.tasks[task_id].status != "in_progress":
+    if ms.state.task(task_id).status != "in_progress":
         return False
-    for event in reversed([*ms.log.events, *ms.pending]):
+    for event in reversed(ms.events()):
         if event.get("task_id") == task_id and event.get("event") in ("task_started", "task_claimed"):
             return event.get("via") == "commit" and "runner_pid" not in event
     return False
@@ -569,7 +570,7 @@ def _started_by_its_commit(ms: Milestone, task_id: str) -> bool:
 
 def _saved_since_last_change(ms: Milestone) -> bool:
     """A session save is the newest state-relevant event (a completion saves by itself)."""
-    for event in reversed([*ms.log.events, *ms.pending]):
+    for event in reversed(ms.events()):
         if event.get("event") == "session_saved":
             return True
         if event.get("event") in STATE_EVENTS:
@@ -578,12 +579,12 @@ def _saved_since_last_change(ms: Milestone) -> bool:
 
 
 def _complete(txn: Transaction, ms: Milestone, task_id: str, fields: dict[str, Any]) -> None:
-    if ms.state.tasks[task_id].status != "completed":  # hook ingest may have read our merge's trailer first
+    if ms.state.task(task_id).status != "completed":  # hook ingest may have read our merge's trailer first
         lifecycle.complete(txn, ms, task_id, **fields)
 
 
 def _requeue(txn: Transaction, ms: Milestone, task_id: str, reason: str) -> None:
-    if ms.state.tasks[task_id].status == "in_progress":  # it was recorded started: put it back
+    if ms.state.task(task_id).status == "in_progress":  # it was recorded started: put it back
         txn.record(ms, "task_requeued", task_id=task_id, reason=reason)
 
 

@@ -5,8 +5,9 @@ queries such as ``.session.milestone_id`` or ``.context.git_branch`` still work)
 id, milestone, status, saved_at, reason; working directory, branch, commit; active
 agents, current task, progress; next tasks and uncommitted change count.
 
-Every save is also one commit on the ``milestoned/state`` branch (``statebranch``),
-made once the transaction has written its files, so that another clone can resume it.
+Sessions live in the state directory (``<git common dir>/milestoned/sessions/``), and
+every save is also one commit on the ``milestoned/state`` branch (``statetree``), made
+once the transaction has written its files, so that another clone can resume it.
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ from typing import Any
 
 import yaml
 
-from milestoned import checkpoints, clock, gitutil, ids, statebranch, yamlio
+from milestoned import checkpoints, clock, gitutil, ids, statebranch, statetree, yamlio
 from milestoned.checkpoints import Checkpoint
 from milestoned.engine import Engine, Milestone, Transaction
 from milestoned.errors import RuntimeFailure, UserError
-from milestoned.workspace import Workspace
+from milestoned.workspace import STATE_DIR, Workspace
 
 
 def _git_context(ws: Workspace, milestone_id: str) -> tuple[dict[str, Any], int, Checkpoint | None]:
@@ -38,12 +39,11 @@ def _git_context(ws: Workspace, milestone_id: str) -> tuple[dict[str, Any], int,
 
 def snapshot(ws: Workspace, milestone: Milestone, reason: str) -> dict[str, Any]:
     """The session record for ``milestone`` as it stands now."""
-    state = milestone.state
     context, uncommitted, checkpoint = _git_context(ws, milestone.id)
-    in_progress = [t.id for t in milestone.plan.tasks if state.tasks[t.id].status == "in_progress"]
+    in_progress = [tid for tid, task in milestone.tasks.items() if task.status == "in_progress"]
     return {
         "session": {
-            "id": state.session_id,
+            "id": milestone.state.session_id,
             "milestone_id": milestone.id,
             "status": "active",
             "saved_at": clock.now_iso(),
@@ -51,11 +51,11 @@ def snapshot(ws: Workspace, milestone: Milestone, reason: str) -> dict[str, Any]
         },
         "context": context,
         "execution_state": {
-            "milestone_status": state.status,
-            "active_agents": state.active_agents(),
+            "milestone_status": milestone.status,
+            "active_agents": milestone.active_agents(),
             "current_task": in_progress[0] if in_progress else None,
             "tasks_in_progress": in_progress,
-            "progress_percentage": state.progress()[2],
+            "progress_percentage": milestone.progress()[2],
         },
         "resume_points": {
             "next_tasks": milestone.ready,
@@ -71,27 +71,26 @@ def _dump(record: dict[str, Any]) -> str:
 
 
 def save(txn: Transaction, milestone: Milestone, reason: str) -> Path:
-    """Write ``sessions/<session-id>.yaml``, log ``session_saved`` and commit the state branch.
+    """Write the session, log ``session_saved`` and commit the state branch.
 
     The commit happens after the transaction has written everything, still under the
-    lock, so the branch holds exactly the files as they stand on disk.
+    lock, so the branch holds exactly the files as they stand.
     """
     if not milestone.state.session_id:
         raise UserError(f"milestone {milestone.id} has no session yet", hint=f"activate it: milestoned activate {milestone.id}")
     record = snapshot(txn.ws, milestone, reason)
     session_id = milestone.state.session_id
-    path = txn.ws.sessions_dir / f"{session_id}.yaml"
     checkpoint = record["resume_points"]["checkpoint"]
     if checkpoint:  # the seed's auto_commit, kept off every branch
         txn.record(milestone, "auto_commit", checkpoint=checkpoint, files_changed=record["resume_points"]["pending_commits"])
-    event = txn.record(milestone, "session_saved", reason=reason, path=str(path.relative_to(txn.ws.root)))
+    event = txn.record(milestone, "session_saved", reason=reason, session=session_id)
     record["session"]["clock"] = event["clock"]  # orders two saves made within one second
-    txn.write_file(path, _dump(record))
+    path = txn.write_session(session_id, _dump(record))
     state = record["execution_state"]
     subject = (f"save session {session_id}: {milestone.id} {state['milestone_status']}, "
                f"{state['progress_percentage']}% ({reason})")
-    ws = txn.ws
-    txn.after_commit(lambda: statebranch.save(ws, subject))
+    engine = txn.engine
+    txn.after_commit(lambda: statetree.save(engine, subject))
     return path
 
 
@@ -100,10 +99,10 @@ def mark_resumed(txn: Transaction, milestone: Milestone, session_id: str) -> dic
     record = load(txn.ws, session_id)
     record["session"]["status"] = "resumed"
     record["session"]["resumed_at"] = clock.now_iso()
-    txn.write_file(txn.ws.sessions_dir / f"{session_id}.yaml", _dump(record))
+    txn.write_session(session_id, _dump(record))
     txn.record(milestone, "session_resumed", session_id=session_id)
-    ws = txn.ws
-    txn.after_commit(lambda: statebranch.save(ws, f"resume session {session_id}: {milestone.id}"))
+    engine = txn.engine
+    txn.after_commit(lambda: statetree.save(engine, f"resume session {session_id}: {milestone.id}"))
     return record
 
 
@@ -111,7 +110,7 @@ def load(ws: Workspace, session_id: str) -> dict[str, Any]:
     problem = ids.id_problem(session_id, "session id")
     if problem:
         raise UserError(problem, hint="list sessions with `milestoned session list`")
-    path = ws.sessions_dir / f"{session_id}.yaml"
+    path = ws.session_path(session_id)
     if not path.is_file():
         raise UserError(f"no session {session_id}", hint="list them with `milestoned session list`")
     data, _ = yamlio.load(path)
@@ -195,17 +194,14 @@ def _choose_session(ws: Workspace, repo: Any, commits: list[Any], session_id: st
 def _switch_to(ws: Workspace, branch: str | None) -> str | None:
     """Check out the session's branch (the one place we move HEAD: the user asked); a note, or None.
 
-    Refused over uncommitted changes to tracked files outside ``.milestones/``: they are
-    the user's work, and a checkout could carry them somewhere they do not belong.
+    Refused over uncommitted changes to tracked files: they are the user's work (plans
+    included), and a checkout could carry them somewhere they do not belong.
     """
-    from milestoned.workspace import STATE_DIR
-
     if not branch or branch == gitutil.head_branch(ws.worktree):
         return None
     if branch.startswith("-"):
         return f"the session names branch {branch!r}, which is not a branch name; staying where you are"
-    dirty = [line[3:] for line in gitutil.porcelain_status(ws.worktree)
-             if not line.startswith("??") and not line[3:].startswith(f"{STATE_DIR}/")]
+    dirty = [line[3:] for line in gitutil.porcelain_status(ws.worktree) if not line.startswith("??")]
     if dirty:
         shown = ", ".join(dirty[:3]) + (f" and {len(dirty) - 3} more" if len(dirty) > 3 else "")
         raise UserError(f"cannot check out {branch}: uncommitted changes in {shown}",
@@ -219,17 +215,33 @@ def _switch_to(ws: Workspace, branch: str | None) -> str | None:
     raise UserError(f"git switch {branch} failed: {detail}", hint="resolve that, then run `milestoned resume` again")
 
 
+def _restore_plan(engine: Engine, repo: Any, milestone_id: str) -> str | None:
+    """A plan the checked-out branch lacks (never committed) comes back from the state branch,
+    as an untracked file; a note saying so, or None."""
+    if engine.exists(milestone_id):
+        return None
+    text = statetree.plan_text(repo, statebranch.tip(repo), milestone_id)
+    if text is None:
+        raise UserError(f"no plan for milestone {milestone_id} on this branch or on {statebranch.BRANCH}",
+                        hint="check out the branch that has .milestones/active/" + milestone_id + ".yaml")
+    ws = engine.ws
+    path = ws.worktree / STATE_DIR / "active" / f"{milestone_id}.yaml"
+    with engine.transaction() as txn:
+        txn.write_plan(path, text.decode("utf-8"))
+    return (f"restored the plan {path.relative_to(ws.worktree)} from {statebranch.BRANCH}: this branch never "
+            "had it, so it is an untracked file (commit it to version it with your code)")
+
+
 def resume(engine: Engine, session_id: str | None, *, remote: str | None, timeout: float,
            remote_optional: bool = False) -> dict[str, Any]:
-    """``milestoned resume``: fetch, check out, restore ``.milestones/``, mark the session resumed.
+    """``milestoned resume``: fetch, check out, restore the state, mark the session resumed.
 
-    The order matters: the checkout comes before any file is written, so a refusal
-    changes nothing; ``.milestones/`` is restored after it, so a branch switch cannot
-    leave a stale milestone file behind.  With ``remote_optional`` (a remote we chose,
-    not one the user named) an unreachable remote is a warning, not a failure.
+    The order matters: the checkout comes before anything is written, so a refusal
+    changes nothing; the state comes into the git dir after it, and a plan the branch
+    lacks is restored last.  With ``remote_optional`` (a remote we chose, not one the
+    user named) an unreachable remote is a warning, not a failure.
     """
-    from milestoned import blockers, sync
-    from milestoned.lifecycle import init
+    from milestoned import blockers, hooks, sync
 
     ws = engine.ws
     repo = statebranch.open_repo(ws)
@@ -238,6 +250,7 @@ def resume(engine: Engine, session_id: str | None, *, remote: str | None, timeou
         try:
             sync.fetch(ws, remote, timeout=timeout)
             incoming = statebranch.tip(repo, sync.tracking_state(remote))
+            sync.merge_notes(ws, remote, repo)  # `git log --notes=milestoned` works at once
         except RuntimeFailure as exc:
             if not remote_optional:
                 raise
@@ -245,30 +258,31 @@ def resume(engine: Engine, session_id: str | None, *, remote: str | None, timeou
     record = _choose_session(ws, repo, [incoming, statebranch.tip(repo)], session_id)
     session_id, milestone_id = str(record["session"]["id"]), str(record["session"]["milestone_id"])
     note = _switch_to(ws, (record.get("context") or {}).get("git_branch"))
-    if not ws.milestones_dir.is_dir():
-        init(ws)
     with engine.lock.held():
         merged = sync.integrate(engine, incoming, subject=f"resume: merge state from {remote}", prefer_incoming=True)
         if merged in ("none", "up-to-date"):
             sync.restore(engine)
+        restored = _restore_plan(engine, repo, milestone_id)
         with engine.transaction() as txn:
             ms = txn.milestone(milestone_id)
             mark_resumed(txn, ms, session_id)
-            if ms.state.status != "completed":
-                txn.write_file(ws.current_path, milestone_id + "\n")
+            if ms.status != "completed":
+                txn.set_current(milestone_id)
             outcome = blockers.recheck(txn, ms)
+    installed = all(h.state in ("ours", "chained") for h in hooks.status(ws))
     return {
-        "schema": 1,
+        "schema": 2,
         "session": row(load(ws, session_id)),
         "remote": remote,
         "state": merged,
         "checkout": note,
-        "milestone": {"id": ms.id, "status": ms.state.status, "progress_percentage": ms.state.progress()[2]},
+        "plan_restored": restored,
+        "hooks": {"installed": installed, "fix": None if installed else "milestoned hooks install"},
+        "milestone": {"id": ms.id, "status": ms.status, "progress_percentage": ms.progress()[2]},
         "ready": ms.ready,
-        "in_progress": [{"task_id": t, "agent": s.agent} for t, s in ms.state.tasks.items()
-                        if s.status == "in_progress"],
-        "blockers": ms.state.blockers,
+        "in_progress": [{"task_id": t, "agent": s.agent} for t, s in ms.tasks.items() if s.status == "in_progress"],
+        "blockers": ms.blockers,
         "blockers_cleared": outcome.cleared,
-        "next_command": f"milestoned execute {ms.id} --resume" if ms.state.status != "completed" else None,
+        "next_command": f"milestoned execute {ms.id} --resume" if ms.status != "completed" else None,
         "warnings": warnings,
     }

@@ -1,9 +1,20 @@
-"""Execution state as a fold of the event log over the plan.
+"""Execution state as a fold of the event log, seen through the plan.
 
-The event log is the source of truth for who did what; the status, progress and
-timestamp fields in the milestone YAML are this fold's projection, rewritten by the
-engine so that the seed's ``yq`` queries keep working.  ``fold`` is pure and
-deterministic: the same plan and the same events give the same state on any clone.
+The event log is the source of truth for what happened; the plan (the user's file)
+says which tasks exist in this checkout.  ``fold`` is pure, deterministic and does not
+depend on the plan once a ``state_baseline`` is in the log: the same events give the
+same state on any clone, whatever branch is checked out.  A git operation that swaps
+the plan changes which tasks are shown, never what happened to them.
+
+Before a baseline exists (a milestone milestoned never wrote to, or a seed log), the
+fold starts from the statuses the file itself records: the seed's files carry them,
+and they are read once, as the baseline, at the first write (``baseline_fields``).
+After that a status written in the file is never applied; where it disagrees with the
+state it is reported (``disagreements``) with the command that records it.
+
+The milestone's status is derived from the plan as well as the events: it is
+completed when every task of the plan is (``derive_status``), so a plan that grows is
+in progress again and one whose tasks are all done is completed, on any checkout.
 """
 
 from __future__ import annotations
@@ -12,7 +23,6 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-from milestoned import graph
 from milestoned.events import Event
 from milestoned.plan import Plan
 
@@ -20,6 +30,7 @@ from milestoned.plan import Plan
 STATE_EVENTS = frozenset(
     {
         "state_baseline",
+        "plan_acknowledged",
         "milestone_activated",
         "milestone_paused",
         "milestone_completed",
@@ -35,9 +46,10 @@ STATE_EVENTS = frozenset(
         "claim_released",
         "claim_expired",
         "task_requeued",
-        "status_set_manually",
+        "status_set_manually",  # written by earlier versions for hand edits: still facts
     }
 )
+RUNNING = ("in_progress", "blocked")
 
 
 @dataclass
@@ -53,6 +65,8 @@ class TaskState:
 
 @dataclass
 class State:
+    """What the events say: the milestone's own status and every task they ever named."""
+
     status: str = "planned"
     started_at: str | None = None
     completed_at: str | None = None
@@ -62,16 +76,16 @@ class State:
     tasks: dict[str, TaskState] = field(default_factory=dict)
     clock: int = 0
     has_baseline: bool = False
+    # the statuses the plan file carried when last read as a baseline: a file still saying
+    # these is only stale, one saying something else was edited by hand
+    acknowledged: dict[str, str] = field(default_factory=dict)  # "" for the milestone, else task id
 
-    @property
-    def statuses(self) -> dict[str, str]:
-        return {tid: t.status for tid, t in self.tasks.items()}
-
-    def active_agents(self) -> list[str]:
-        return sorted({t.agent for t in self.tasks.values() if t.status == "in_progress" and t.agent})
-
-    def progress(self) -> tuple[int, int, int]:
-        return graph.progress(self.statuses)
+    def task(self, task_id: str) -> TaskState:
+        """The task's state, made pending on first sight (a task the events never named)."""
+        found = self.tasks.get(task_id)
+        if found is None:
+            found = self.tasks[task_id] = TaskState()
+        return found
 
     def copy(self) -> State:
         return copy.deepcopy(self)
@@ -91,6 +105,11 @@ def initial(plan: Plan) -> State:
     return state
 
 
+def file_statuses(plan: Plan) -> dict[str, str]:
+    """The statuses written in the file: ``""`` for the milestone's, then one per task."""
+    return {"": plan.recorded.status, **{t.id: t.recorded.status for t in plan.tasks}}
+
+
 def baseline_fields(plan: Plan) -> dict[str, Any]:
     """What a ``state_baseline`` event holds: the statuses the file had when first met."""
     rec = plan.recorded
@@ -106,37 +125,63 @@ def baseline_fields(plan: Plan) -> dict[str, Any]:
     }
 
 
-def _task(state: State, event: Event) -> TaskState | None:
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _task_of(state: State, event: Event) -> TaskState | None:
     task_id = event.get("task_id")
-    return state.tasks.get(task_id) if isinstance(task_id, str) else None
+    return state.task(task_id) if isinstance(task_id, str) and task_id else None
+
+
+def _baseline(state: State, event: Event) -> None:
+    """The file's statuses when milestoned first wrote: the state starts over from them."""
+    state.has_baseline = True
+    state.status = _text(event.get("status")) or state.status
+    state.started_at = _text(event.get("started_at"))
+    state.completed_at = _text(event.get("completed_at"))
+    state.session_id = _text(event.get("execution_session_id"))
+    state.tasks = {}
+    tasks = event.get("tasks")
+    for tid, fields in (tasks.items() if isinstance(tasks, dict) else ()):
+        if isinstance(tid, str) and isinstance(fields, dict):
+            state.tasks[tid] = TaskState(
+                _text(fields.get("status")) or "pending", _text(fields.get("started_at")),
+                _text(fields.get("completed_at")), _text(fields.get("agent")),
+            )
+    _acknowledge(state, event)
+
+
+def _acknowledge(state: State, event: Event) -> None:
+    """``state_baseline`` and ``plan_acknowledged``: the file's statuses, as read then."""
+    tasks = event.get("tasks")
+    statuses = {"": _text(event.get("status")) or "planned"}
+    for tid, fields in (tasks.items() if isinstance(tasks, dict) else ()):
+        if isinstance(tid, str) and isinstance(fields, dict):
+            statuses[tid] = _text(fields.get("status")) or "pending"
+    state.acknowledged = statuses
 
 
 def apply(state: State, event: Event) -> None:
     """Apply one event to ``state`` in place.  Events are facts: they are never refused here."""
     name = event.get("event")
     clock = event.get("clock")
-    if isinstance(clock, int) and clock > state.clock:
+    if isinstance(clock, int) and not isinstance(clock, bool) and clock > state.clock:
         state.clock = clock
     if name not in STATE_EVENTS:
         return
-    when = event.get("timestamp")
+    when = _text(event.get("timestamp"))
     state.last_update = when
-    task = _task(state, event)
     if name == "state_baseline":
-        state.has_baseline = True
-        state.status = event.get("status", state.status)
-        state.started_at = event.get("started_at")
-        state.completed_at = event.get("completed_at")
-        state.session_id = event.get("execution_session_id")
-        for tid, fields in (event.get("tasks") or {}).items():
-            if tid in state.tasks and isinstance(fields, dict):
-                state.tasks[tid] = TaskState(
-                    fields.get("status", "pending"), fields.get("started_at"),
-                    fields.get("completed_at"), fields.get("agent"),
-                )
-    elif name == "milestone_activated":
+        _baseline(state, event)
+        return
+    if name == "plan_acknowledged":
+        _acknowledge(state, event)
+        return
+    task = _task_of(state, event)
+    if name == "milestone_activated":
         state.status = "in_progress"
-        state.session_id = event.get("session_id") or state.session_id
+        state.session_id = _text(event.get("session_id")) or state.session_id
         state.started_at = state.started_at or when
         state.completed_at = None
     elif name == "milestone_paused":
@@ -146,20 +191,21 @@ def apply(state: State, event: Event) -> None:
         state.completed_at = when
         state.blockers = []
     elif name == "milestone_reopened":
-        state.status = "in_progress"
+        state.status = "in_progress" if state.status == "completed" else state.status
         state.completed_at = None
     elif name == "blockers_escalated":
         state.status = "blocked"
-        state.blockers = list(event.get("blockers") or [])
+        state.blockers = _blocker_list(event.get("blockers"))
     elif name == "blockers_cleared":
-        state.blockers = list(event.get("remaining") or [])
+        state.blockers = _blocker_list(event.get("remaining"))
         if not state.blockers and state.status == "blocked":
             state.status = "in_progress"
     elif name == "status_set_manually":
+        to = _text(event.get("to"))
         if task is not None:
-            task.status = event.get("to", task.status)
+            task.status = to or task.status
         elif event.get("task_id") is None:
-            state.status = event.get("to", state.status)
+            state.status = to or state.status
     elif task is None:
         return
     elif name in ("task_started", "task_claimed"):
@@ -167,13 +213,13 @@ def apply(state: State, event: Event) -> None:
         task.started_at = when
         task.completed_at = None
         task.blocker = None
-        task.agent = event.get("agent") or task.agent
-        task.lease_until = event.get("lease_until")
-        task.output = event.get("output") or task.output
+        task.agent = _text(event.get("agent")) or task.agent
+        task.lease_until = _text(event.get("lease_until"))
+        task.output = _text(event.get("output")) or task.output
     elif name in ("claim_renewed", "claim_released", "claim_expired") and not _holds(task, event):
         return  # about a claim that is no longer the current one (merged from another clone)
     elif name == "claim_renewed":
-        task.lease_until = event.get("lease_until")
+        task.lease_until = _text(event.get("lease_until"))
     elif name == "task_completed":
         task.status = "completed"
         task.completed_at = when
@@ -184,7 +230,7 @@ def apply(state: State, event: Event) -> None:
         task.lease_until = None
         task.blocker = {k: event[k] for k in ("reason", "exit_code", "paths", "output", "tail", "worktree")
                         if k in event}
-        task.output = event.get("output") or task.output
+        task.output = _text(event.get("output")) or task.output
     elif name in ("task_reopened", "claim_released", "claim_expired", "task_requeued"):
         task.status = "pending"
         task.completed_at = None
@@ -193,27 +239,51 @@ def apply(state: State, event: Event) -> None:
         task.agent = None
 
 
+def _blocker_list(value: object) -> list[dict[str, Any]]:
+    return [b for b in value if isinstance(b, dict)] if isinstance(value, list) else []
+
+
 def _holds(task: TaskState, event: Event) -> bool:
     """Whether ``event``'s agent holds ``task`` now: lease events of an older claim change nothing."""
     agent = event.get("agent")
     return task.status == "in_progress" and (agent is None or task.agent in (None, agent))
 
 
-def fold(plan: Plan, events: list[Event]) -> State:
-    """State = fold(events) over the plan, starting from the file's record if no baseline."""
-    state = initial(plan)
+def fold(events: list[Event], start: State | None = None) -> State:
+    """State = fold(events), from ``start`` (the file's record, for a log without a baseline)."""
+    state = start or State()
     for event in events:
         apply(state, event)
     return state
 
 
-def manual_edits(plan: Plan, state: State) -> list[dict[str, Any]]:
-    """Statuses the file says and the log does not: hand edits to record, never lose."""
-    edits: list[dict[str, Any]] = []
-    if plan.recorded.status != state.status:
-        edits.append({"from": state.status, "to": plan.recorded.status})
-    for task in plan.tasks:
-        current = state.tasks[task.id].status
-        if task.recorded.status != current:
-            edits.append({"task_id": task.id, "from": current, "to": task.recorded.status})
-    return edits
+def derive_status(recorded: str, done: int, total: int) -> str:
+    """The milestone's status over the plan of this checkout.
+
+    Completed exactly when every task of the plan is; a milestone the log calls completed
+    whose plan has grown is in progress again (the new task is ready).
+    """
+    if total and done == total:
+        return "completed"
+    if recorded == "completed":
+        return "in_progress"
+    return recorded
+
+
+def disagreements(plan: Plan, state: State, statuses: dict[str, str], status: str) -> list[tuple[str, str, str]]:
+    """Statuses written in the file by hand, that the state does not share: ``(key, file, state)``.
+
+    ``key`` is ``""`` for the milestone, else a task id.  A status still equal to what the
+    file said when it was last read as a baseline is only stale (the seed, an earlier
+    milestoned) and not reported; before any baseline the file is the state itself.
+    """
+    if not state.has_baseline:
+        return []
+    said = file_statuses(plan)
+    found = []
+    for key, written in said.items():
+        now = status if key == "" else statuses[key]
+        default = "planned" if key == "" else "pending"
+        if written != now and written != state.acknowledged.get(key, default):
+            found.append((key, written, now))
+    return found

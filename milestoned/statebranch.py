@@ -1,25 +1,28 @@
 """The branch ``milestoned/state``: execution state kept in git, beside the code, never in it.
 
-Every save commits ``.milestones/`` — milestone files, event logs, sessions — to its
-own branch with pygit2 plumbing: blobs, trees and a commit are written straight into
-the object store and the ref moves by compare-and-swap.  HEAD, the index and every
-working tree stay exactly as they were, so a save never disturbs the user's work and
-never adds "sync" commits to their history.  The branch has no common history with
+Every save commits the state — event logs, sessions — and each milestone's plan to
+its own branch with pygit2 plumbing: blobs, trees and a commit are written straight
+into the object store and the ref moves by compare-and-swap.  HEAD, the index and
+every working tree stay exactly as they were, so a save never disturbs the user's work
+and never adds "sync" commits to their history.  The branch has no common history with
 the code; a branch ref keeps its commits safe from ``git gc``.
 
-The tree is meant to be read by people (``git show milestoned/state:sessions/…``)::
+The tree is meant to be read by people (``git show milestoned/state:milestones/m1.yaml``)::
 
     README                      what this branch is
-    milestones/<id>.yaml        milestone files (active and completed alike)
-    logs/<id>.jsonl             event logs (logs/execution-<id>.jsonl on disk)
+    milestones/<id>.yaml        each plan with its state filled in (the seed's yq readers)
+    plans/<id>.yaml             each plan as the user wrote it (resume restores one a branch lacks)
+    logs/<id>.jsonl             event logs (the source of truth)
     sessions/<session-id>.yaml  saved sessions
+
+What goes in is decided above this module (``statetree``); here is only the plumbing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Union
 
 from milestoned.errors import RuntimeFailure, UserError
 from milestoned.identity import Identity
@@ -28,19 +31,22 @@ from milestoned.workspace import Workspace
 if TYPE_CHECKING:
     import pygit2
 
+    Content = Union[bytes, Path, pygit2.Oid]  # what a tree path holds: bytes, a file, or a blob
+
 BRANCH = "milestoned/state"
 REF = f"refs/heads/{BRANCH}"
-LOG_PREFIX, LOG_SUFFIX = "execution-", ".jsonl"
+LOG_SUFFIX = ".jsonl"
 
 README = """\
 milestoned state
 ================
 
-This branch is written by milestoned (https://pypi.org/project/milestoned/), not by
-hand. It holds the execution state of the milestones in .milestones/ so that a
-session saved on one machine resumes on any clone:
+This branch is written by milestoned, not by hand. It holds the execution state of
+the milestones of this repository so that a session saved on one machine resumes on
+any clone:
 
-  milestones/<id>.yaml        the milestone files, with task statuses
+  milestones/<id>.yaml        each milestone's plan with its state filled in
+  plans/<id>.yaml             each plan as its author wrote it
   logs/<id>.jsonl             the append-only event logs (the source of truth)
   sessions/<session-id>.yaml  saved sessions (`milestoned session list`)
 
@@ -66,32 +72,15 @@ def signatures(repo: pygit2.Repository) -> tuple[pygit2.Signature, pygit2.Signat
     return Identity.detect(Path(repo.workdir or repo.path)).signatures()
 
 
-# -- the mapping between .milestones/ and the tree ---------------------------------------
-def disk_files(ws: Workspace) -> dict[str, Path]:
-    """Tree path -> file on disk, for everything a save keeps."""
-    from milestoned.engine import Engine
-
-    found: dict[str, Path] = {}
-    for path in Engine(ws).milestone_paths():
-        found.setdefault(f"milestones/{path.name}", path)  # active/ wins over a stale completed/ copy
-    if ws.logs_dir.is_dir():
-        for path in sorted(ws.logs_dir.glob(f"{LOG_PREFIX}*{LOG_SUFFIX}")):
-            found[f"logs/{path.name[len(LOG_PREFIX):]}"] = path
-    if ws.sessions_dir.is_dir():
-        for path in sorted(ws.sessions_dir.glob("*.yaml")):
-            if not path.name.startswith("."):
-                found[f"sessions/{path.name}"] = path
-    return found
-
-
+# -- tree paths ---------------------------------------------------------------------------
 def log_tree_path(milestone_id: str) -> str:
     return f"logs/{milestone_id}{LOG_SUFFIX}"
 
 
 def milestone_id_of(tree_path: str) -> str | None:
-    """The milestone a ``milestones/`` or ``logs/`` tree path belongs to."""
+    """The milestone a ``milestones/``, ``plans/`` or ``logs/`` tree path belongs to."""
     folder, _, name = tree_path.partition("/")
-    if folder == "milestones":
+    if folder in ("milestones", "plans"):
         return name.rsplit(".", 1)[0]
     if folder == "logs" and name.endswith(LOG_SUFFIX):
         return name[: -len(LOG_SUFFIX)]
@@ -104,32 +93,43 @@ def tip(repo: pygit2.Repository, ref: str = REF) -> pygit2.Oid | None:
     return found.resolve().target if found is not None else None  # type: ignore[no-any-return]
 
 
-def files_at(repo: pygit2.Repository, commit_id: pygit2.Oid | None) -> dict[str, bytes]:
-    """Every file of a state commit as ``{tree path: bytes}`` (empty for None)."""
+def blobs_at(repo: pygit2.Repository, commit_id: pygit2.Oid | None) -> dict[str, pygit2.Oid]:
+    """Every file of a state commit as ``{tree path: blob id}`` (empty for None)."""
     if commit_id is None:
         return {}
-    out: dict[str, bytes] = {}
+    out: dict[str, Any] = {}
 
     def walk(tree: Any, prefix: str) -> None:
         for entry in tree:
             if entry.type_str == "tree":
                 walk(repo[entry.id], f"{prefix}{entry.name}/")
             elif entry.type_str == "blob":
-                out[prefix + entry.name] = repo[entry.id].data
+                out[prefix + entry.name] = entry.id
 
     walk(repo[commit_id].tree, "")
     return out
 
 
+def files_at(repo: pygit2.Repository, commit_id: pygit2.Oid | None) -> dict[str, bytes]:
+    """Every file of a state commit as ``{tree path: bytes}`` (empty for None)."""
+    return {path: repo[oid].data for path, oid in blobs_at(repo, commit_id).items()}
+
+
 # -- writing the branch -----------------------------------------------------------------
-def _build_tree(repo: pygit2.Repository, files: Mapping[str, Path]) -> pygit2.Oid:
-    """Blobs straight from the files (hashed by libgit2), a tree per folder, README at the top."""
+def _build_tree(repo: pygit2.Repository, files: Mapping[str, Content]) -> pygit2.Oid:
+    """A blob per file (hashed by libgit2), a tree per folder, README at the top."""
     import pygit2
 
     folders: dict[str, dict[str, pygit2.Oid]] = {}
-    for tree_path, source in files.items():
+    for tree_path, content in files.items():
         folder, _, name = tree_path.rpartition("/")
-        folders.setdefault(folder, {})[name] = repo.create_blob_fromdisk(str(source))
+        if isinstance(content, Path):
+            oid = repo.create_blob_fromdisk(str(content))
+        elif isinstance(content, bytes):
+            oid = repo.create_blob(content)
+        else:
+            oid = content
+        folders.setdefault(folder, {})[name] = oid
     root = repo.TreeBuilder()
     root.insert("README", repo.create_blob(README.encode()), pygit2.GIT_FILEMODE_BLOB)
     for folder, entries in sorted(folders.items()):
@@ -170,9 +170,9 @@ def move_ref(repo: pygit2.Repository, new: pygit2.Oid, expected: pygit2.Oid | No
         ) from None
 
 
-def commit(ws: Workspace, subject: str, *, parents: Iterable[pygit2.Oid] | None = None,
-           repo: pygit2.Repository | None = None) -> pygit2.Oid | None:
-    """Commit ``.milestones/`` as it is on disk; returns the new commit, or None if nothing changed.
+def commit(ws: Workspace, subject: str, files: Mapping[str, Content], *,
+           parents: Iterable[pygit2.Oid] | None = None, repo: pygit2.Repository | None = None) -> pygit2.Oid | None:
+    """Commit ``files`` as the branch's tree; returns the new commit, or None if nothing changed.
 
     ``parents`` defaults to the branch tip (a plain save); a merge passes both sides.
     Callers hold the engine lock, so the files do not move while they are read.
@@ -180,7 +180,7 @@ def commit(ws: Workspace, subject: str, *, parents: Iterable[pygit2.Oid] | None 
     repo = repo or open_repo(ws)
     current = tip(repo)
     parent_ids = [current] if parents is None and current is not None else list(parents or [])
-    tree = _build_tree(repo, disk_files(ws))
+    tree = _build_tree(repo, files)
     first_tree = repo[parent_ids[0]].tree_id if parent_ids else None
     if len(parent_ids) == 1 and first_tree == tree:
         if parent_ids[0] != current:  # a fast-forward: the tree is the incoming one exactly
@@ -194,11 +194,3 @@ def commit(ws: Workspace, subject: str, *, parents: Iterable[pygit2.Oid] | None 
     new = repo.create_commit(None, author, committer, message, tree, parent_ids)
     move_ref(repo, new, current, f"milestoned: {subject}")
     return new  # type: ignore[no-any-return]
-
-
-def save(ws: Workspace, subject: str) -> str | None:
-    """One commit on the state branch for one save; the commit id, or None when nothing changed."""
-    if not ws.is_git:
-        return None
-    new = commit(ws, subject)
-    return str(new) if new is not None else None

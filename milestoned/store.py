@@ -1,4 +1,4 @@
-"""Durable writes: one lock for the whole ``.milestones/``, temp file + fsync + rename.
+"""Durable writes: one lock for a repository's whole state, temp file + fsync + rename.
 
 The lock is an ``flock`` (through filelock), so it dies with its process: a crashed
 writer never leaves a stale lock that slows every later command.  It is re-entrant
@@ -59,7 +59,7 @@ def _fsync_dir(directory: Path) -> None:
 
 
 class StateLock:
-    """The single writer lock of a ``.milestones/`` directory (re-entrant, thread-safe)."""
+    """The single writer lock of a repository's state (re-entrant, thread-safe)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -88,7 +88,7 @@ class StateLock:
         from filelock import FileLock, Timeout  # imported here: it costs ~60 ms at start-up
 
         if self._file_lock is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             self._file_lock = FileLock(str(self.path), thread_local=False)
         try:
             self._file_lock.acquire(timeout=LOCK_TIMEOUT)  # type: ignore[attr-defined]

@@ -8,22 +8,21 @@ so unpushed local notes or state can never be lost to a fetch.
 
 Histories written concurrently by several clones merge without loss: event logs are
 append-only with ids unique across clones, so the merge is their union ordered by
-``(clock, timestamp, id)``, and the milestone files are re-projected from it; notes
-merge with ``cat_sort_uniq`` (one JSON object per line).  A push rejected because
-the remote moved is retried after a fetch and a merge.
+``(clock, timestamp, id)``, and the state is folded from it again; sessions merge by
+newest save; notes merge with ``cat_sort_uniq`` (one JSON object per line).  Plans
+are not merged here: they are the user's files and travel with the code branches.
+A push rejected because the remote moved is retried after a fetch and a merge.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Iterable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from milestoned import events as eventlog
-from milestoned import gitutil, statebranch
+from milestoned import gitutil, ids, statebranch
 from milestoned.errors import RuntimeFailure, UserError
 from milestoned.identity import Identity
 from milestoned.workspace import Workspace
@@ -145,117 +144,6 @@ def push(ws: Workspace, remote: str, specs: list[str], *, options: Iterable[str]
 
 
 # -- merging state ------------------------------------------------------------------------
-def _event_key(event: eventlog.Event) -> str:
-    """An event's identity: its id, or for id-less (seed era) lines, its content."""
-    ident = event.get("id")
-    return str(ident) if ident else json.dumps(event, sort_keys=True, ensure_ascii=False)
-
-
-def union(local: list[eventlog.Event], incoming: list[eventlog.Event]) -> tuple[list[eventlog.Event], int]:
-    """Both logs' events once each, in fold order; and how many came from ``incoming`` only."""
-    seen = {_event_key(e) for e in local}
-    added = [e for e in incoming if _event_key(e) not in seen]
-    if not added:
-        return local, 0
-    merged = {_event_key(e): e for e in added}
-    merged.update({_event_key(e): e for e in local})
-    return sorted(merged.values(), key=eventlog.sort_key), len(added)
-
-
-def _log_text(events: list[eventlog.Event], unreadable: list[bytes]) -> str:
-    """A whole log; lines that could not be read are kept (first), never dropped by a merge."""
-    lines = [raw.decode("utf-8", "replace") for raw in unreadable]
-    lines += [json.dumps(e, ensure_ascii=False, separators=(",", ":")) for e in events]
-    return "".join(line + "\n" for line in lines)
-
-
-def _projected(text: str, path: Path, events: list[eventlog.Event]) -> tuple[str, str] | None:
-    """``text`` with the state folded from ``events`` written in, and that state's status.
-
-    None when the text is not a readable milestone: it is then never chosen over one that is.
-    """
-    from milestoned import projection, yamlio
-    from milestoned.plan import read_plan
-    from milestoned.state import fold
-
-    try:
-        plan, problems = read_plan(yamlio.parse(text, path), path)
-    except UserError:
-        return None
-    if plan is None or problems:
-        return None
-    state = fold(plan, events)
-    return projection.project(text, plan, state) or text, state.status
-
-
-def _choose(local: str | None, incoming: str | None, base: str | None, project: Any,
-            prefer_incoming: bool) -> str | None:
-    """A three-way choice of milestone text, comparing plans only.
-
-    Each side is first normalized by projecting the merged state into it, so that
-    status churn does not count as a change: a side whose plan still equals the base
-    gives way to the other; when both changed the plan, ``prefer_incoming`` decides.
-    """
-    if local is None or incoming is None or local == incoming:
-        return local if local is not None else incoming
-    ours, theirs = project(local), project(incoming)
-    if theirs is None:
-        return local
-    if ours is None:
-        return incoming
-    if ours[0] == theirs[0]:
-        return local
-    before = project(base) if base is not None else None
-    if before is not None and ours[0] == before[0]:
-        return incoming
-    if before is not None and theirs[0] == before[0]:
-        return local
-    return incoming if prefer_incoming else local
-
-
-def _absorb_milestone(txn: Transaction, milestone_id: str, incoming: dict[str, bytes], base: dict[str, bytes],
-                      local_files: dict[str, Path], prefer_incoming: bool) -> list[Path]:
-    ws = txn.ws
-    log_path = ws.log_path(milestone_id)
-    local_log = eventlog.read(log_path)
-    incoming_events = eventlog.parse_lines(incoming.get(statebranch.log_tree_path(milestone_id), b"")).events
-    merged, added = union(local_log.events, incoming_events)
-    written: list[Path] = []
-    if added:
-        raw = log_path.read_bytes().splitlines() if local_log.problems else []
-        txn.write_file(log_path, _log_text(merged, [raw[n - 1] for n, _ in local_log.problems]))
-        written.append(log_path)
-
-    def named(files: dict[str, Any]) -> str | None:
-        return next((p for p in files if p.startswith("milestones/")
-                     and statebranch.milestone_id_of(p) == milestone_id), None)
-
-    local_key, incoming_key = named(local_files), named(incoming)
-    local_path = local_files[local_key] if local_key else None
-    local_text = local_path.read_text(encoding="utf-8") if local_path else None
-    incoming_text = incoming[incoming_key].decode("utf-8") if incoming_key else None
-    base_key = incoming_key or local_key
-    base_text = base[base_key].decode("utf-8") if base_key in base else None
-    name = local_path.name if local_path else (incoming_key or "").rpartition("/")[2]
-    if not name or (incoming_text is None and not added):
-        return written
-
-    def project(text: str) -> tuple[str, str] | None:
-        return _projected(text, ws.active_dir / name, merged)
-
-    chosen = _choose(local_text, incoming_text, base_text, project, prefer_incoming)
-    assert chosen is not None
-    result = project(chosen)
-    final, status = result if result else (chosen, "planned")
-    target = (ws.completed_dir if status == "completed" else ws.active_dir) / name
-    if local_path is not None and local_path != target:
-        txn.remove_file(local_path)
-    if final != local_text or local_path != target:
-        txn.write_file(target, final)
-        written.append(target)
-    return written
-
-
 def _session_time(data: bytes) -> str:
     import yaml
 
@@ -268,13 +156,15 @@ def _session_time(data: bytes) -> str:
 
 
 def _absorb_sessions(txn: Transaction, incoming: dict[str, bytes], base: dict[str, bytes],
-                     prefer_incoming: bool) -> list[Path]:
+                     prefer_incoming: bool) -> int:
     """Session files: the side that changed since the base wins; if both did, the newer save."""
-    written = []
+    taken = 0
     for key, theirs in incoming.items():
-        if not key.startswith("sessions/"):
+        folder, _, name = key.partition("/")
+        session_id = name[: -len(".yaml")] if name.endswith(".yaml") else ""
+        if folder != "sessions" or not ids.is_valid_id(session_id):
             continue
-        path = txn.ws.sessions_dir / key.partition("/")[2]
+        path = txn.ws.session_path(session_id)
         ours = path.read_bytes() if path.is_file() else None
         if ours == theirs:
             continue
@@ -285,32 +175,44 @@ def _absorb_sessions(txn: Transaction, incoming: dict[str, bytes], base: dict[st
             ours_time, theirs_time = _session_time(ours), _session_time(theirs)
             if ours_time > theirs_time or (ours_time == theirs_time and not prefer_incoming):
                 continue  # both changed it: the newer save wins
-        txn.write_file(path, theirs.decode("utf-8"))
-        written.append(path)
-    return written
+        txn.write_session(session_id, theirs.decode("utf-8", "replace"))
+        taken += 1
+    return taken
 
 
-def absorb(engine: Engine, incoming: dict[str, bytes], base: dict[str, bytes], *,
-           prefer_incoming: bool) -> list[Path]:
-    """Merge a state tree into ``.milestones/`` through one engine transaction; the files written."""
-    ws = engine.ws
-    local_files = statebranch.disk_files(ws)
-    ids = sorted({m for key in incoming if (m := statebranch.milestone_id_of(key))})
-    written: list[Path] = []
+def absorb(engine: Engine, incoming: dict[str, bytes], base: dict[str, bytes], *, prefer_incoming: bool) -> int:
+    """Merge a state tree into the state directory through one engine transaction.
+
+    Returns how many events and sessions came in.  Each merged milestone whose plan this
+    checkout has is loaded again, so what the merge changed (a completion on the other
+    clone, a task that arrived) is recorded at once.
+    """
+    taken = 0
     with engine.transaction() as txn:
-        for milestone_id in ids:
-            written += _absorb_milestone(txn, milestone_id, incoming, base, local_files, prefer_incoming)
-        written += _absorb_sessions(txn, incoming, base, prefer_incoming)
-    return written
+        merged = []
+        for key, data in sorted(incoming.items()):
+            mid = statebranch.milestone_id_of(key)
+            if key.startswith("logs/") and mid and ids.is_valid_id(mid):
+                added = txn.merge_log(mid, eventlog.parse_lines(data).events)
+                if added:
+                    merged.append(mid)
+                    taken += added
+        taken += _absorb_sessions(txn, incoming, base, prefer_incoming)
+        for mid in merged:
+            if engine.exists(mid):
+                txn.milestone(mid)
+    return taken
 
 
 def integrate(engine: Engine, incoming: pygit2.Oid | None, *, subject: str, prefer_incoming: bool = False) -> str:
-    """Bring a state commit (fetched, or the local tip to restore) into ``.milestones/`` and the branch.
+    """Bring a state commit (fetched, or the local tip to restore) into the state directory and the branch.
 
     Returns what happened: ``none``, ``up-to-date``, ``fast-forward`` or ``merged``.
     The result is committed on the state branch with both histories as parents, so
     the next push is a fast-forward.
     """
+    from milestoned import statetree
+
     if incoming is None:
         return "none"
     ws = engine.ws
@@ -323,12 +225,12 @@ def integrate(engine: Engine, incoming: pygit2.Oid | None, *, subject: str, pref
         absorb(engine, statebranch.files_at(repo, incoming), statebranch.files_at(repo, base_id),
                prefer_incoming=prefer_incoming)
         forward = local is None or base_id == local
-        statebranch.commit(ws, subject, parents=[incoming] if forward else [local, incoming], repo=repo)
+        statetree.save(engine, subject, parents=[incoming] if forward else [local, incoming], repo=repo)
         return "fast-forward" if forward else "merged"
 
 
-def restore(engine: Engine) -> list[Path]:
-    """Put back into ``.milestones/`` what the state branch holds and the disk lacks (no event is lost)."""
+def restore(engine: Engine) -> int:
+    """Put back into the state directory what the state branch holds and it lacks (no event is lost)."""
     repo = statebranch.open_repo(engine.ws)
     with engine.lock.held():
         files = statebranch.files_at(repo, statebranch.tip(repo))
@@ -357,7 +259,7 @@ def merge_notes(ws: Workspace, remote: str, repo: pygit2.Repository) -> str:
 # -- the sync command ---------------------------------------------------------------------
 def sync(engine: Engine, remote: str, *, timeout: float = TIMEOUT) -> dict[str, Any]:
     """Fetch, merge, save and push the state branch and notes; reconcile this clone's claims."""
-    from milestoned import claims
+    from milestoned import claims, statetree
 
     ws = engine.ws
     repo = statebranch.open_repo(ws)
@@ -370,7 +272,7 @@ def sync(engine: Engine, remote: str, *, timeout: float = TIMEOUT) -> dict[str, 
                                subject=f"sync: merge state from {remote}")
             if merged in ("merged", "fast-forward") or report["state"] == "none":
                 report["state"] = merged
-            if statebranch.commit(ws, f"sync: local state for {remote}", repo=repo) is not None:
+            if statetree.save(engine, f"sync: local state for {remote}", repo=repo) is not None:
                 report["saved"] = True
         notes = merge_notes(ws, remote, repo)
         if notes != "up-to-date" or report["notes"] == "none":

@@ -5,11 +5,10 @@ milestone's view is kept folded and already serialized: a request costs two ``st
 calls (which prove the files did not change behind the watcher's back, so the answer
 is always the one reading the files would give) and a copy of bytes.
 
-When only the log grew, the new lines are parsed and applied to the kept state.  When
-the milestone file changed, it is read again through the engine like any reader
-(the plan itself may have changed).  Only the most recent events stay in memory: the
-fold needs each event once, the views only the last few, and a 100,000-event log kept
-as dicts would cost more memory than the whole daemon may use.
+When only the log grew, the new lines are folded into the kept state
+(``LogFold.extend``).  When the plan changed (an edit, a checkout), the milestone is
+read again through the engine like any reader.  Only the most recent events stay in
+memory: the fold needs each event once, the views only the last few.
 """
 
 from __future__ import annotations
@@ -20,16 +19,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from milestoned import events as eventlog
 from milestoned import readcache, views
-from milestoned.engine import Engine, Milestone
+from milestoned.engine import RECENT_EVENTS, Engine, Milestone
 from milestoned.errors import UserError
 from milestoned.plan import NotAMilestone
-from milestoned.state import apply
-from milestoned.workspace import STATE_DIR
+from milestoned.workspace import Workspace
 
-TAIL = readcache.RECENT_EVENTS  # events kept per milestone: the read cache keeps as many
 OTHER_DIRECTORIES = 8  # client directories whose rendering of a view is kept
+
+
 def compact_json(data: Any) -> bytes:
     """What ``--json`` prints when its output is not a terminal (see ``cli.base.json_text``)."""
     from milestoned.cli.base import json_text
@@ -39,18 +37,20 @@ def compact_json(data: Any) -> bytes:
 
 @dataclass
 class Entry:
-    milestone: Milestone  # its log holds only the last TAIL events
+    milestone: Milestone  # its fold keeps only the last RECENT_EVENTS events
     plan_stamp: readcache.Stamp
     log_stamp: readcache.Stamp
-    lines: int  # lines of the log folded so far (problems are reported by line)
-    whole: bool  # the log ended on a newline when read: appended lines can be applied alone
-    complete: bool  # the kept events are the whole log
     rendered: bytes  # the status view as `status --json` prints it, for a client in the root
     elsewhere: dict[str, bytes] = dataclasses.field(default_factory=dict)  # the same for other directories
 
     @property
     def path(self) -> Path:
         return self.milestone.path
+
+    @property
+    def complete(self) -> bool:
+        """The kept events are the whole log."""
+        return self.milestone.fold.lines <= RECENT_EVENTS
 
 
 class ViewCache:
@@ -95,52 +95,31 @@ class ViewCache:
                 return entry
             if self._extend(entry, log_path, log_stamp):
                 return entry
-        entry = self._load(milestone_id)
+        entry = self._load(milestone_id, path, plan_stamp, log_path)
         self._entries[milestone_id] = entry
         return entry
 
-    def _load(self, milestone_id: str) -> Entry:
-        """Through the engine (and its read cache), retried if a file changed while read."""
-        for _ in range(5):
-            path = self.engine.path_of(milestone_id)
-            log_path = self.engine.ws.log_path(milestone_id)
-            before = (readcache.stamp(path), readcache.stamp(log_path))
-            milestone = self.engine.load(milestone_id, cached=True)
-            if (readcache.stamp(path), readcache.stamp(log_path)) == before:
-                break
-        lines, whole = _count_lines(log_path, before[1][1] if before[1] else 0)
-        tail = eventlog.LogRead(milestone.log.events[-TAIL:], milestone.log.problems)
-        milestone = dataclasses.replace(milestone, log=tail)
-        return Entry(milestone, before[0], before[1], lines, whole, lines <= TAIL, self._render(milestone))
+    def _load(self, milestone_id: str, path: Path, plan_stamp: readcache.Stamp, log_path: Path) -> Entry:
+        """Through the engine (and its caches); stamps taken first make a change while reading
+        show as a stale entry, read again at the next request."""
+        log_stamp = readcache.stamp(log_path)
+        milestone = self.engine.load(milestone_id)
+        milestone._events = None  # the whole log is not kept in memory
+        return Entry(milestone, plan_stamp, log_stamp, self._render(milestone))
 
     def _extend(self, entry: Entry, log_path: Path, log_stamp: readcache.Stamp) -> bool:
-        """Apply what was appended to the log; False when a full read is needed instead."""
+        """Fold what was appended to the log; False when a full read is needed instead."""
         old = entry.log_stamp
-        ms = entry.milestone
-        if old is None or log_stamp is None or log_stamp[0] != old[0] or log_stamp[1] < old[1] or ms.pending:
-            return False  # replaced (a merge rewrites logs), truncated, or hand edits to record
-        if not entry.whole:
-            return False  # a torn last line was reported as a problem: what it became needs a full read
+        fold = entry.milestone.fold
+        if old is None or log_stamp is None or log_stamp[0] != old[0] or log_stamp[1] < fold.size:
+            return False  # replaced (a merge rewrites logs) or truncated
         with log_path.open("rb") as handle:
-            handle.seek(old[1])
-            data = handle.read(log_stamp[1] - old[1])
-        if not data.endswith(b"\n"):
-            return False  # a line being written (or torn): read whole, it is reported as the files report it
-        read = eventlog.parse_lines(data, first_line=entry.lines + 1)
-        last = eventlog.sort_key(ms.log.events[-1]) if ms.log.events else None
-        for event in read.events:
-            key = eventlog.sort_key(event)
-            if last is not None and key < last:
-                return False  # out of order (a merge): the fold order needs a full read
-            last = key
-        for event in read.events:
-            apply(ms.state, event)
-        events = [*ms.log.events, *read.events]
-        ms.log = eventlog.LogRead(events[-TAIL:], ms.log.problems + read.problems)
-        entry.lines += len(data.splitlines())
-        entry.complete = entry.complete and entry.lines <= TAIL
+            handle.seek(fold.size)
+            data = handle.read(log_stamp[1] - fold.size)
+        if not fold.extend(data):
+            return False
         entry.log_stamp = log_stamp
-        entry.rendered = self._render(ms)
+        entry.rendered = self._render(entry.milestone)
         entry.elsewhere.clear()
         return True
 
@@ -155,6 +134,11 @@ class ViewCache:
             return entry.rendered
         shown = entry.elsewhere.get(cwd)
         if shown is None:  # an agent in a task worktree, a person in a subdirectory: paths read differently
+            client = Workspace.discover(cwd)
+            if client.worktree != self.engine.ws.worktree:
+                theirs = Engine(client)  # the same state, seen through that checkout's plan
+                if theirs.path_of(milestone_id) != entry.path:
+                    return compact_json(for_cwd(views.status(theirs.load(milestone_id)), cwd))
             if len(entry.elsewhere) >= OTHER_DIRECTORIES:
                 entry.elsewhere.clear()
             shown = entry.elsewhere[cwd] = compact_json(for_cwd(views.status(entry.milestone), cwd))
@@ -166,7 +150,7 @@ class ViewCache:
     def events(self, milestone_id: str) -> tuple[list[dict[str, Any]], list[tuple[int, str]], bool]:
         """(recent events, log problems, whether those events are the whole log)."""
         entry = self.get(milestone_id)
-        return entry.milestone.log.events, entry.milestone.log.problems, entry.complete
+        return entry.milestone.fold.recent, entry.milestone.fold.problems, entry.complete
 
 
 class _FromMemory:
@@ -181,18 +165,8 @@ class _FromMemory:
     def current_id(self) -> str | None:
         return self.cache.engine.current_id()
 
-    def load(self, milestone_id: str, *, cached: bool = False) -> Milestone:
+    def load(self, milestone_id: str) -> Milestone:
         return self.cache.get(milestone_id).milestone
-
-
-def _count_lines(path: Path, size: int) -> tuple[int, bool]:
-    """Lines in the first ``size`` bytes, and whether they end on a newline (no torn last line)."""
-    try:
-        with path.open("rb") as handle:
-            data = handle.read(size)
-    except FileNotFoundError:
-        return 0, True
-    return len(data.splitlines()), not data or data.endswith(b"\n")
 
 
 def _shown_for(text: str, cwd: Path) -> str:
@@ -200,9 +174,9 @@ def _shown_for(text: str, cwd: Path) -> str:
 
     The same rule as ``errors.display_path``: relative when below the directory, else absolute.
     """
-    if not text.startswith(STATE_DIR + os.sep):
-        return text
     head, sep, rest = text.partition(":")
+    if not head or os.path.isabs(head) or not (Path.cwd() / head).exists():
+        return text
     absolute = Path.cwd() / head
     shown = os.path.relpath(absolute, cwd) if cwd in absolute.parents else str(absolute)
     return shown + sep + rest
@@ -212,7 +186,9 @@ def for_cwd(view: dict[str, Any], cwd: str) -> dict[str, Any]:
     """A view whose file paths read as they would for a client standing in ``cwd``."""
     where = Path(cwd)
     if "milestones" in view:  # the overview
-        rows = [{**row, "path": _shown_for(row["path"], where)} for row in view["milestones"]]
+        rows = [{**row, "path": _shown_for(row["path"], where), "log": _shown_for(row["log"], where)}
+                for row in view["milestones"]]
         return {**view, "milestones": rows, "errors": [_shown_for(e, where) for e in view["errors"]]}
-    summary = {**view["milestone"], "path": _shown_for(view["milestone"]["path"], where)}
+    summary = {**view["milestone"], "path": _shown_for(view["milestone"]["path"], where),
+               "log": _shown_for(view["milestone"]["log"], where)}
     return {**view, "milestone": summary, "warnings": [_shown_for(w, where) for w in view["warnings"]]}

@@ -14,17 +14,17 @@ from milestoned.engine import Engine, Milestone
 from milestoned.errors import UserError, display_path
 from milestoned.plan import NotAMilestone
 
-SCHEMA = 1
+SCHEMA = 2  # 2: state in the git dir; milestone status derived from the plan; log path; plan warnings
 RECENT = 10
 
 
 def task_rows(milestone: Milestone) -> list[dict[str, Any]]:
-    statuses = milestone.state.statuses
+    statuses = milestone.statuses
     deps = milestone.plan.deps
     stuck = graph.waiting_on_blocked(deps, statuses)
     rows = []
     for task in milestone.plan.tasks:
-        st = milestone.state.tasks[task.id]
+        st = milestone.state.task(task.id)
         rows.append({
             "id": task.id,
             "title": task.title,
@@ -43,33 +43,34 @@ def task_rows(milestone: Milestone) -> list[dict[str, Any]]:
 
 
 def summary(milestone: Milestone) -> dict[str, Any]:
-    done, total, percentage = milestone.state.progress()
+    done, total, percentage = milestone.progress()
     state = milestone.state
+    status = milestone.status
     return {
         "id": milestone.id,
         "title": milestone.plan.title,
-        "status": state.status,
+        "status": status,
         "progress": {"percentage": percentage, "tasks_completed": done, "tasks_total": total},
         "requires": list(milestone.plan.requires),
         "started_at": state.started_at,
-        "completed_at": state.completed_at,
+        "completed_at": state.completed_at if status == "completed" else None,
         "last_update": state.last_update,
         "session_id": state.session_id,
-        "blockers": state.blockers,
+        "blockers": milestone.blockers,
         "path": display_path(milestone.path),
+        "log": display_path(milestone.log_path),
     }
 
 
 def status(milestone: Milestone, recent: int = RECENT) -> dict[str, Any]:
-    events = [*milestone.log.events, *milestone.pending]
     return {
         "schema": SCHEMA,
         "milestone": summary(milestone),
         "tasks": task_rows(milestone),
         "ready": milestone.ready,
-        "active_agents": milestone.state.active_agents(),
-        "recent_events": events[-recent:] if recent else [],
-        "warnings": milestone.event_problems(),
+        "active_agents": milestone.active_agents(),
+        "recent_events": milestone.recent_events(recent),
+        "warnings": milestone.event_problems() + milestone.plan_warnings(),
     }
 
 
@@ -78,7 +79,7 @@ def overview(engine: Engine) -> dict[str, Any]:
     rows, errors = [], []
     for path in engine.milestone_paths():
         try:
-            rows.append(summary(engine.load(path.stem, cached=True)))
+            rows.append(summary(engine.load(path.stem)))
         except NotAMilestone:
             continue
         except UserError as exc:

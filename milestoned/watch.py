@@ -1,11 +1,12 @@
 """Watching exactly what the daemon needs, and saying so when events may have been lost.
 
-Watched, each non-recursively unless noted: ``.milestones/`` (``config.yaml``),
-``active/`` and ``completed/`` (milestone files and ``current.txt``), ``logs/`` (event
-logs written by other processes), the runtime dir (the hooks' inbox), and in the
-common git dir ``HEAD``/``index``/``packed-refs``/``MERGE_HEAD``, ``refs/heads``
-(recursive: branch names hold slashes) and ``worktrees`` (recursive: each task
-worktree's HEAD and index).  Never ``.git/objects``.
+Watched, each non-recursively unless noted: the plan — ``.milestones/``
+(``config.yaml``), ``active/`` and ``completed/`` (milestone files) — and the state —
+the state dir (the hooks' inbox, the current milestone) and its ``log/`` (event logs
+written by other processes) — and in the common git dir
+``HEAD``/``index``/``packed-refs``/``MERGE_HEAD``, ``refs/heads`` (recursive: branch
+names hold slashes) and ``worktrees`` (recursive: each task worktree's HEAD and
+index).  Never ``.git/objects``.
 
 Changes are classified into a small set of ``Change`` values and handed out in
 batches by ``take``, after a short debounce, so a burst (an editor's save, a rebase)
@@ -77,7 +78,7 @@ class Watcher:
         """(directory, recursive) pairs; missing ones are picked up by ``rescan`` once created."""
         ws = self.ws
         found = [(ws.milestones_dir, False), (ws.active_dir, False), (ws.completed_dir, False),
-                 (ws.logs_dir, False), (ws.runtime_dir, False)]
+                 (ws.state_dir, False), (ws.log_dir, False)]
         if self._common is not None:
             found += [(self._common, False), (self._refs, True), (self._worktrees, True)]  # type: ignore[list-item]
         return found
@@ -91,19 +92,17 @@ class Watcher:
         name, parent = p.name, p.parent
         ws = self.ws
         if parent in (ws.active_dir, ws.completed_dir):
-            if name == ws.current_path.name:
-                return Change("current")
             if p.suffix in MILESTONE_SUFFIXES and not name.startswith("."):
                 return Change("milestone", p.stem)
             return None
         if parent == ws.milestones_dir:
-            return Change("config") if name == ws.config_path.name else None
-        if parent == ws.logs_dir:
-            if name.startswith("execution-") and name.endswith(".jsonl"):
-                return Change("log", name[len("execution-"):-len(".jsonl")])
-            return None
-        if parent == ws.runtime_dir:
-            return Change("inbox") if name == ws.inbox_path.name else None
+            return Change("config") if name == "config.yaml" else None
+        if parent == ws.log_dir:
+            return Change("log", name[:-len(".jsonl")]) if name.endswith(".jsonl") else None
+        if parent == ws.state_dir:
+            if name == ws.inbox_path.name:
+                return Change("inbox")
+            return Change("current") if name == ws.current_path.name else None
         if self._common is None or name.endswith(".lock"):
             return None
         if parent == self._common and name in GIT_FILES:

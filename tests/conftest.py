@@ -121,3 +121,16 @@ TWO_TASKS = """
 @pytest.fixture
 def two_task_milestone(repo: Path) -> Iterator[Path]:
     yield write_milestone(repo, "m1", TWO_TASKS)
+
+
+def log_file(root: Path, milestone_id: str) -> Path:
+    """Where a milestone's event log lives: in the git dir, never in the working tree."""
+    from milestoned.workspace import Workspace
+
+    return Workspace.discover(root).log_path(milestone_id)
+
+
+def session_file(root: Path, session_id: str) -> Path:
+    from milestoned.workspace import Workspace
+
+    return Workspace.discover(root).session_path(session_id)

@@ -36,8 +36,8 @@ def wait_for(check: Callable[[], T], what: str, timeout: float = 30.0) -> T:
 
 
 def events_of(root: Path, milestone_id: str) -> list[dict[str, Any]]:
-    """The event log exactly as on disk."""
-    path = root / ".milestones" / "logs" / f"execution-{milestone_id}.jsonl"
+    """The event log exactly as on disk, in the git dir."""
+    path = Workspace.discover(root).log_path(milestone_id)
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

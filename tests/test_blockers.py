@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import TWO_TASKS, git, invoke, run_subprocess, write_milestone
+from conftest import TWO_TASKS, git, invoke, run_subprocess, session_file, write_milestone
 from daemons import Daemons, daemons, event_names, events_of, wait_for  # noqa: F401 - the fixture
 from milestoned import blockers, clock
 from milestoned.config import Config, load_config
@@ -87,7 +87,7 @@ def test_a_merge_conflict_blocks_the_milestone_until_it_is_resolved(running: Pat
     escalated = [e for e in events_of(repo, "m1") if e["event"] == "blockers_escalated"][-1]
     assert "run `milestoned resume`" in escalated["message"]
     saved = [e for e in events_of(repo, "m1") if e["event"] == "session_saved"][-1]
-    assert saved["reason"] == "blocker_detected" and (repo / saved["path"]).is_file()
+    assert saved["reason"] == "blocker_detected" and session_file(repo, saved["session"]).is_file()
     assert "resolve them, then run `milestoned resume`" in cli(repo, "blockers")
     # the daemon looked, and touched nothing of the user's
     assert git("rev-parse", "HEAD", cwd=repo) == head and (repo / ".git/MERGE_HEAD").exists()

@@ -24,6 +24,7 @@ def test_checkpoint_snapshots_tracked_and_untracked_work_without_touching_anythi
     assert ref.startswith("refs/milestoned/checkpoints/m1/")
     assert git("show", f"{ref}:README.md", cwd=repo) == "edited"
     assert git("show", f"{ref}:notes.txt", cwd=repo) == "new file"
+    assert "id: m1" in git("show", f"{ref}:.milestones/active/m1.yaml", cwd=repo)  # an uncommitted plan is work too
     assert git("rev-parse", f"{ref}^", cwd=repo) == before[0]
     assert result["restore"] == f"git restore --source={ref} --worktree -- ."
     # the same work twice is one checkpoint; the seed's auto_commit event names it
@@ -31,7 +32,7 @@ def test_checkpoint_snapshots_tracked_and_untracked_work_without_touching_anythi
     listed = json.loads(invoke("checkpoint", "m1", "--list", "--json").stdout)["checkpoints"]
     assert [row["ref"] for row in listed] == [ref]
     events = json.loads(invoke("events", "m1", "--json", "--event", "auto_commit").stdout)["events"]
-    assert [e["checkpoint"] for e in events] == [ref, ref] and events[0]["files_changed"] == 2
+    assert [e["checkpoint"] for e in events] == [ref, ref] and events[0]["files_changed"] == 3
 
 
 def test_a_clean_tree_needs_no_checkpoint(two_task_milestone: Path, repo: Path) -> None:

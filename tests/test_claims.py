@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from test_sync import as_json, at, bare_remote, clone, git_daemon, ok, project, share, tasks_yaml  # noqa: F401 - fixture
 
-from conftest import git, invoke, run_subprocess, write_milestone
+from conftest import git, invoke, log_file, run_subprocess, write_milestone
 
 
 def claim_json(root: Path, agent: str, *extra: str) -> dict:
@@ -98,7 +98,7 @@ def test_release_gives_the_task_back(milestone: Path) -> None:
 
 
 def test_claim_input_is_checked_before_anything_is_written(milestone: Path) -> None:
-    log = milestone / ".milestones/logs/execution-m1.jsonl"
+    log = log_file(milestone, "m1")
     before = log.read_bytes()
     cases = [
         (("next", "--claim"), "--claim needs --agent NAME"),
@@ -117,7 +117,7 @@ def test_claim_input_is_checked_before_anything_is_written(milestone: Path) -> N
     assert not (milestone / "pwned").exists()
     invoke("pause", "m1")
     paused = invoke("next", "--claim", "--agent", "a")
-    assert paused.exit_code == 2 and "milestone m1 is paused: nothing can be claimed" in paused.stderr
+    assert paused.exit_code == 2 and "cannot claim a task: milestone m1 is paused" in paused.stderr
 
 
 def test_remote_claim_one_winner_the_other_told_who_holds_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -238,14 +238,14 @@ def test_a_stale_expiry_merged_from_another_clone_does_not_undo_the_new_claim() 
     from pathlib import Path as _Path
 
     from milestoned.plan import Plan, Recorded, TaskPlan
-    from milestoned.state import fold
+    from milestoned.state import fold, initial
 
     plan = Plan("m1", "m", (), (TaskPlan("T1", "t"),), Recorded("in_progress"), _Path("m1.yaml"))
     base = {"milestone_id": "m1", "session_id": "s", "timestamp": "2026-01-01T00:00:00Z", "task_id": "T1"}
     claimed_by_b = {**base, "id": "b", "clock": 2, "event": "task_claimed", "agent": "bob"}
     late_expiry_of_a = {**base, "id": "a", "clock": 3, "event": "claim_expired", "agent": "alice"}
-    state = fold(plan, [claimed_by_b, late_expiry_of_a])
+    state = fold([claimed_by_b, late_expiry_of_a], initial(plan))
     assert (state.tasks["T1"].status, state.tasks["T1"].agent) == ("in_progress", "bob")
     done = {**base, "id": "c", "clock": 3, "event": "task_completed", "agent": "bob"}
     expiry_after_done = {**base, "id": "d", "clock": 4, "event": "claim_expired", "agent": "bob"}
-    assert fold(plan, [claimed_by_b, done, expiry_after_done]).tasks["T1"].status == "completed"
+    assert fold([claimed_by_b, done, expiry_after_done], initial(plan)).tasks["T1"].status == "completed"

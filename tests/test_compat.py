@@ -66,40 +66,51 @@ def test_unreadable_legacy_event_line_is_reported_with_file_and_line(legacy: Pat
     assert ".milestones/state/events/milestone-reactive-updates.jsonl:1: not valid JSON" in result.stderr
 
 
-def test_activating_a_planning_milestone_works(legacy: Path) -> None:
+def yaml_document(*args: str) -> str:
+    result = invoke("status", *args, "--format", "yaml")
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+def test_activating_a_planning_milestone_works_and_leaves_its_file_alone(legacy: Path) -> None:
+    path = legacy / ".milestones/active/planning-stage.yaml"
+    before = path.read_bytes()
     assert invoke("activate", "planning-stage").exit_code == 0
-    text = (legacy / ".milestones/active/planning-stage.yaml").read_text()
-    assert "status: in_progress" in text and "requirements:\n  tools: [yq, git]" in text
+    assert json.loads(invoke("status", "planning-stage", "--json").stdout)["milestone"]["status"] == "in_progress"
+    assert path.read_bytes() == before
+    document = yaml_document("planning-stage")
+    assert "status: in_progress" in document and "requirements:\n  tools: [yq, git]" in document
 
 
-def test_rewrite_of_a_legacy_file_touches_only_our_fields(legacy: Path) -> None:
+def test_a_legacy_file_is_never_rewritten_and_its_yaml_view_touches_only_the_seeds_fields(legacy: Path) -> None:
     path = legacy / ".milestones/active/reactive-updates.yaml"
     before = path.read_text()
     assert invoke("task", "start", "r-4", "-m", "reactive-updates", "--agent", "ada").exit_code == 0
-    after = path.read_text()
-    changes = changed_lines(before, after)
-    assert changes, "the task status should have changed"
+    assert path.read_text() == before
+    document = yaml_document("reactive-updates")
+    changes = changed_lines(before, document)
+    assert changes, "the task status should show"
     assert all(OUR_KEYS.match(line[1:]) for line in changes), changes
-    assert '    status: "in_progress"' in after  # the quoting style of the file is kept
-    assert '  - id: "r-2"' in after and "assigned_to: \"claude\"" in after
+    assert '    status: "in_progress"' in document  # the quoting style of the file is kept
+    assert '  - id: "r-2"' in document and "assigned_to: \"claude\"" in document
 
 
 def test_bare_number_progress_stays_a_number(legacy: Path) -> None:
-    path = legacy / ".milestones/active/simple-active.yaml"
     assert invoke("task", "done", "s-2", "-m", "simple-active").exit_code == 0
-    text = path.read_text()
-    assert "\nprogress: 50\n" in text  # 2 of 4 tasks
-    assert "  - {id: s-1, title: First, status: completed}" in text
+    document = yaml_document("simple-active")
+    assert "\nprogress: 50\n" in document  # 2 of 4 tasks
+    assert "  - {id: s-1, title: First, status: completed}" in document
 
 
-def test_hand_formatted_file_edited_through_the_cli_differs_only_in_changed_values(repo: Path) -> None:
+def test_a_hand_formatted_plan_stays_byte_for_byte_while_its_tasks_move(repo: Path) -> None:
     path = repo / ".milestones/active/m1.yaml"
     original = (FIXTURES / "hand-written.yaml").read_text()
     path.write_text(original)
     assert invoke("activate", "m1").exit_code == 0
     assert invoke("task", "start", "T1").exit_code == 0
-    after = path.read_text()
-    changes = changed_lines(original, after)
+    assert path.read_text() == original
+    document = yaml_document("m1")
+    changes = changed_lines(original, document)
     assert all(OUR_KEYS.match(line[1:]) for line in changes), changes
     for kept in ("# Milestone written by hand.  Keep my comments!",
                  "title: 'Authentication — with “quotes”'   # single-quoted on purpose",
@@ -108,6 +119,6 @@ def test_hand_formatted_file_edited_through_the_cli_differs_only_in_changed_valu
                  "            Multi-line notes\n            that must survive.",
                  '        run: ["pytest", "-q", "tests/test_login.py"]\n        custom_field: 42',
                  "# trailing comment"):
-        assert kept in after
+        assert kept in document
     removed = [line for line in changes if line.startswith("-")]
     assert removed == ["-status: planned", "-        status: pending"]

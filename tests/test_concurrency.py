@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import invoke, write_milestone
+from conftest import invoke, log_file, write_milestone
 
 
 def test_many_processes_changing_one_milestone_lose_no_update(repo: Path) -> None:
@@ -33,7 +33,7 @@ def test_many_processes_changing_one_milestone_lose_no_update(repo: Path) -> Non
     view = json.loads(invoke("status", "m1", "--json").stdout)
     assert view["milestone"]["status"] == "completed"
     assert all(t["status"] == "completed" for t in view["tasks"])
-    log = (repo / ".milestones/logs/execution-m1.jsonl").read_text().splitlines()
+    log = log_file(repo, "m1").read_text().splitlines()
     events = [json.loads(line) for line in log]
     assert sum(e["event"] == "task_completed" for e in events) == 24
     clocks = [e["clock"] for e in events]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TWO_TASKS, git, make_repo, run_subprocess, write_milestone
+from conftest import TWO_TASKS, git, log_file, make_repo, run_subprocess, session_file, write_milestone
 from daemons import Daemons, daemons, event_names, events_of, wait_for  # noqa: F401 - the fixture
 from milestoned import client, views
 from milestoned.cli.base import json_text
@@ -79,7 +79,7 @@ def test_status_and_events_from_the_daemon_match_the_files(repo: Path, daemons: 
     cli(repo, "activate", "m1")
     cli(repo, "task", "done", "T1")
     cli(repo, "task", "start", "T2", "--agent", "ana")
-    with (repo / ".milestones/logs/execution-m1.jsonl").open("a") as log:
+    with log_file(repo, "m1").open("a") as log:
         log.write("{not json\n")  # a torn line: both answers warn about it alike
     git("worktree", "add", "-q", "-b", "side", str(repo.parent / "side"), cwd=repo)
     (repo / "sub").mkdir()
@@ -138,20 +138,22 @@ def test_overview_without_a_current_milestone_matches_the_files(repo: Path, daem
     assert "task A depends on unknown task Z" in json.loads(from_files)["errors"][0]
 
 
-def test_hand_edits_are_recorded_even_when_saved_by_rename(repo: Path, daemons: Daemons) -> None:
+def test_a_plan_edit_saved_by_rename_is_seen_and_a_status_in_it_only_reported(repo: Path, daemons: Daemons) -> None:
     path = write_milestone(repo, "m1", MILESTONE)
     cli(repo, "activate", "m1")
     daemons.start(repo)
+    before = events_of(repo, "m1")
     text = path.read_text()
     # an editor's save: write a temp file beside it, then rename it over the original
     temp = path.with_name(".m1.yaml.swp")
-    temp.write_text(text.replace("status: pending", "status: completed", 1))
+    temp.write_text(text.replace("status: pending", "status: completed", 1) + "  - {id: T4, title: Fourth}\n")
     os.replace(temp, path)
-    edits = wait_for(lambda: [e for e in events_of(repo, "m1") if e["event"] == "status_set_manually"],
-                     "the daemon to record the hand edit")
-    assert edits[0]["task_id"] == "T1" and edits[0]["to"] == "completed"
-    view = json.loads(cli(repo, "status", "--json").stdout)
-    assert [t["status"] for t in view["tasks"]] == ["completed", "pending", "pending"]
+    view = wait_for(lambda: (answer := daemons.ask(repo, "status", milestone="m1", sync=False))
+                    and len(answer["result"]["tasks"]) == 4 and answer["result"], "the daemon to see the new task")
+    assert [t["status"] for t in view["tasks"]] == ["pending", "pending", "pending", "pending"]
+    assert view["ready"] == ["T1", "T4"]
+    assert "the file says task T1 is completed, milestoned has it pending" in view["warnings"][0]
+    assert events_of(repo, "m1") == before  # a plan edit is no state change: nothing recorded
 
 
 def test_an_invalid_edit_is_reported_and_never_replaces_good_state(repo: Path, daemons: Daemons) -> None:
@@ -181,7 +183,7 @@ def test_sigterm_saves_the_session_and_exits_cleanly(repo: Path, daemons: Daemon
     assert daemons.ping(repo) is None and not Path(info["socket"]).exists()
     saved = [e for e in events_of(repo, "m1") if e["event"] == "session_saved"]
     assert saved and saved[-1]["reason"] == "daemon_stopped"
-    session = repo / saved[-1]["path"]
+    session = session_file(repo, saved[-1]["session"])
     assert "save_reason: daemon_stopped" in session.read_text()
     assert "stopped" in (repo / ".git/milestoned/daemon.log").read_text().splitlines()[-1]
 
@@ -249,8 +251,9 @@ def test_a_replaced_directory_makes_the_daemon_reread_everything(repo: Path, dae
     os.rename(repo / ".milestones/active.new", active)  # a new directory: the old watch is dead
     wait_for(lambda: (daemons.ping(repo) or {}).get("resyncs"), "the daemon to notice and re-read")
     assert "re-reading everything" in (repo / ".git/milestoned/daemon.log").read_text()
-    path.write_text(path.read_text().replace("status: pending", "status: completed", 1))
-    wait_for(lambda: "status_set_manually" in event_names(repo, "m1"), "a hand edit in the new directory")
+    path.write_text(path.read_text() + "  - {id: T4, title: Fourth}\n")
+    wait_for(lambda: (answer := daemons.ask(repo, "status", milestone="m1", sync=False))
+             and len(answer["result"]["tasks"]) == 4, "the daemon to see an edit in the new directory")
 
 
 def test_the_view_cache_applies_appended_events_without_reading_the_file_again(repo: Path) -> None:
@@ -260,7 +263,7 @@ def test_the_view_cache_applies_appended_events_without_reading_the_file_again(r
     cache = ViewCache(engine)
     entry = cache.get("m1")
     stamp = entry.plan_stamp
-    log = repo / ".milestones/logs/execution-m1.jsonl"
+    log = log_file(repo, "m1")
     lines = len(log.read_text().splitlines())
 
     def as_files() -> bytes:
@@ -283,7 +286,7 @@ def test_the_view_cache_applies_appended_events_without_reading_the_file_again(r
         handle.write('{"event": "progress_updated", "clock": 99}\n')
     assert cache.status("m1", os.getcwd()) == as_files()
     warning = json.loads(cache.status("m1", os.getcwd()))["warnings"][0]
-    assert f"execution-m1.jsonl:{lines + 3}: not valid JSON" in warning
+    assert f"log/m1.jsonl:{lines + 3}: not valid JSON" in warning
     entry = cache.get("m1")
     with log.open("a") as handle:
         handle.write("{broken\n")  # a whole broken line, appended: numbered right without a re-read

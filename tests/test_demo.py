@@ -29,7 +29,9 @@ def test_demo_runs_a_sample_milestone_to_completion_without_a_git_identity(tmp_p
     branch = "milestone/greeter/_milestone"
     assert git("show", f"{branch}:greeter/core.py", cwd=root).startswith("def greet(")
     assert git("show", f"{branch}:CHANGES.md", cwd=root) == "# 0.1: first greetings"
-    assert "Ran 2 tests" in (root / ".milestones/logs/tasks/greeter/test.log").read_text()
+    assert "Ran 2 tests" in (root / ".git/milestoned/output/greeter/test.log").read_text()
+    assert git("status", "--porcelain", cwd=root) == ""  # the plan is committed; nothing of ours is left
+    assert "  git status:         clean: the state is not in your working tree" in proc.stdout
     assert set(git("log", "--format=%an <%ae>", branch, cwd=root).splitlines()) == {
         "milestoned demo <demo@milestoned.invalid>"}
     assert git("rev-parse", "--abbrev-ref", "HEAD", cwd=root) == "main"

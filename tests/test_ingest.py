@@ -16,7 +16,7 @@ from pathlib import Path
 import pygit2
 import pytest
 
-from conftest import git, invoke
+from conftest import git, invoke, log_file
 from milestoned import inbox, ingest, refwatch
 from milestoned.engine import Engine
 from milestoned.workspace import Workspace
@@ -41,7 +41,7 @@ def test_completes_trailer_completes_and_the_last_one_completes_the_milestone(ac
     view = json.loads(result.stdout)
     assert view["milestone"]["status"] == "completed"
     assert {t["id"]: t["status"] for t in view["tasks"]} == {"T1": "completed", "T2": "completed", "T3": "completed"}
-    assert (active / ".milestones" / "completed" / "m1.yaml").exists()
+    assert (active / ".milestones" / "active" / "m1.yaml").exists()  # the plan stays where the user keeps it
 
 
 def test_completing_a_task_with_open_dependencies_is_refused_with_an_event(active: Path) -> None:
@@ -106,7 +106,7 @@ def test_replaying_the_inbox_changes_nothing(active: Path) -> None:
     commit(active, "finish", "Completes: T1")
     saved = inbox_lines(active)
     assert len(saved) == 2
-    log = active / ".milestones" / "logs" / "execution-m1.jsonl"
+    log = log_file(active, "m1")
     assert drain_here() == 2
     before = log.read_bytes()
     (active / ".git" / "milestoned" / "inbox").write_text("\n".join(saved) + "\n")
@@ -193,7 +193,7 @@ def test_a_merge_brings_branch_commits_in_once(active: Path) -> None:
     git("checkout", "-q", "main", cwd=active)
     commit(active, "main work", name="main.txt")
     assert statuses()["T1"] == "completed"
-    log = active / ".milestones" / "logs" / "execution-m1.jsonl"
+    log = log_file(active, "m1")
     before = log.read_bytes()
     git("merge", "-q", "--no-ff", "--no-edit", "feature", cwd=active)
     assert drain_here() == 0

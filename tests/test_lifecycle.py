@@ -14,28 +14,42 @@ def status_json(*args: str) -> dict:
     return json.loads(result.stdout)
 
 
-def test_activate_sets_status_session_and_current(two_task_milestone: Path, repo: Path) -> None:
+def test_activate_sets_status_session_and_current_without_touching_the_plan(two_task_milestone: Path) -> None:
+    before = two_task_milestone.read_bytes()
     result = invoke("activate", "m1")
     assert result.exit_code == 0, result.output
     view = status_json("m1")
     assert view["milestone"]["status"] == "in_progress"
     assert view["milestone"]["session_id"].startswith("exec-m1-")
-    assert (repo / ".milestones/active/current.txt").read_text().strip() == "m1"
-    text = two_task_milestone.read_text()
-    assert "status: in_progress" in text and view["milestone"]["session_id"] in text
+    assert status_json()["milestone"]["id"] == "m1"  # the current milestone, with no argument
+    assert two_task_milestone.read_bytes() == before  # the plan is the user's: no status written into it
 
 
-def test_completing_every_task_completes_and_moves_the_milestone(two_task_milestone: Path, repo: Path) -> None:
+def test_completing_every_task_completes_the_milestone_and_leaves_the_plan_where_it_is(
+        two_task_milestone: Path, repo: Path) -> None:
     invoke("activate", "m1")
     assert invoke("task", "done", "T1").exit_code == 0
     result = invoke("task", "done", "T2")
-    assert "milestone completed" in result.stdout
-    assert not two_task_milestone.exists()
-    moved = repo / ".milestones/completed/m1.yaml"
-    assert "status: completed" in moved.read_text()
-    names = [e["event"] for e in json.loads(invoke("events", "m1", "--json").stdout)["events"]]
+    assert "milestone completed; `milestoned archive m1` moves its plan to completed/" in result.stdout
+    assert two_task_milestone.exists() and not (repo / ".milestones/completed/m1.yaml").exists()
+    assert status_json("m1")["milestone"]["status"] == "completed"
+    names = [e["event"] for e in json.loads(invoke("events", "m1", "--json").stdout)["events"]
+             if e["event"] != "auto_commit"]  # the uncommitted plan is kept in a checkpoint
     assert names[-2:] == ["milestone_completed", "session_saved"] and "progress_updated" in names
-    assert not (repo / ".milestones/active/current.txt").exists()
+    assert status_json()["current"] is None  # no current milestone any more: the overview
+
+
+def test_archive_moves_a_completed_plan_and_refuses_an_open_one(two_task_milestone: Path, repo: Path) -> None:
+    invoke("activate", "m1")
+    invoke("task", "done", "T1")
+    refused = invoke("archive", "m1")
+    assert refused.exit_code == 2
+    assert refused.stderr.strip() == ("milestoned: error: milestone m1 is in_progress (1/2 tasks): "
+                                      "only a completed milestone is archived")
+    invoke("task", "done", "T2")
+    assert invoke("archive", "m1").exit_code == 0
+    assert not two_task_milestone.exists() and (repo / ".milestones/completed/m1.yaml").is_file()
+    assert status_json("m1")["milestone"]["status"] == "completed"
 
 
 def test_completing_a_task_with_open_dependencies_is_refused(two_task_milestone: Path) -> None:
@@ -97,15 +111,36 @@ def test_reopening_a_task_of_a_completed_milestone_brings_it_back(two_task_miles
     invoke("task", "done", "T1")
     invoke("task", "done", "T2")
     assert invoke("task", "reopen", "T2", "-m", "m1").exit_code == 0
-    assert two_task_milestone.exists()
     assert status_json("m1")["milestone"]["status"] == "in_progress"
+    names = [e["event"] for e in json.loads(invoke("events", "m1", "--json").stdout)["events"]]
+    assert names.count("milestone_reopened") == 1
 
 
-def test_hand_edited_status_is_recorded_not_lost(two_task_milestone: Path) -> None:
+def test_a_status_edited_into_the_plan_is_reported_with_its_command_never_applied(two_task_milestone: Path) -> None:
     invoke("activate", "m1")
     text = two_task_milestone.read_text()
     two_task_milestone.write_text(text.replace("status: pending", "status: completed", 1))
-    assert status_json("m1")["tasks"][0]["status"] == "completed"
-    invoke("task", "start", "T2")
-    events = json.loads(invoke("events", "m1", "--json", "--event", "status_set_manually").stdout)["events"]
-    assert events and events[0]["task_id"] == "T1" and events[0]["to"] == "completed"
+    view = status_json("m1")
+    assert view["tasks"][0]["status"] == "pending"  # the state is ours: a file edit is not a command
+    assert view["warnings"] == [
+        ".milestones/active/m1.yaml:7: the file says task T1 is completed, milestoned has it pending "
+        "(to record it: milestoned task done T1 -m m1; else remove the line)"]
+    validated = invoke("validate", "m1")
+    assert validated.exit_code == 0 and view["warnings"][0] in validated.stderr
+    doctor = json.loads(invoke("doctor", "--offline", "--json").stdout)
+    assert any(c["area"] == "plan" and c["detail"] == view["warnings"][0] for c in doctor["checks"])
+    assert invoke("task", "start", "T2").exit_code == 2  # T1 is still open
+    names = [e["event"] for e in json.loads(invoke("events", "m1", "--json", "-n", "0").stdout)["events"]]
+    assert "status_set_manually" not in names
+
+
+def test_a_seed_plan_whose_tasks_are_all_completed_is_completed(repo: Path) -> None:
+    write_milestone(repo, "old", """
+        id: old
+        title: Done long ago
+        tasks:
+          - {id: A, title: a, status: completed}
+          - {id: B, title: b, status: completed}
+        """)
+    view = status_json("old")
+    assert view["milestone"]["status"] == "completed" and view["milestone"]["progress"]["percentage"] == 100

@@ -6,7 +6,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from conftest import git
+from conftest import git, log_file
 from milestoned import notes
 from test_hooks import active, commit, milestoned_on_path, statuses  # noqa: F401 - fixtures
 
@@ -22,7 +22,7 @@ def test_an_ingested_commit_shows_its_note_in_git_log(active: Path) -> None:
     shown = git("log", "-1", "--notes=milestoned", cwd=active)
     assert "Notes (milestoned):" in shown
     [fact] = note_of(active)
-    session = json.loads((active / ".milestones" / "logs" / "execution-m1.jsonl").read_text().splitlines()[1])
+    session = json.loads(log_file(active, "m1").read_text().splitlines()[1])
     assert fact == {"milestone": "m1", "task": "T1", "event": "task_started", "session": session["session_id"]}
 
 

@@ -8,14 +8,14 @@ from pathlib import Path
 import yaml
 from test_sync import as_json, at, clone, ok, project
 
-from conftest import git, invoke, snapshot_tree, write_milestone
+from conftest import git, invoke, session_file, snapshot_tree, write_milestone
 from milestoned import blockers
 from milestoned.engine import Engine
 from milestoned.workspace import Workspace
 
 
-def session_file(root: Path, session_id: str) -> dict:
-    return yaml.safe_load((root / ".milestones/sessions" / f"{session_id}.yaml").read_text())
+def session_record(root: Path, session_id: str) -> dict:
+    return yaml.safe_load(session_file(root, session_id).read_text())
 
 
 def events_of(root: Path, name: str) -> list[dict]:
@@ -27,7 +27,7 @@ def test_a_session_holds_the_seed_fields(two_task_milestone: Path, repo: Path) -
     invoke("task", "start", "T1", "--agent", "claude-1")
     (repo / "README.md").write_text("changed\n")
     saved = as_json(repo, "session", "save", "--reason", "lunch")
-    record = session_file(repo, saved["session"]["id"])
+    record = session_record(repo, saved["session"]["id"])
     session, context = record["session"], record["context"]
     assert session["id"].startswith("exec-m1-") and session["milestone_id"] == "m1"
     assert (session["status"], session["save_reason"]) == ("active", "lunch")
@@ -60,17 +60,17 @@ def test_resume_on_a_fresh_clone_gives_back_exactly_the_saved_state(tmp_path: Pa
     remote, a = project(tmp_path, tasks=5)
     write_milestone(a, "m0", "id: m0\ntitle: groundwork\ntasks:\n  - {id: G1, title: base}\n")
     ok(a, "activate", "m0")
-    ok(a, "task", "done", "G1", "-m", "m0")  # completes m0: it moves to completed/
-    # the user commits the plan (as planned) on main and pushes it: the clone starts from that
-    git("add", ".milestones/config.yaml", ".milestones/.gitignore", ".milestones/active/m1.yaml", cwd=a)
-    git("commit", "-q", "-m", "plan m1", cwd=a)
-    git("push", "-q", "origin", "main", cwd=a)
+    ok(a, "task", "done", "G1", "-m", "m0")
     ok(a, "activate", "m1", "--force")
     ok(a, "next", "m1", "--claim", "--agent", "alice")
     ok(a, "done", "--agent", "alice", "-m", "m1")
     ok(a, "task", "start", "T2", "--agent", "bob", "-m", "m1")
     ok(a, "task", "block", "T3", "--reason", "waiting for the API key", "-m", "m1")
     ok(a, "task", "add", "T6", "--title", "added after planning", "--depends-on", "T2", "-m", "m1")
+    # the user commits the plans, as they are, and pushes them: the clone starts from that
+    git("add", ".milestones", cwd=a)
+    git("commit", "-q", "-m", "plan m0 and m1", cwd=a)
+    git("push", "-q", "origin", "main", cwd=a)
     session_id = as_json(a, "session", "save", "m1")["session"]["id"]
     ok(a, "sync")
 
@@ -79,6 +79,8 @@ def test_resume_on_a_fresh_clone_gives_back_exactly_the_saved_state(tmp_path: Pa
     assert result.exit_code == 0, result.output
     assert f"resumed session {session_id} (m1," in result.stdout
     assert "ready: T4, T5" in result.stdout and "next: milestoned execute m1 --resume" in result.stdout
+    assert "hooks: not installed in this clone, so commits do not move tasks yet: milestoned hooks install" \
+        in result.stdout
 
     def status(root: Path, milestone: str) -> dict:
         view = as_json(root, "status", milestone)
@@ -87,21 +89,33 @@ def test_resume_on_a_fresh_clone_gives_back_exactly_the_saved_state(tmp_path: Pa
 
     assert status(b, "m1") == status(a, "m1")
     assert status(b, "m0") == status(a, "m0")
-    assert (b / ".milestones/completed/m0.yaml").is_file() and not (b / ".milestones/active/m0.yaml").exists()
-    for name in ("active/m1.yaml", "completed/m0.yaml"):
-        assert (b / ".milestones" / name).read_bytes() == (a / ".milestones" / name).read_bytes()
     events_a = as_json(a, "events", "m1", "-n", "0")["events"]
     events_b = as_json(b, "events", "m1", "-n", "0")["events"]
     assert events_b[:-1] == events_a
     assert (events_b[-1]["event"], events_b[-1]["session_id"]) == ("session_resumed", session_id)
     assert as_json(b, "events", "m0", "-n", "0") == as_json(a, "events", "m0", "-n", "0")
-    saved, resumed = session_file(a, session_id), session_file(b, session_id)
+    saved, resumed = session_record(a, session_id), session_record(b, session_id)
     assert resumed["session"].pop("status") == "resumed" and saved["session"].pop("status") == "active"
     assert resumed["session"].pop("resumed_at").endswith("Z")
     assert resumed == saved
-    assert sorted(p.name for p in (b / ".milestones/sessions").iterdir()) == \
-        sorted(p.name for p in (a / ".milestones/sessions").iterdir())
-    assert (b / ".milestones/active/current.txt").read_text() == "m1\n"
+    assert [s["id"] for s in as_json(b, "sessions")["sessions"]] == [s["id"] for s in as_json(a, "sessions")["sessions"]]
+    assert as_json(b, "status")["milestone"]["id"] == "m1"  # the current milestone, here too
+    assert git("status", "--porcelain", cwd=b) == ""  # all of it in the git dir: the clone is clean
+
+
+def test_resume_restores_a_plan_the_branch_lacks_as_an_untracked_file(tmp_path: Path) -> None:
+    remote, a = project(tmp_path)  # m1's plan was never committed
+    ok(a, "task", "done", "T1")
+    ok(a, "session", "save")
+    ok(a, "sync")
+    b = clone(remote, tmp_path / "b")
+    answer = as_json(b, "resume")
+    assert answer["plan_restored"] == (
+        "restored the plan .milestones/active/m1.yaml from milestoned/state: this branch never had it, "
+        "so it is an untracked file (commit it to version it with your code)")
+    assert (b / ".milestones/active/m1.yaml").read_bytes() == (a / ".milestones/active/m1.yaml").read_bytes()
+    assert git("status", "--porcelain", cwd=b) == "?? .milestones/"
+    assert as_json(b, "status", "m1")["tasks"] == as_json(a, "status", "m1")["tasks"]
 
 
 def test_resume_checks_out_the_recorded_branch_but_never_over_uncommitted_work(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import pygit2
 import pytest
 from test_sync import as_json, ok
 
-from conftest import git, invoke, make_repo
+from conftest import git, invoke, log_file, make_repo, session_file
 from milestoned import statebranch
 from milestoned.errors import RuntimeFailure
 from milestoned.workspace import Workspace
@@ -27,12 +27,14 @@ def test_a_save_commits_the_state_to_its_own_branch_for_people_to_read(two_task_
     head_before = git("rev-parse", "HEAD", cwd=repo)
     session_id = saved_session(repo)
     tree = git("ls-tree", "-r", "--name-only", BRANCH, cwd=repo).splitlines()
-    assert tree == ["README", "logs/m1.jsonl", "milestones/m1.yaml", f"sessions/{session_id}.yaml"]
-    state = repo / ".milestones"
+    assert tree == ["README", "logs/m1.jsonl", "milestones/m1.yaml", "plans/m1.yaml", f"sessions/{session_id}.yaml"]
     assert git("show", f"{BRANCH}:sessions/{session_id}.yaml", cwd=repo) == \
-        (state / "sessions" / f"{session_id}.yaml").read_text().rstrip("\n")
-    assert git("show", f"{BRANCH}:logs/m1.jsonl", cwd=repo) == (state / "logs/execution-m1.jsonl").read_text().rstrip()
-    assert git("show", f"{BRANCH}:milestones/m1.yaml", cwd=repo) == (state / "active/m1.yaml").read_text().rstrip()
+        session_file(repo, session_id).read_text().rstrip("\n")
+    assert git("show", f"{BRANCH}:logs/m1.jsonl", cwd=repo) == log_file(repo, "m1").read_text().rstrip()
+    assert git("show", f"{BRANCH}:plans/m1.yaml", cwd=repo) == two_task_milestone.read_text().rstrip()
+    readable = invoke("status", "m1", "--format", "yaml").stdout
+    assert git("show", f"{BRANCH}:milestones/m1.yaml", cwd=repo) == readable.rstrip()
+    assert "status: in_progress" in readable and "    status: completed" in readable
     assert "written by milestoned" in git("show", f"{BRANCH}:README", cwd=repo)
     # no common history with the code, and the user's HEAD has not moved
     assert git("rev-list", "--count", BRANCH, cwd=repo) == "1"
@@ -68,7 +70,6 @@ def test_pausing_and_completing_save_the_session_by_themselves(two_task_mileston
     assert (latest["save_reason"], latest["milestone_status"], latest["progress_percentage"]) == \
         ("milestone_completed", "completed", 100)
     assert "status: completed" in git("show", f"{BRANCH}:milestones/m1.yaml", cwd=repo)
-    assert (repo / ".milestones/completed/m1.yaml").is_file()
 
 
 def test_saved_state_survives_gc_and_comes_back_from_the_branch(two_task_milestone: Path, repo: Path) -> None:
@@ -80,8 +81,9 @@ def test_saved_state_survives_gc_and_comes_back_from_the_branch(two_task_milesto
     git("gc", "-q", "--prune=now", cwd=repo)
     git("fsck", "--no-dangling", cwd=repo)
     assert session_id in git("show", f"{BRANCH}:sessions/{session_id}.yaml", cwd=repo)
-    shutil.rmtree(repo / ".milestones/logs")
-    shutil.rmtree(repo / ".milestones/sessions")
+    state = Workspace.discover(repo).state_dir
+    shutil.rmtree(state / "log")
+    shutil.rmtree(state / "sessions")
     ok(repo, "resume", "--no-fetch")
     assert as_json(repo, "events", "m1", "-n", "0")["events"][: len(events)] == events
     assert as_json(repo, "session", "show", session_id)["session"]["status"] == "resumed"

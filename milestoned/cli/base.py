@@ -40,8 +40,9 @@ class MilestonedGroup(click.Group):
 def cli(ctx: click.Context, directory: str | None) -> None:
     """Execute software milestones with several agents, tracked in git.
 
-    A milestone is a YAML file of tasks with dependencies under .milestones/.
-    Commits and agents move its tasks along; the state lives on its own git branch.
+    A milestone is a YAML file of tasks with dependencies under .milestones/: your plan.
+    Commits and agents move its tasks along; the state lives in the git dir and on
+    its own branch, so no git operation on your files ever changes it.
     """
     if directory:
         import os
@@ -60,7 +61,7 @@ def milestone_argument(func: F) -> F:
 
 def milestone_option(func: F) -> F:
     return click.option("-m", "--milestone", default=None,
-                        help="Milestone id (default: the current one, active/current.txt).")(func)
+                        help="Milestone id (default: the current one).")(func)
 
 
 def json_text(data: Any, *, pretty: bool) -> str:
@@ -80,6 +81,8 @@ def open_engine() -> Any:
 
     engine = Engine(Workspace.discover())
     engine.ws.require_initialized()
+    for warning in engine.migrate():  # logs and sessions earlier versions kept in .milestones/
+        warn(warning)
     _drain(engine)
     return engine
 

@@ -32,7 +32,7 @@ def _expire_lapsed(engine: Any, milestone_id: str) -> Any:
     """The milestone to read, after giving back tasks whose lease ran out (a read that records it)."""
     from milestoned import claims
 
-    ms = engine.load(milestone_id, cached=True)
+    ms = engine.load(milestone_id)
     if claims.has_lapsed_leases(ms):
         with engine.transaction() as txn:
             ms = txn.milestone(milestone_id)
@@ -67,10 +67,10 @@ def next_(milestone: str | None, as_json: bool, claim: bool, agent: str | None, 
     ms = _expire_lapsed(engine, mid)
     rows = [r for r in views.task_rows(ms) if r["ready"]]
     if as_json:
-        print_json({"schema": 1, "milestone_id": ms.id, "status": ms.state.status, "ready": rows})
+        print_json({"schema": 1, "milestone_id": ms.id, "status": ms.status, "ready": rows})
         return
-    if ms.state.status not in ("in_progress", "blocked"):
-        warn(f"milestone {ms.id} is {ms.state.status}; activate it to start tasks")
+    if not ms.running:
+        warn(f"milestone {ms.id} is {ms.status}; activate it to start tasks")
     if not rows:
         say("no task is ready")
     for row in rows:

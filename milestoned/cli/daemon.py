@@ -161,7 +161,7 @@ def blockers_command(milestone: str | None, as_json: bool, recheck: bool) -> Non
 
     engine = open_engine()
     if milestone is None and engine.current_id() is None:
-        mids = [p.stem for p in engine.milestone_paths() if p.parent == engine.ws.active_dir]
+        mids = [p.stem for p in engine.milestone_paths() if p.parent.name != "completed"]
     else:
         mids = [engine.resolve(milestone)]
     chosen = []

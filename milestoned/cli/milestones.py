@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from milestoned.cli.base import cli, json_option, milestone_argument, open_engine, print_json, say
+from milestoned.errors import display_path
 
 
 @cli.command()
@@ -16,9 +17,11 @@ def init() -> None:
     ws = Workspace.discover()
     made = do_init(ws)
     for path in made:
-        say(f"created {path.relative_to(ws.root)}")
+        say(f"created {display_path(path)}")
     if not made:
-        say(f"{ws.milestones_dir} is already initialized")
+        say(f"{display_path(ws.milestones_dir)} is already initialized")
+    say(f"state: {display_path(ws.state_dir)} (in the git dir: git never changes it)" if ws.is_git
+        else f"state: {display_path(ws.state_dir)}")
 
 
 @cli.command()
@@ -45,8 +48,8 @@ def new(milestone_id: str, title: str, requires: tuple[str, ...], description: s
         raise UserError(f"milestone {milestone_id} already exists", path=existing)
     path = engine.ws.active_dir / f"{milestone_id}.yaml"
     with engine.transaction() as txn:
-        txn.write_file(path, milestone_template(milestone_id, title, list(requires), description))
-    say(f"created {path.relative_to(engine.ws.root)}")
+        txn.write_plan(path, milestone_template(milestone_id, title, list(requires), description))
+    say(f"created {display_path(path)}")
 
 
 @cli.command()
@@ -59,7 +62,7 @@ def validate(milestone: str | None, check_all: bool, as_json: bool) -> None:
     Exits 2 and prints one line per problem (FILE:LINE: what is wrong) when any is found.
     """
     from milestoned.errors import UserError
-    from milestoned.lifecycle import check_executable
+    from milestoned.lifecycle import check_executable, check_requires
     from milestoned.plan import NotAMilestone, all_problems
 
     engine = open_engine()
@@ -67,20 +70,34 @@ def validate(milestone: str | None, check_all: bool, as_json: bool) -> None:
     report = []
     for path in paths:
         problems = [p for p in all_problems(path) if not isinstance(p, NotAMilestone)]
-        if not problems and not check_all:
+        warnings: list[str] = []
+        notes: list[str] = []
+        if not problems:
             try:
-                check_executable(engine, engine.load(path.stem))
+                ms = engine.load(path.stem)
+            except NotAMilestone:
+                continue
+            warnings = ms.plan_warnings()
+            try:
+                check_requires(engine, ms)  # an unknown required milestone is a problem of the plan
+                check_executable(engine, ms)  # whether it can start now is only a note
             except UserError as exc:
-                problems.append(exc)
-        report.append({"path": str(path), "problems": [str(p) for p in problems]})
+                if "unknown milestone" in exc.message:
+                    problems.append(exc)
+                else:
+                    notes.append(exc.message + (f" ({exc.hint})" if exc.hint else ""))
+        report.append({"path": str(path), "problems": [str(p) for p in problems], "warnings": warnings,
+                       "notes": notes})
     if as_json:
-        print_json({"schema": 1, "ok": not any(r["problems"] for r in report), "files": report})
+        print_json({"schema": 2, "ok": not any(r["problems"] for r in report), "files": report})
     else:
         for row in report:
             for problem in row["problems"]:
                 click.echo(f"milestoned: error: {problem}", err=True)
+            for warning in row["warnings"]:
+                click.echo(f"milestoned: warning: {warning}", err=True)
             if not row["problems"]:
-                say(f"ok {row['path']}")
+                say(f"ok {row['path']}" + "".join(f"\n  note: {note}" for note in row["notes"]))
     if any(r["problems"] for r in report):
         raise click.exceptions.Exit(2)
 
@@ -89,7 +106,7 @@ def validate(milestone: str | None, check_all: bool, as_json: bool) -> None:
 @milestone_argument
 @click.option("--force", is_flag=True, help="Activate even if its status or required milestones say no.")
 def activate(milestone: str | None, force: bool) -> None:
-    """Start a planned or paused milestone: status in_progress, a new session, current.txt."""
+    """Start a planned or paused milestone: in progress, a new session, the current milestone."""
     from milestoned import lifecycle
 
     engine = open_engine()
@@ -113,3 +130,15 @@ def pause(milestone: str | None, reason: str | None) -> None:
         ms = txn.milestone(engine.resolve(milestone))
         lifecycle.pause(txn, ms, reason=reason)
     say(f"paused {ms.id}")
+
+
+@cli.command()
+@click.argument("milestone")
+def archive(milestone: str) -> None:
+    """Move a completed milestone's plan from active/ to completed/ (the seed's layout)."""
+    from milestoned import lifecycle
+
+    engine = open_engine()
+    with engine.transaction() as txn:
+        target = lifecycle.archive(txn, txn.milestone(milestone))
+    say(f"archived {milestone}: {display_path(target)} (commit the move when you like)")

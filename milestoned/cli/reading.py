@@ -21,15 +21,17 @@ def _status_view(engine, milestone: str | None) -> dict:  # type: ignore[no-unty
         return answer.view()
     if milestone is None and engine.current_id() is None:
         return views.overview(engine)
-    return views.status(engine.load(engine.resolve(milestone), cached=True))
+    return views.status(engine.load(engine.resolve(milestone)))
 
 
 @cli.command()
 @milestone_argument
 @json_option
+@click.option("--format", "fmt", type=click.Choice(["yaml"]), default=None,
+              help="yaml: the plan with the state filled in, for the seed's yq readers.")
 @click.option("--watch", is_flag=True, help="Keep the dashboard on screen, updated as things change.")
 @click.option("--interval", default=1.0, show_default=True, help="Seconds between updates with --watch.")
-def status(milestone: str | None, as_json: bool, watch: bool, interval: float) -> None:
+def status(milestone: str | None, as_json: bool, fmt: str | None, watch: bool, interval: float) -> None:
     """Where a milestone stands: progress, tasks, active agents, recent events.
 
     Without MILESTONE: the current one, or an overview of all milestones.
@@ -37,6 +39,14 @@ def status(milestone: str | None, as_json: bool, watch: bool, interval: float) -
     from milestoned import render
 
     engine = open_engine()
+    if fmt == "yaml":
+        from milestoned import projection
+        from milestoned.errors import UserError
+
+        if as_json or watch:
+            raise UserError("--format yaml prints a document once", hint="drop --json and --watch")
+        sys.stdout.write(projection.document(engine.load(engine.resolve(milestone))))
+        return
     if as_json and not watch and not sys.stdout.isatty():
         from milestoned import client
 
@@ -107,9 +117,8 @@ def events(milestone: str | None, as_json: bool, names: tuple[str, ...], task_id
         name = event.get("event", event.get("event_type"))
         return (not names or name in names) and (task_id is None or event.get("task_id") == task_id)
 
-    legacy_path = engine.ws.legacy_log_path(mid)
     answer = None
-    if not follow and not legacy_path.exists():
+    if not follow:
         from milestoned import client
 
         answer = client.ask(engine.ws, "events", milestone=mid, names=list(names), task_id=task_id, limit=limit)
@@ -118,11 +127,10 @@ def events(milestone: str | None, as_json: bool, names: tuple[str, ...], task_id
             warn(f"{display_path(path)}:{line}: {why} (line skipped)")
         chosen = answer["result"]["events"]
     else:
-        legacy, log = eventlog.read_legacy(legacy_path), eventlog.read(path)
-        for where, read in ((legacy_path, legacy), (path, log)):
-            for line, why in read.problems:
-                warn(f"{display_path(where)}:{line}: {why} (line skipped)")
-        chosen = [e for e in [*legacy.events, *log.events] if keep(e)]
+        log = eventlog.read(path)
+        for line, why in log.problems:
+            warn(f"{display_path(path)}:{line}: {why} (line skipped)")
+        chosen = [e for e in log.events if keep(e)]
         chosen = chosen[-limit:] if limit else chosen
     if as_json and not follow:
         print_json({"schema": 1, "milestone_id": mid, "events": chosen})
@@ -170,5 +178,5 @@ def graph(milestone: str | None, fmt: str) -> None:
     from milestoned import render, views
 
     engine = open_engine()
-    view = views.status(engine.load(engine.resolve(milestone), cached=True), recent=0)
+    view = views.status(engine.load(engine.resolve(milestone)), recent=0)
     sys.stdout.write(render.mermaid(view) if fmt == "mermaid" else render.dot(view))

@@ -20,6 +20,7 @@ from milestoned.cli.base import (
     say,
     warn,
 )
+from milestoned.errors import display_path
 
 
 def _timeout(value: str) -> float:
@@ -46,7 +47,7 @@ def session() -> None:
 @click.option("--reason", default="manual_save", show_default=True, help="Why, recorded in the session.")
 @json_option
 def save(milestone: str | None, reason: str, as_json: bool) -> None:
-    """Save where MILESTONE stands, and commit .milestones/ to the milestoned/state branch."""
+    """Save where MILESTONE stands, and commit the state to the milestoned/state branch."""
     from milestoned import sessions, statebranch
 
     engine = open_engine()
@@ -59,7 +60,7 @@ def save(milestone: str | None, reason: str, as_json: bool) -> None:
                     "path": str(path), "branch": statebranch.BRANCH, "commit": str(commit) if commit else None})
         return
     where = f" and to branch {statebranch.BRANCH} ({str(commit)[:10]})" if commit else ""
-    say(f"saved session {path.stem} to {path.relative_to(engine.ws.root)}{where}")
+    say(f"saved session {path.stem} to {display_path(path)}{where}")
 
 
 def _list(as_json: bool) -> None:
@@ -110,7 +111,7 @@ def show(session_id: str | None, as_json: bool) -> None:
     if as_json:
         print_json({"schema": 1, **record})
     else:
-        click.echo((engine.ws.sessions_dir / f"{session_id}.yaml").read_text(encoding="utf-8"), nl=False)
+        click.echo(engine.ws.session_path(session_id).read_text(encoding="utf-8"), nl=False)
 
 
 def _remote_for(engine: Any, remote: str | None) -> str | None:
@@ -128,9 +129,10 @@ def _remote_for(engine: Any, remote: str | None) -> str | None:
 def resume(session_id: str | None, remote: str | None, no_fetch: bool, timeout: str, as_json: bool) -> None:
     """Resume a saved session (default: the newest) on this clone.
 
-    Fetches the state branch, checks out the session's branch (never over
-    uncommitted work), restores .milestones/, re-checks blockers and says what comes
-    next.  `milestoned execute MILESTONE --resume` then carries on running it.
+    Fetches the state branch and notes, checks out the session's branch (never over
+    uncommitted work), restores the state into the git dir (and a plan the branch
+    lacks, as an untracked file), re-checks blockers and says what comes next.
+    `milestoned execute MILESTONE --resume` then carries on running it.
     """
     from milestoned import sessions
     from milestoned.engine import Engine
@@ -140,7 +142,7 @@ def resume(session_id: str | None, remote: str | None, no_fetch: bool, timeout: 
 
     if remote and no_fetch:
         raise UserError("--remote and --no-fetch contradict each other", hint="pass one of them")
-    engine = Engine(Workspace.discover())  # .milestones/ may not exist yet on a fresh clone
+    engine = Engine(Workspace.discover())  # the plan may not be here yet: resume restores it
     chosen = None if no_fetch else _remote_for(engine, remote)
     answer = sessions.resume(engine, session_id, remote=chosen, timeout=_timeout(timeout),
                              remote_optional=remote is None)
@@ -151,6 +153,8 @@ def resume(session_id: str | None, remote: str | None, no_fetch: bool, timeout: 
         f"{s['git_branch'] or 'a detached HEAD'} at {(s['git_commit'] or '?')[:10]})")
     if answer["checkout"]:
         say(answer["checkout"])
+    if answer["plan_restored"]:
+        say(answer["plan_restored"])
     say(f"{ms['id']}: {ms['status']}, {ms['progress_percentage']}%")
     for task in answer["in_progress"]:
         say(f"in progress: {task['task_id']}" + (f" ({task['agent']})" if task["agent"] else ""))
@@ -159,6 +163,8 @@ def resume(session_id: str | None, remote: str | None, no_fetch: bool, timeout: 
         say(f"cleared blocker: {describe(blocker)}")
     for blocker in answer["blockers"]:
         say(f"blocker: {describe(blocker)}")
+    if not answer["hooks"]["installed"]:
+        say(f"hooks: not installed in this clone, so commits do not move tasks yet: {answer['hooks']['fix']}")
     if answer["next_command"]:
         say(f"next: {answer['next_command']}")
 

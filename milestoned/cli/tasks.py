@@ -44,9 +44,12 @@ def _task_verb(verb: str, task_id: str, milestone: str | None, **kwargs: object)
         hooks.hold_task(engine.ws, ms.id, task_id)
     else:
         hooks.let_go(engine.ws, ms.id, [task_id])
-    done, total, pct = ms.state.progress()
-    note = " — milestone completed" if ms.state.status == "completed" else ""
-    return f"{ms.id}: {task_id} {ms.state.tasks[task_id].status} ({done}/{total}, {pct}%){note}"
+    done, total, pct = ms.progress()
+    note = ""
+    if ms.status == "completed":
+        archive = f"; `milestoned archive {ms.id}` moves its plan to completed/" if ms.path.parent.name != "completed" else ""
+        note = f" — milestone completed{archive}"
+    return f"{ms.id}: {task_id} {ms.state.task(task_id).status} ({done}/{total}, {pct}%){note}"
 
 
 @task.command("start")
