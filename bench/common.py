@@ -42,7 +42,8 @@ def write_big_milestone(root: Path, milestone_id: str, tasks: int, events: int) 
         dep = f"[T{i - 10}]" if i >= 10 else "[]"
         lines += [f"  - id: T{i}", f"    title: task number {i}", "    status: pending", f"    dependencies: {dep}"]
     (root / ".milestones/active" / f"{milestone_id}.yaml").write_text("\n".join(lines) + "\n")
-    log = root / ".milestones/logs" / f"execution-{milestone_id}.jsonl"
+    log = root / ".git/milestoned/log" / f"{milestone_id}.jsonl"
+    log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("w") as handle:
         base = {"milestone_id": milestone_id, "session_id": "exec-bench", "timestamp": "2026-01-01T00:00:00Z"}
         handle.write(json.dumps({**base, "id": "e0", "clock": 1, "event": "state_baseline", "status": "in_progress",

@@ -5,8 +5,9 @@ or a number, ``status: active`` for ``in_progress``, ``depends_on`` for
 ``dependencies``, ``hours`` or ``estimated_hours``.  We read them all.  What we cannot
 read becomes a ``Problem`` with a key path, turned into ``FILE:LINE`` by the caller.
 
-The status and timestamp fields in the file are only the *recorded* projection of the
-event log (see ``state``); the plan proper is ids, titles, dependencies and commands.
+The status and timestamp fields a file may carry (the seed wrote them) are ``Recorded``:
+read once as the baseline of the state, and after that only compared with it (see
+``state``).  The plan proper is ids, titles, dependencies and commands.
 """
 
 from __future__ import annotations

@@ -540,7 +540,7 @@ class Runner:
 
     # -- the end -------------------------------------------------------------------------------
     def _conclude(self) -> Outcome:
-        """Save the session (and with it the projection) and say how the run ended."""
+        """Escalate what failed, save the session and say how the run ended."""
         interrupted = signal.Signals(self.signals[0]).name if self.signals else None
         with self.engine.transaction() as txn:
             ms = txn.milestone(self.mid)

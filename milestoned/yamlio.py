@@ -6,8 +6,9 @@ Line numbers are only needed when something is wrong, so they are found afterwar
 by composing the document again (``locate``), keeping the common path fast.
 
 Plan edits (``task add``) use ruamel.yaml's round-trip mode, told the file's own
-indentation, so that comments, key order, quoting and unknown fields survive.  State
-projection does not: it splices values into the text (``yamledit``), far faster.
+indentation, so that comments, key order, quoting and unknown fields survive.  The
+readable copy with the state filled in (``projection``) splices values into the text
+(``yamledit``) instead, far faster.
 """
 
 from __future__ import annotations

@@ -173,6 +173,25 @@ def test_an_invalid_edit_is_reported_and_never_replaces_good_state(repo: Path, d
     assert json.loads(cli(repo, "status", "--json").stdout)["milestone"]["status"] == "in_progress"
 
 
+def test_a_plan_edited_into_invalid_yaml_is_reported_with_its_line_and_changes_no_state(
+        repo: Path, daemons: Daemons) -> None:
+    path = write_milestone(repo, "m1", MILESTONE)
+    cli(repo, "activate", "m1")
+    cli(repo, "task", "done", "T1")
+    daemons.start(repo)
+    before = events_of(repo, "m1")
+    good = path.read_text()
+    path.write_text(good.replace("  - id: T2", "  - id: [T2", 1))
+    problems = wait_for(lambda: (daemons.ping(repo) or {}).get("problems"), "the daemon to report the broken plan")
+    assert problems[0].startswith(".milestones/active/m1.yaml:") and "YAML syntax error" in problems[0]
+    assert events_of(repo, "m1") == before
+    path.write_text(good)
+    wait_for(lambda: not (daemons.ping(repo) or {}).get("problems"), "the daemon to accept the repaired plan")
+    assert [t["status"] for t in json.loads(cli(repo, "status", "--json").stdout)["tasks"]] == \
+        ["completed", "pending", "pending"]
+    assert events_of(repo, "m1") == before
+
+
 def test_sigterm_saves_the_session_and_exits_cleanly(repo: Path, daemons: Daemons) -> None:
     write_milestone(repo, "m1", MILESTONE)
     cli(repo, "activate", "m1")

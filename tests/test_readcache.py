@@ -50,3 +50,26 @@ def test_a_corrupt_cache_file_is_ignored(two_task_milestone: Path, repo: Path) -
     for path in cache_files(repo):
         path.write_bytes(b"not a pickle")
     assert status("m1") == first
+
+
+def test_a_cached_plan_gives_way_to_an_edit(two_task_milestone: Path, repo: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(readcache, "RACY", -1.0)  # cache even a file modified just now
+    assert status("m1")["tasks"][1]["title"] == "Second"
+    assert any(p.name.startswith("plan-") for p in cache_files(repo))
+    text = two_task_milestone.read_text()
+    two_task_milestone.write_text(text.replace("title: Second", "title: Second, renamed"))
+    assert status("m1")["tasks"][1]["title"] == "Second, renamed"
+
+
+def test_a_same_size_edit_in_the_same_clock_tick_is_never_served_from_the_cache(two_task_milestone: Path) -> None:
+    """Git's "racy clean" case: the stamp cannot tell the two files apart, so a plan that young is not cached."""
+    import os
+
+    before = os.stat(two_task_milestone)
+    assert status("m1")["tasks"][0]["title"] == "First"
+    text = two_task_milestone.read_text()
+    two_task_milestone.write_text(text.replace("title: First", "title: Fir5t"))  # the same size, in place
+    os.utime(two_task_milestone, ns=(before.st_atime_ns, before.st_mtime_ns))  # and the same mtime
+    assert os.stat(two_task_milestone).st_ino == before.st_ino
+    assert status("m1")["tasks"][0]["title"] == "Fir5t"
