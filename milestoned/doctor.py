@@ -52,6 +52,13 @@ def check_milestones(engine: Engine) -> Iterator[Check]:
             yield Check("event log", "warn", warning)
         for warning in milestone.plan_warnings():
             yield Check("plan", "warn", warning)
+        fields = milestone.plan.state_fields
+        if fields and milestone.state.has_baseline:
+            names = sorted({str(keypath[-1]) for keypath in fields})
+            yield Check("plan", "warn", f"{display_path(path)}:{milestone.plan.line_of(*fields[0], key=True) or 1}: "
+                        f"{', '.join(names)} ({len(fields)} in all) hold state the seed or an earlier version "
+                        "wrote; milestoned read them once and no longer does",
+                        f"remove them if you like; `milestoned status {milestone.id} --format yaml` shows the state")
     yield Check("milestones", "ok", f"{count} milestone file(s) read without error")
 
 

@@ -73,6 +73,8 @@ class Plan:
     recorded: Recorded
     path: Path
     text: str = field(repr=False, default="")
+    # fields the seed (and earlier milestoned) wrote state into: read once, as the baseline
+    state_fields: tuple[tuple[str | int, ...], ...] = ()
 
     @property
     def deps(self) -> dict[str, tuple[str, ...]]:
@@ -88,8 +90,8 @@ class Plan:
     def has_task(self, task_id: str) -> bool:
         return any(t.id == task_id for t in self.tasks)
 
-    def line_of(self, *keypath: str | int) -> int | None:
-        return yamlio.locate(self.text, keypath) if self.text else None
+    def line_of(self, *keypath: str | int, key: bool = False) -> int | None:
+        return yamlio.locate(self.text, keypath, key=key) if self.text else None
 
 
 def normalize_status(value: object, *, task: bool) -> str | None:
@@ -284,8 +286,21 @@ def read_plan(data: object, path: Path) -> tuple[Plan | None, list[Problem]]:
         tasks=tuple(tasks),
         recorded=recorded,
         path=path,
+        state_fields=_state_fields(data, raw_tasks),
     )
     return plan, problems
+
+
+STATE_KEYS = ("progress", "execution", "blockers", "completed_at")
+TASK_STATE_KEYS = ("started_at", "completed_at", "agent")
+
+
+def _state_fields(data: dict[str, Any], raw_tasks: list[Any]) -> tuple[tuple[str | int, ...], ...]:
+    found: list[tuple[str | int, ...]] = [(key,) for key in STATE_KEYS if key in data]
+    for index, raw in enumerate(raw_tasks):
+        if isinstance(raw, dict):
+            found += [("tasks", index, key) for key in TASK_STATE_KEYS if key in raw]
+    return tuple(found)
 
 
 def load_plan(path: Path) -> Plan:

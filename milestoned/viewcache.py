@@ -135,7 +135,8 @@ class ViewCache:
         shown = entry.elsewhere.get(cwd)
         if shown is None:  # an agent in a task worktree, a person in a subdirectory: paths read differently
             client = Workspace.discover(cwd)
-            if client.worktree != self.engine.ws.worktree:
+            ours = self.engine.ws
+            if client.common_dir == ours.common_dir and client.worktree != ours.worktree:
                 theirs = Engine(client)  # the same state, seen through that checkout's plan
                 if theirs.path_of(milestone_id) != entry.path:
                     return compact_json(for_cwd(views.status(theirs.load(milestone_id)), cwd))

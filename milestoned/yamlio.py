@@ -117,22 +117,26 @@ def _check_alias_expansion(data: Any, path: Path) -> None:
         )
 
 
-def locate(text: str, keypath: KeyPath) -> int | None:
-    """1-based line of the node at ``keypath`` (or of its nearest existing parent)."""
+def locate(text: str, keypath: KeyPath, *, key: bool = False) -> int | None:
+    """1-based line of the node at ``keypath`` (or of its nearest existing parent); with ``key``,
+    of the key that names it (a block mapping's value starts on the line after its key)."""
     try:
         node = yaml.compose(text, Loader=SafeLoader)
     except yaml.YAMLError:
         return None
     line = node.start_mark.line + 1 if node is not None else None
-    for key in keypath:
+    for depth, part in enumerate(keypath):
+        last = depth == len(keypath) - 1
         child = None
         if isinstance(node, yaml.MappingNode):
             for k, v in node.value:
-                if k.value == str(key):
+                if k.value == str(part):
                     child = v if not isinstance(v, yaml.ScalarNode) or v.value else k
+                    if key and last:
+                        child = k
                     break
-        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
-            child = node.value[key]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            child = node.value[part]
         if child is None:
             break
         node = child

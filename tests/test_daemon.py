@@ -95,6 +95,9 @@ def test_status_and_events_from_the_daemon_match_the_files(repo: Path, daemons: 
     served = wait_for(lambda: client.status(Workspace.discover(repo), "m1"), "the daemon to answer status")
     assert served.raw.decode() == from_files[1][0]
     assert answers() == from_files
+    # a client standing outside the repository (a script, a dashboard) gets the answer too
+    outside = client._exchange(Workspace.discover(repo), {"op": "status", "milestone": "m1", "cwd": "/"}, 5)
+    assert outside is not None and json.loads(outside)["ok"] is True
 
     cli(repo, "pause", "m1")  # the daemon follows the change, and still agrees with the files
     paused = cli(repo, "status", "--json").stdout

@@ -101,6 +101,11 @@ def test_doctor_says_the_old_files_may_be_deleted(repo: Path) -> None:
         ".milestones/logs/execution-m1.jsonl: imported into .git/milestoned and no longer read",
         ".milestones/sessions/exec-m1-20260101-abcdef.yaml: imported into .git/milestoned and no longer read",
     ]
+    fields = [c for c in checks if c["area"] == "plan"]
+    assert [(c["detail"], c["fix"]) for c in fields] == [(
+        ".milestones/active/m1.yaml:4: agent, progress (2 in all) hold state the seed or an earlier version wrote; "
+        "milestoned read them once and no longer does",
+        "remove them if you like; `milestoned status m1 --format yaml` shows the state")]
 
 
 def test_a_legacy_log_that_grows_is_taken_in_again_without_doubles(repo: Path) -> None:
