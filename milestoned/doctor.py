@@ -138,7 +138,11 @@ def check_refs(engine: Engine, *, offline: bool) -> Iterator[Check]:
         yield Check("sync", "warn", f"could not ask {remote}: {exc}")
         return
     for row in rows:
-        yield Check("sync", "warn", f"{row['ref']}: {row['status']} on {remote}", f"milestoned sync {remote}")
+        said = {"ahead": f"this clone is ahead of {remote} (not pushed yet)",
+                "behind": f"{remote} is ahead of this clone (not fetched yet)",
+                "not pushed": f"not pushed to {remote} yet", "not fetched": f"on {remote}, not fetched here"}
+        yield Check("sync", "warn", f"{row['ref']}: {said.get(row['status'], row['status'] + ' with ' + remote)}",
+                    f"milestoned sync {remote}")
     if not rows:
         yield Check("sync", "ok", f"state, notes and claims match {remote}")
 

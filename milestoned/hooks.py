@@ -348,3 +348,19 @@ def let_go(ws: Workspace, milestone_id: str, task_ids: list[str]) -> None:
     held = held_task(ws)
     if held is not None and held[0] == milestone_id and held[1] in task_ids:
         hold_task(ws, None, None)
+
+
+def let_go_everywhere(ws: Workspace, finished: set[tuple[str, str]]) -> None:
+    """Tasks a commit finished (``Completes:``): no worktree adds their trailers any more."""
+    if ws.common_dir is None or not finished:
+        return
+    linked = ws.common_dir / "worktrees"
+    git_dirs = [ws.common_dir, *(sorted(linked.iterdir()) if linked.is_dir() else ())]
+    for git_dir in git_dirs:
+        path = git_dir / HELD_TASK_FILE
+        try:
+            fields = tuple(path.read_text(encoding="utf-8").split()[:2])
+        except (OSError, UnicodeDecodeError):
+            continue
+        if fields in finished:
+            path.unlink(missing_ok=True)

@@ -138,6 +138,7 @@ class _Drain:
         self.notes: dict[str, list[str]] = {}  # sha -> note lines
         self.done: set[str] = set()
         self.ingested = 0
+        self.finished: set[tuple[str, str]] = set()  # (milestone, task) completed by a commit
         self._patch_ids: dict[str, str] = {}
         from milestoned import lifecycle
 
@@ -216,6 +217,7 @@ class _Drain:
                 continue
             if move == "task_completed":
                 lifecycle.complete(self.txn, milestone, task_id, commit=commit.sha, via="commit")
+                self.finished.add((milestone.id, task_id))
             else:
                 lifecycle.start(self.txn, milestone, task_id, force=bool(deps), commit=commit.sha, via="commit")
             self._note(commit.sha, ledger.add(commit.sha, task_id, move, milestone.state.session_id))
@@ -312,6 +314,9 @@ def _drain_locked(engine: Engine) -> int:
                 notes_written = pool.submit(drained.write_notes)  # fast-import works while events are written
             notes_written.result()
         count = drained.ingested
+        from milestoned.hooks import let_go_everywhere  # only when commits moved tasks
+
+        let_go_everywhere(ws, drained.finished)
     remember_refs(ws, tips, stamp, racy)
     inbox.release(ws.runtime_dir, claimed)
     return count

@@ -121,7 +121,7 @@ def _id_list(value: object, keypath: tuple[str | int, ...], what: str, problems:
     ids: list[str] = []
     for i, item in enumerate(value):
         item = _as_id(item)
-        why = id_problem(item, what.rstrip("s"))
+        why = id_problem(item, "required milestone" if what == "requires" else "dependency")
         if why:
             problems.append(Problem((*keypath, i), why))
         else:

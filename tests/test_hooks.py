@@ -275,6 +275,15 @@ def test_prepare_commit_msg_uses_the_held_task_of_the_worktree(active: Path, tmp
     assert git("log", "-1", "--format=%(trailers)", cwd=linked) == ""
 
 
+def test_a_task_a_commit_completes_is_no_longer_stamped_on_later_commits(active: Path) -> None:
+    assert invoke("task", "start", "T1").exit_code == 0  # held here: its commits get its trailers
+    commit(active, "do T1", "Completes: T1")
+    assert git("log", "-1", "--format=%(trailers)", cwd=active) == "Completes: T1\nMilestone: m1\nTask: T1"
+    assert statuses()["T1"] == "completed"  # ingested: the task is finished, and let go of
+    commit(active, "unrelated", name="other.txt")
+    assert git("log", "-1", "--format=%(trailers)", cwd=active) == ""
+
+
 def _pre_commit_config(repo: Path, fired: Path) -> None:
     (repo / ".pre-commit-config.yaml").write_text(f"""\
 repos:
