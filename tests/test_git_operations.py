@@ -241,8 +241,9 @@ EXECUTED = """
 
 
 @pytest.mark.slow  # it starts and stops a real daemon
-def test_no_milestoned_command_leaves_git_status_showing_a_change(repo: Path, tmp_path: Path,
-                                                                 daemons: Daemons) -> None:
+@pytest.mark.parametrize("daemon_first", [False, True], ids=["no-daemon", "daemon-up"])
+def test_no_milestoned_command_leaves_git_status_showing_a_change(repo: Path, tmp_path: Path, daemons: Daemons,
+                                                                 daemon_first: bool) -> None:
     write_milestone(repo, "m1", "id: m1\ntitle: by hand\ntasks:\n"
                     + "".join(f"  - {{id: T{i}, title: task {i}}}\n" for i in range(1, 5)))
     write_milestone(repo, "m2", EXECUTED.replace("{python}", json.dumps(sys.executable)))
@@ -277,6 +278,8 @@ def test_no_milestoned_command_leaves_git_status_showing_a_change(repo: Path, tm
         ("daemon start", lambda: daemons.start(repo) and None),
         ("daemon stop", lambda: daemons.stop(repo) and None),
     ]
+    if daemon_first:  # the same commands with a daemon watching all along
+        steps = [steps[-2], *steps[:-2], steps[-1]]
     tree = snapshot_tree(repo)
     for name, step in steps:
         step()
