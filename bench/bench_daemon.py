@@ -27,9 +27,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import ENV, MILESTONED, paired_medians, report, scratch_repo, timed, write_big_milestone  # noqa: E402
-from milestoned import client  # noqa: E402
-from milestoned.store import atomic_write  # noqa: E402
-from milestoned.workspace import Workspace  # noqa: E402
+from milestoned.daemon import client
+from milestoned.files.durable import atomic_write  # noqa: E402
+from milestoned.files.workspace import Workspace  # noqa: E402
 
 REACTIONS = 50
 SIZE = 12  # tasks in the milestone: the demo's size; the engine's YAML rewrite grows with it

@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import ENV, MILESTONED, scratch_repo  # noqa: E402
-from milestoned.graph import critical_path  # noqa: E402
+from milestoned.core.graph import critical_path  # noqa: E402
 
 WIDTH, LEVELS, SECONDS, WORKERS = 8, 4, 0.5, 8
 

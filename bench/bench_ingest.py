@@ -82,9 +82,9 @@ def check(root: Path) -> None:
 
 
 def ingest_candidates(template: Path, stream: str, via_inbox: bool) -> dict[str, Callable[[], float]]:
-    from milestoned.engine import Engine
-    from milestoned.ingest import drain
-    from milestoned.workspace import Workspace
+    from milestoned.engine.engine import Engine
+    from milestoned.engine.ingest import drain
+    from milestoned.files.workspace import Workspace
 
     def git_log() -> float:
         root, old = landed(template, stream, via_inbox)
@@ -118,7 +118,7 @@ def ingest_candidates(template: Path, stream: str, via_inbox: bool) -> dict[str,
 def notes_candidates(template: Path, stream: str, count: int) -> dict[str, Callable[[], float]]:
     import pygit2
 
-    from milestoned import notes
+    from milestoned.git import notes
 
     def commits() -> tuple[Path, list[str]]:
         root, old = landed(template, stream, False)

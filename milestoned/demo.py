@@ -24,8 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from milestoned import gitutil
-from milestoned.errors import UserError
+from milestoned.core.errors import UserError
+from milestoned.git import queries as gitutil
 
 MILESTONE = "greeter"
 
@@ -58,8 +58,8 @@ class Demo:
         return gitutil.git(list(args), self.root)
 
     def engine(self, where: Path | None = None):  # type: ignore[no-untyped-def]
-        from milestoned.engine import Engine
-        from milestoned.workspace import Workspace
+        from milestoned.engine.engine import Engine
+        from milestoned.files.workspace import Workspace
 
         return Engine(Workspace.discover(where or self.root))
 
@@ -171,8 +171,8 @@ def make_repository(demo: Demo) -> None:
 
 
 def initialize(demo: Demo) -> None:
-    from milestoned.lifecycle import init
-    from milestoned.workspace import Workspace
+    from milestoned.engine.lifecycle import init
+    from milestoned.files.workspace import Workspace
 
     init(Workspace.discover(demo.root))
     demo.echo("milestoned init: .milestones/ with config.yaml and a .gitignore (your plans go there; "
@@ -180,14 +180,14 @@ def initialize(demo: Demo) -> None:
 
 
 def install_hooks(demo: Demo) -> None:
-    from milestoned import hooks
+    from milestoned.git import hookinstall as hooks
 
     done = hooks.install(demo.engine().ws)
     demo.echo(f"milestoned hooks install: {', '.join(done)} (commits now feed task state)")
 
 
 def start_daemon(demo: Demo) -> None:
-    from milestoned import daemonctl
+    from milestoned.daemon import control as daemonctl
 
     _, info = daemonctl.start(demo.engine().ws)
     demo.echo(f"milestoned daemon start: pid {info['pid']}, watching the plans, the hooks' inbox and the refs")
@@ -203,8 +203,8 @@ def plan_milestone(demo: Demo) -> None:
 
 
 def execute(demo: Demo) -> None:
-    from milestoned.runner import execute_with_display
-    from milestoned.worktrees import milestone_branch
+    from milestoned.git.worktrees import milestone_branch
+    from milestoned.runner.scheduler import execute_with_display
 
     outcome = execute_with_display(demo.engine(), MILESTONE, workers=demo.workers, resume=False, force=False,
                                    tty=demo.tty, echo=demo.echo)
@@ -213,7 +213,8 @@ def execute(demo: Demo) -> None:
 
 
 def save_and_sync(demo: Demo) -> None:
-    from milestoned import sessions, sync
+    from milestoned.engine import sessions
+    from milestoned.remote import sync
 
     engine = demo.engine()
     with engine.transaction() as txn:
@@ -228,7 +229,8 @@ def save_and_sync(demo: Demo) -> None:
 
 
 def resume_in_a_fresh_clone(demo: Demo) -> None:
-    from milestoned import sessions, views
+    from milestoned.engine import sessions
+    from milestoned.model import views
 
     gitutil.git(["clone", "-q", str(demo.remote), str(demo.clone)], demo.base)
     engine = demo.engine(demo.clone)
@@ -245,7 +247,7 @@ def resume_in_a_fresh_clone(demo: Demo) -> None:
 
 
 def stop_daemon(demo: Demo) -> None:
-    from milestoned import daemonctl
+    from milestoned.daemon import control as daemonctl
 
     if daemonctl.stop(demo.engine().ws) is not None:
         demo.echo("milestoned daemon stop: stopped (start it again with `milestoned daemon start`)")
@@ -308,7 +310,7 @@ def run_demo(directory: str | None, *, workers: int, tty: bool, echo: Callable[[
             step(demo)
     finally:
         if demo.root.is_dir():
-            from milestoned import daemonctl
+            from milestoned.daemon import control as daemonctl
 
             daemonctl.stop(demo.engine().ws)  # never leave a daemon behind, even when a step failed
     return demo.exit_code

@@ -125,12 +125,12 @@ def two_task_milestone(repo: Path) -> Iterator[Path]:
 
 def log_file(root: Path, milestone_id: str) -> Path:
     """Where a milestone's event log lives: in the git dir, never in the working tree."""
-    from milestoned.workspace import Workspace
+    from milestoned.files.workspace import Workspace
 
     return Workspace.discover(root).log_path(milestone_id)
 
 
 def session_file(root: Path, session_id: str) -> Path:
-    from milestoned.workspace import Workspace
+    from milestoned.files.workspace import Workspace
 
     return Workspace.discover(root).session_path(session_id)

@@ -17,8 +17,9 @@ from typing import Any, TypeVar
 import pytest
 
 from conftest import run_subprocess
-from milestoned import client, daemonctl
-from milestoned.workspace import Workspace
+from milestoned.daemon import client
+from milestoned.daemon import control as daemonctl
+from milestoned.files.workspace import Workspace
 
 T = TypeVar("T")
 

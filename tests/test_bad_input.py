@@ -150,8 +150,8 @@ def test_validate_lists_every_problem_of_a_file(repo: Path) -> None:
 
 def test_bad_config_is_refused_with_its_line(repo: Path) -> None:
     (repo / ".milestones/config.yaml").write_text("execute:\n  workers: many\n")
-    from milestoned.config import load_config
-    from milestoned.errors import UserError
+    from milestoned.core.errors import UserError
+    from milestoned.model.config import load_config
 
     with pytest.raises(UserError) as caught:
         load_config(repo / ".milestones/config.yaml")

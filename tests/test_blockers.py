@@ -20,11 +20,12 @@ from hypothesis import strategies as st
 
 from conftest import TWO_TASKS, git, invoke, run_subprocess, session_file, write_milestone
 from daemons import Daemons, daemons, event_names, events_of, wait_for  # noqa: F401 - the fixture
-from milestoned import blockers, clock
-from milestoned.config import Config, load_config
-from milestoned.engine import Engine, Transaction
-from milestoned.testruns import Ledger, TestCommand
-from milestoned.workspace import Workspace
+from milestoned.core import clock
+from milestoned.engine import blockers
+from milestoned.engine.engine import Engine, Transaction
+from milestoned.engine.testruns import Ledger, TestCommand
+from milestoned.files.workspace import Workspace
+from milestoned.model.config import Config, load_config
 
 MILESTONE = TWO_TASKS
 

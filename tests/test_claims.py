@@ -237,8 +237,8 @@ def test_a_stale_expiry_merged_from_another_clone_does_not_undo_the_new_claim() 
     B's claim in the merged log, yet the task stays B's (and a completed task stays completed)."""
     from pathlib import Path as _Path
 
-    from milestoned.plan import Plan, Recorded, TaskPlan
-    from milestoned.state import fold, initial
+    from milestoned.model.plan import Plan, Recorded, TaskPlan
+    from milestoned.model.state import fold, initial
 
     plan = Plan("m1", "m", (), (TaskPlan("T1", "t"),), Recorded("in_progress"), _Path("m1.yaml"))
     base = {"milestone_id": "m1", "session_id": "s", "timestamp": "2026-01-01T00:00:00Z", "task_id": "T1"}

@@ -16,13 +16,14 @@ import pytest
 
 from conftest import TWO_TASKS, git, log_file, make_repo, run_subprocess, session_file, write_milestone
 from daemons import Daemons, daemons, event_names, events_of, wait_for  # noqa: F401 - the fixture
-from milestoned import client, views
 from milestoned.cli.base import json_text
-from milestoned.daemonctl import lock_held
-from milestoned.engine import Engine
-from milestoned.viewcache import ViewCache
-from milestoned.watch import Change, Watcher
-from milestoned.workspace import Workspace
+from milestoned.daemon import client
+from milestoned.daemon.control import lock_held
+from milestoned.daemon.viewcache import ViewCache
+from milestoned.daemon.watch import Change, Watcher
+from milestoned.engine.engine import Engine
+from milestoned.files.workspace import Workspace
+from milestoned.model import views
 
 pytestmark = pytest.mark.slow
 

@@ -266,10 +266,10 @@ def test_a_task_past_its_timeout_is_stopped_and_blocked(repo: Path, tmp_path: Pa
 def test_on_a_terminal_a_live_panel_shows_progress_tasks_agents_and_events(repo: Path) -> None:
     from rich.console import Console
 
-    from milestoned.display import LiveDisplay
-    from milestoned.engine import Engine
-    from milestoned.runner import Runner
-    from milestoned.workspace import Workspace
+    from milestoned.engine.engine import Engine
+    from milestoned.files.workspace import Workspace
+    from milestoned.runner.display import LiveDisplay
+    from milestoned.runner.scheduler import Runner
 
     plan(repo, [{"id": "T1", "title": "First thing", "run": fake("--sleep", "0.3")},
                 {"id": "T2", "title": "Second thing", "dependencies": ["T1"], "run": fake()}])

@@ -25,10 +25,10 @@ from test_sync import as_json, clone, ok, project, share
 
 from conftest import git, invoke, run_subprocess, snapshot_tree, write_milestone
 from daemons import Daemons, daemons, wait_for  # noqa: F401 - the fixture
-from milestoned import views
 from milestoned.cli.base import json_text
-from milestoned.engine import Engine
-from milestoned.workspace import Workspace
+from milestoned.engine.engine import Engine
+from milestoned.files.workspace import Workspace
+from milestoned.model import views
 
 PLAN = ".milestones/active/m1.yaml"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from milestoned import graph
+from milestoned.core import graph
 
 STATUSES = ("pending", "in_progress", "completed", "blocked")
 

@@ -260,8 +260,8 @@ def test_prepare_commit_msg_adds_the_branch_task_once(active: Path) -> None:
 
 
 def test_prepare_commit_msg_uses_the_held_task_of_the_worktree(active: Path, tmp_path: Path) -> None:
-    from milestoned.hooks import hold_task
-    from milestoned.workspace import Workspace
+    from milestoned.files.workspace import Workspace
+    from milestoned.git.hookinstall import hold_task
 
     linked = tmp_path / "agent"
     git("worktree", "add", "-q", "-b", "agent-branch", str(linked), cwd=active)

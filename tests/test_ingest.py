@@ -17,9 +17,11 @@ import pygit2
 import pytest
 
 from conftest import git, invoke, log_file
-from milestoned import inbox, ingest, refwatch
-from milestoned.engine import Engine
-from milestoned.workspace import Workspace
+from milestoned.engine import ingest
+from milestoned.engine.engine import Engine
+from milestoned.files import inbox
+from milestoned.files.workspace import Workspace
+from milestoned.git import refwatch
 from test_hooks import active, commit, events, inbox_lines, milestoned_on_path, statuses  # noqa: F401 - fixtures
 
 

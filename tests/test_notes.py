@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 from conftest import git, log_file
-from milestoned import notes
+from milestoned.git import notes
 from test_hooks import active, commit, milestoned_on_path, statuses  # noqa: F401 - fixtures
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from conftest import invoke
-from milestoned import readcache
+from milestoned.files import readcache
 
 
 @pytest.fixture(autouse=True)

@@ -15,7 +15,7 @@ from pathlib import Path
 from rich.console import Console
 
 from conftest import invoke, write_milestone
-from milestoned import render
+from milestoned.cli import render
 
 
 def _progressed(repo: Path) -> None:

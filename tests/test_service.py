@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from conftest import invoke
-from milestoned import client, service
-from milestoned.workspace import Workspace
+from milestoned.daemon import client, service
+from milestoned.files.workspace import Workspace
 
 CONTRIB = Path(__file__).resolve().parent.parent / "contrib"
 UNIT = CONTRIB / "systemd" / "milestoned@.service"

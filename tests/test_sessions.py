@@ -9,9 +9,9 @@ import yaml
 from test_sync import as_json, at, clone, ok, project
 
 from conftest import git, invoke, session_file, snapshot_tree, write_milestone
-from milestoned import blockers
-from milestoned.engine import Engine
-from milestoned.workspace import Workspace
+from milestoned.engine import blockers
+from milestoned.engine.engine import Engine
+from milestoned.files.workspace import Workspace
 
 
 def session_record(root: Path, session_id: str) -> dict:

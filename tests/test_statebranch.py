@@ -10,9 +10,9 @@ import pytest
 from test_sync import as_json, ok
 
 from conftest import git, invoke, log_file, make_repo, session_file
-from milestoned import statebranch
-from milestoned.errors import RuntimeFailure
-from milestoned.workspace import Workspace
+from milestoned.core.errors import RuntimeFailure
+from milestoned.files.workspace import Workspace
+from milestoned.git import statebranch
 
 BRANCH = "milestoned/state"
 

@@ -17,8 +17,8 @@ import pytest
 from click.testing import Result
 
 from conftest import git, invoke, log_file, make_repo, write_milestone
-from milestoned import sync
-from milestoned.workspace import Workspace
+from milestoned.files.workspace import Workspace
+from milestoned.remote import sync
 
 
 def at(root: Path, *args: str) -> Result:

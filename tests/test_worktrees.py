@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from conftest import IDENTITY, git
-from milestoned.errors import UserError
-from milestoned.identity import Identity
-from milestoned.workspace import Workspace
-from milestoned.worktrees import Worktrees
+from milestoned.core.errors import UserError
+from milestoned.files.workspace import Workspace
+from milestoned.git.identity import Identity
+from milestoned.git.worktrees import Worktrees
 
 MS_BRANCH = "milestone/m1/_milestone"
 

@@ -6,7 +6,7 @@ import textwrap
 
 import yaml
 
-from milestoned.yamledit import Editor
+from milestoned.files.yamlsplice import Editor
 
 
 def edit(text: str, *changes: tuple) -> str:  # type: ignore[type-arg]

@@ -24,7 +24,7 @@ from milestoned.cli import (  # noqa: F401 - each module registers its commands
     tasks,
 )
 from milestoned.cli.base import cli
-from milestoned.errors import MilestonedError
+from milestoned.core.errors import MilestonedError
 
 __all__ = ["cli", "main"]
 

@@ -23,7 +23,7 @@ class MilestonedGroup(click.Group):
     """Turns our errors into one line and an exit status, for ``main`` and CliRunner alike."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        from milestoned.errors import MilestonedError
+        from milestoned.core.errors import MilestonedError
 
         try:
             return super().invoke(ctx)
@@ -76,8 +76,8 @@ def print_json(data: Any) -> None:
 
 def open_engine() -> Any:
     """The engine for the repository around the current directory."""
-    from milestoned.engine import Engine
-    from milestoned.workspace import Workspace
+    from milestoned.engine.engine import Engine
+    from milestoned.files.workspace import Workspace
 
     engine = Engine(Workspace.discover())
     engine.ws.require_initialized()
@@ -93,8 +93,8 @@ def _drain(engine: Any) -> None:
     Costs a few ``stat`` calls when there is nothing new.  A failure (a broken
     milestone file, git missing) keeps the inbox for later and does not stop the command.
     """
-    from milestoned.errors import MilestonedError
-    from milestoned.ingest import drain
+    from milestoned.core.errors import MilestonedError
+    from milestoned.engine.ingest import drain
 
     try:
         drain(engine)

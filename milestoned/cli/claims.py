@@ -30,7 +30,7 @@ lease_option = click.option("--lease", default=None,
 
 def _expire_lapsed(engine: Any, milestone_id: str) -> Any:
     """The milestone to read, after giving back tasks whose lease ran out (a read that records it)."""
-    from milestoned import claims
+    from milestoned.engine import claims
 
     ms = engine.load(milestone_id)
     if claims.has_lapsed_leases(ms):
@@ -54,8 +54,8 @@ def next_(milestone: str | None, as_json: bool, claim: bool, agent: str | None, 
     With --claim, give one of them to --agent (or the task it already holds): two
     agents never get the same task, on one machine or, with --remote, across clones.
     """
-    from milestoned import views
-    from milestoned.errors import UserError
+    from milestoned.core.errors import UserError
+    from milestoned.model import views
 
     engine = open_engine()
     mid = engine.resolve(milestone)
@@ -78,8 +78,10 @@ def next_(milestone: str | None, as_json: bool, claim: bool, agent: str | None, 
 
 
 def _claim(engine: Any, mid: str, agent: str | None, lease: str | None, remote: str | None, as_json: bool) -> None:
-    from milestoned import claims, hooks, sync
-    from milestoned.errors import UserError
+    from milestoned.core.errors import UserError
+    from milestoned.engine import claims
+    from milestoned.git import hookinstall as hooks
+    from milestoned.remote import sync
 
     if not agent:
         raise UserError("--claim needs --agent NAME", hint="say who takes the task, e.g. --agent claude-1")
@@ -108,8 +110,8 @@ def _claim(engine: Any, mid: str, agent: str | None, lease: str | None, remote: 
 @json_option
 def heartbeat(task_id: str | None, milestone: str | None, agent: str, lease: str | None, as_json: bool) -> None:
     """Renew the lease on the task(s) AGENT holds (default: all of them)."""
-    from milestoned import claims
-    from milestoned.errors import RuntimeFailure
+    from milestoned.core.errors import RuntimeFailure
+    from milestoned.engine import claims
 
     engine = open_engine()
     answer = claims.heartbeat(engine, engine.resolve(milestone), agent, task_id,
@@ -131,7 +133,8 @@ def heartbeat(task_id: str | None, milestone: str | None, agent: str, lease: str
 @json_option
 def release(task_id: str | None, milestone: str | None, agent: str, as_json: bool) -> None:
     """Give the task(s) AGENT holds back to the ready set."""
-    from milestoned import claims, hooks
+    from milestoned.engine import claims
+    from milestoned.git import hookinstall as hooks
 
     engine = open_engine()
     answer = claims.release(engine, engine.resolve(milestone), agent, task_id)
@@ -147,7 +150,8 @@ def release(task_id: str | None, milestone: str | None, agent: str, as_json: boo
 @json_option
 def done(task_id: str | None, milestone: str | None, agent: str, as_json: bool) -> None:
     """Mark the task AGENT holds completed (the milestone completes with its last task)."""
-    from milestoned import claims, hooks
+    from milestoned.engine import claims
+    from milestoned.git import hookinstall as hooks
 
     engine = open_engine()
     answer = claims.done(engine, engine.resolve(milestone), agent, task_id)

@@ -10,7 +10,7 @@ from milestoned.cli.base import cli, json_option, milestone_argument, open_engin
 
 
 def _workspace():  # type: ignore[no-untyped-def]
-    from milestoned.workspace import Workspace
+    from milestoned.files.workspace import Workspace
 
     ws = Workspace.discover()
     ws.require_initialized()
@@ -31,7 +31,7 @@ def daemon() -> None:
 @click.option("--timeout", default=30.0, show_default=True, help="Seconds to wait for it to answer.")
 def start(timeout: float) -> None:
     """Start the daemon in the background; returns once it answers on its socket."""
-    from milestoned import daemonctl
+    from milestoned.daemon import control as daemonctl
 
     ws = _workspace()
     started, info = daemonctl.start(ws, timeout=timeout)
@@ -44,7 +44,7 @@ def start(timeout: float) -> None:
 @daemon.command()
 def stop() -> None:
     """Stop the daemon (it saves the current session first)."""
-    from milestoned import daemonctl
+    from milestoned.daemon import control as daemonctl
 
     ws = _workspace()
     pid = daemonctl.stop(ws)
@@ -55,7 +55,8 @@ def stop() -> None:
 @json_option
 def daemon_status(as_json: bool) -> int:
     """Whether the daemon runs, and what it watches.  Exits 1 when it does not run."""
-    from milestoned import client, daemonctl
+    from milestoned.daemon import client
+    from milestoned.daemon import control as daemonctl
 
     ws = _workspace()
     info = client.ping(ws)
@@ -87,14 +88,14 @@ def daemon_status(as_json: bool) -> int:
 @daemon.command()
 def run() -> int:
     """Serve in the foreground (for systemd, launchd, or a terminal) until stopped."""
-    from milestoned import daemon as daemon_process
+    from milestoned.daemon import server as daemon_process
 
     return daemon_process.run(_workspace())
 
 
 def _kind(systemd: bool, launchd: bool) -> str:
-    from milestoned import service
-    from milestoned.errors import UserError
+    from milestoned.core.errors import UserError
+    from milestoned.daemon import service
 
     if systemd and launchd:
         raise UserError("--systemd and --launchd exclude each other", hint="pick one")
@@ -111,7 +112,7 @@ def service_kind_options(func: Any) -> Any:
 @service_kind_options
 def install(systemd: bool, launchd: bool) -> None:
     """Write the service unit that runs this repository's daemon, and say how to enable it."""
-    from milestoned import service
+    from milestoned.daemon import service
 
     for line in service.install(_workspace(), _kind(systemd, launchd)):
         say(line)
@@ -121,7 +122,7 @@ def install(systemd: bool, launchd: bool) -> None:
 @service_kind_options
 def uninstall(systemd: bool, launchd: bool) -> None:
     """Remove this repository's service unit."""
-    from milestoned import service
+    from milestoned.daemon import service
 
     for line in service.uninstall(_workspace(), _kind(systemd, launchd)):
         say(line)
@@ -130,9 +131,10 @@ def uninstall(systemd: bool, launchd: bool) -> None:
 # -- blockers ---------------------------------------------------------------------------
 def _recheck(engine, mid: str, *, err: bool) -> None:  # type: ignore[no-untyped-def]
     """Run the test command on HEAD if it was never run there, then judge the blockers again."""
-    from milestoned import blockers, gitutil
-    from milestoned.config import load_config
-    from milestoned.testruns import TestCommand
+    from milestoned.engine import blockers
+    from milestoned.engine.testruns import TestCommand
+    from milestoned.git import queries as gitutil
+    from milestoned.model.config import load_config
 
     config = load_config(engine.ws.config_path)
     head = gitutil.head_commit(engine.ws.root) if engine.ws.is_git else None
@@ -154,10 +156,10 @@ def _recheck(engine, mid: str, *, err: bool) -> None:  # type: ignore[no-untyped
 @click.option("--recheck", is_flag=True, help="Look again now: clear what is resolved, escalate what is new.")
 def blockers_command(milestone: str | None, as_json: bool, recheck: bool) -> None:
     """What blocks a milestone (default: the current one, else every active milestone)."""
-    from milestoned import blockers
-    from milestoned.errors import UserError
-    from milestoned.plan import NotAMilestone
-    from milestoned.render import describe
+    from milestoned.cli.render import describe
+    from milestoned.core.errors import UserError
+    from milestoned.engine import blockers
+    from milestoned.model.plan import NotAMilestone
 
     engine = open_engine()
     if milestone is None and engine.current_id() is None:

@@ -28,7 +28,7 @@ def execute(ctx: click.Context, milestone: str | None, workers: int | None, resu
     """
     import sys
 
-    from milestoned.runner import execute_with_display
+    from milestoned.runner.scheduler import execute_with_display
 
     engine = open_engine()
     outcome = execute_with_display(engine, engine.resolve(milestone), workers=workers, resume=resume,

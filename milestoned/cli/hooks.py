@@ -9,7 +9,7 @@ from milestoned.cli.base import cli, json_option, open_engine, print_json, say
 
 def _workspace() -> Any:
     """The repository around us; drains the inbox first when milestoned is initialized there."""
-    from milestoned.workspace import Workspace
+    from milestoned.files.workspace import Workspace
 
     ws = Workspace.discover()
     if ws.milestones_dir.is_dir():
@@ -25,7 +25,7 @@ def hooks() -> None:
 @hooks.command()
 def install() -> None:
     """Install the hooks where git looks for them, keeping any hook already there running."""
-    from milestoned import hooks as hookmod
+    from milestoned.git import hookinstall as hookmod
 
     ws = _workspace()
     done = hookmod.install(ws)
@@ -38,7 +38,7 @@ def install() -> None:
 @hooks.command()
 def uninstall() -> None:
     """Remove our hook lines and settings, leaving the other hooks exactly as they were."""
-    from milestoned import hooks as hookmod
+    from milestoned.git import hookinstall as hookmod
 
     ws = _workspace()
     for name, what in hookmod.uninstall(ws).items():
@@ -49,8 +49,8 @@ def uninstall() -> None:
 @json_option
 def status(as_json: bool) -> None:
     """Per hook: ours, chained (inside or around another hook), moved away, missing or inactive."""
-    from milestoned import hooks as hookmod
-    from milestoned import inbox
+    from milestoned.files import inbox
+    from milestoned.git import hookinstall as hookmod
 
     ws = _workspace()
     rows = hookmod.status(ws)

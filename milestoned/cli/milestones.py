@@ -5,14 +5,14 @@ from __future__ import annotations
 import click
 
 from milestoned.cli.base import cli, json_option, milestone_argument, open_engine, print_json, say
-from milestoned.errors import display_path
+from milestoned.core.errors import display_path
 
 
 @cli.command()
 def init() -> None:
     """Create .milestones/ with a commented config.yaml and a .gitignore."""
-    from milestoned.lifecycle import init as do_init
-    from milestoned.workspace import Workspace
+    from milestoned.engine.lifecycle import init as do_init
+    from milestoned.files.workspace import Workspace
 
     ws = Workspace.discover()
     made = do_init(ws)
@@ -31,9 +31,9 @@ def init() -> None:
 @click.option("--description", default=None, help="A longer description.")
 def new(milestone_id: str, title: str, requires: tuple[str, ...], description: str | None) -> None:
     """Create a planned milestone in .milestones/active/MILESTONE_ID.yaml."""
-    from milestoned.errors import UserError
-    from milestoned.ids import id_problem
-    from milestoned.lifecycle import milestone_template
+    from milestoned.core.errors import UserError
+    from milestoned.core.ids import id_problem
+    from milestoned.engine.lifecycle import milestone_template
 
     engine = open_engine()
     for value in (milestone_id, *requires):
@@ -61,9 +61,9 @@ def validate(milestone: str | None, check_all: bool, as_json: bool) -> None:
 
     Exits 2 and prints one line per problem (FILE:LINE: what is wrong) when any is found.
     """
-    from milestoned.errors import UserError
-    from milestoned.lifecycle import check_executable, check_requires
-    from milestoned.plan import NotAMilestone, all_problems
+    from milestoned.core.errors import UserError
+    from milestoned.engine.lifecycle import check_executable, check_requires
+    from milestoned.model.plan import NotAMilestone, all_problems
 
     engine = open_engine()
     paths = engine.milestone_paths() if check_all else [engine.path_of(engine.resolve(milestone))]
@@ -107,7 +107,7 @@ def validate(milestone: str | None, check_all: bool, as_json: bool) -> None:
 @click.option("--force", is_flag=True, help="Activate even if its status or required milestones say no.")
 def activate(milestone: str | None, force: bool) -> None:
     """Start a planned or paused milestone: in progress, a new session, the current milestone."""
-    from milestoned import lifecycle
+    from milestoned.engine import lifecycle
 
     engine = open_engine()
     with engine.transaction() as txn:
@@ -123,7 +123,7 @@ def activate(milestone: str | None, force: bool) -> None:
 @click.option("--reason", default=None, help="Why, for the event log.")
 def pause(milestone: str | None, reason: str | None) -> None:
     """Pause a running milestone; `activate` or `execute` picks it up again."""
-    from milestoned import lifecycle
+    from milestoned.engine import lifecycle
 
     engine = open_engine()
     with engine.transaction() as txn:
@@ -136,7 +136,7 @@ def pause(milestone: str | None, reason: str | None) -> None:
 @click.argument("milestone")
 def archive(milestone: str) -> None:
     """Move a completed milestone's plan from active/ to completed/ (the seed's layout)."""
-    from milestoned import lifecycle
+    from milestoned.engine import lifecycle
 
     engine = open_engine()
     with engine.transaction() as txn:

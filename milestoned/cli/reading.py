@@ -12,7 +12,8 @@ from milestoned.cli.base import cli, json_option, milestone_argument, open_engin
 
 def _status_view(engine, milestone: str | None) -> dict:  # type: ignore[no-untyped-def]
     """From the daemon when one answers, else from the files: the same view either way."""
-    from milestoned import client, views
+    from milestoned.daemon import client
+    from milestoned.model import views
 
     answer = client.status(engine.ws, milestone)
     if answer is not None:
@@ -36,19 +37,19 @@ def status(milestone: str | None, as_json: bool, fmt: str | None, watch: bool, i
 
     Without MILESTONE: the current one, or an overview of all milestones.
     """
-    from milestoned import render
+    from milestoned.cli import render
 
     engine = open_engine()
     if fmt == "yaml":
-        from milestoned import projection
-        from milestoned.errors import UserError
+        from milestoned.core.errors import UserError
+        from milestoned.model import projection
 
         if as_json or watch:
             raise UserError("--format yaml prints a document once", hint="drop --json and --watch")
         sys.stdout.write(projection.document(engine.load(engine.resolve(milestone))))
         return
     if as_json and not watch and not sys.stdout.isatty():
-        from milestoned import client
+        from milestoned.daemon import client
 
         answer = client.status(engine.ws, milestone)
         if answer is not None:  # the daemon's bytes are what print_json would write: pass them through
@@ -82,7 +83,7 @@ def _watch(engine, milestone: str | None, interval: float) -> None:  # type: ign
     from rich.console import Console
     from rich.live import Live
 
-    from milestoned import render
+    from milestoned.cli import render
 
     console = Console()
     with Live(console=console, auto_refresh=False) as live:
@@ -104,9 +105,9 @@ def _watch(engine, milestone: str | None, interval: float) -> None:  # type: ign
 def events(milestone: str | None, as_json: bool, names: tuple[str, ...], task_id: str | None, limit: int,
            follow: bool) -> None:
     """The milestone's event log, oldest first."""
-    from milestoned import events as eventlog
-    from milestoned import render
-    from milestoned.errors import display_path
+    from milestoned.cli import render
+    from milestoned.core.errors import display_path
+    from milestoned.model import events as eventlog
 
     engine = open_engine()
     mid = engine.resolve(milestone)
@@ -119,7 +120,7 @@ def events(milestone: str | None, as_json: bool, names: tuple[str, ...], task_id
 
     answer = None
     if not follow:
-        from milestoned import client
+        from milestoned.daemon import client
 
         answer = client.ask(engine.ws, "events", milestone=mid, names=list(names), task_id=task_id, limit=limit)
     if answer is not None:  # the daemon keeps the recent events in memory
@@ -144,7 +145,7 @@ def events(milestone: str | None, as_json: bool, names: tuple[str, ...], task_id
 
 
 def _follow(path, keep, emit) -> None:  # type: ignore[no-untyped-def]
-    from milestoned import events as eventlog
+    from milestoned.model import events as eventlog
 
     offset = path.stat().st_size if path.exists() else 0
     try:
@@ -175,7 +176,8 @@ def _follow(path, keep, emit) -> None:  # type: ignore[no-untyped-def]
 @click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True)
 def graph(milestone: str | None, fmt: str) -> None:
     """The task dependency graph, done and blocked tasks marked."""
-    from milestoned import render, views
+    from milestoned.cli import render
+    from milestoned.model import views
 
     engine = open_engine()
     view = views.status(engine.load(engine.resolve(milestone)), recent=0)

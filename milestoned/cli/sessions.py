@@ -20,12 +20,12 @@ from milestoned.cli.base import (
     say,
     warn,
 )
-from milestoned.errors import display_path
+from milestoned.core.errors import display_path
 
 
 def _timeout(value: str) -> float:
-    from milestoned.clock import parse_duration
-    from milestoned.errors import UserError
+    from milestoned.core.clock import parse_duration
+    from milestoned.core.errors import UserError
 
     seconds = parse_duration(value)
     if seconds is None or seconds <= 0:
@@ -48,7 +48,8 @@ def session() -> None:
 @json_option
 def save(milestone: str | None, reason: str, as_json: bool) -> None:
     """Save where MILESTONE stands, and commit the state to the milestoned/state branch."""
-    from milestoned import sessions, statebranch
+    from milestoned.engine import sessions
+    from milestoned.git import statebranch
 
     engine = open_engine()
     with engine.transaction() as txn:
@@ -64,7 +65,7 @@ def save(milestone: str | None, reason: str, as_json: bool) -> None:
 
 
 def _list(as_json: bool) -> None:
-    from milestoned import sessions
+    from milestoned.engine import sessions
 
     engine = open_engine()
     rows = [sessions.row(r) for r in sessions.list_sessions(engine.ws)]
@@ -98,8 +99,8 @@ def sessions_(as_json: bool) -> None:
 @json_option
 def show(session_id: str | None, as_json: bool) -> None:
     """One session in full (default: the newest)."""
-    from milestoned import sessions
-    from milestoned.errors import UserError
+    from milestoned.core.errors import UserError
+    from milestoned.engine import sessions
 
     engine = open_engine()
     if session_id is None:
@@ -115,7 +116,7 @@ def show(session_id: str | None, as_json: bool) -> None:
 
 
 def _remote_for(engine: Any, remote: str | None) -> str | None:
-    from milestoned import sync
+    from milestoned.remote import sync
 
     return sync.check_remote(engine.ws, remote) if remote else sync.default_remote(engine.ws)
 
@@ -134,11 +135,11 @@ def resume(session_id: str | None, remote: str | None, no_fetch: bool, timeout: 
     lacks, as an untracked file), re-checks blockers and says what comes next.
     `milestoned execute MILESTONE --resume` then carries on running it.
     """
-    from milestoned import sessions
-    from milestoned.engine import Engine
-    from milestoned.errors import UserError
-    from milestoned.render import describe
-    from milestoned.workspace import Workspace
+    from milestoned.cli.render import describe
+    from milestoned.core.errors import UserError
+    from milestoned.engine import sessions
+    from milestoned.engine.engine import Engine
+    from milestoned.files.workspace import Workspace
 
     if remote and no_fetch:
         raise UserError("--remote and --no-fetch contradict each other", hint="pass one of them")
@@ -179,8 +180,8 @@ def sync_(remote: str | None, timeout: str, as_json: bool) -> None:
     Histories from several clones merge without loss (event logs are unions); a push
     rejected because the remote moved is retried after another fetch and merge.
     """
-    from milestoned import sync
-    from milestoned.errors import UserError
+    from milestoned.core.errors import UserError
+    from milestoned.remote import sync
 
     engine = open_engine()
     chosen = _remote_for(engine, remote)
@@ -213,8 +214,8 @@ def checkpoint(milestone: str | None, show_list: bool, as_json: bool) -> None:
     Your branch, index and files stay as they are; nothing is committed to a branch.
     Session saves take one by themselves when there is uncommitted work.
     """
-    from milestoned import checkpoints
-    from milestoned.errors import UserError
+    from milestoned.core.errors import UserError
+    from milestoned.git import checkpoints
 
     engine = open_engine()
     if not engine.ws.is_git:

@@ -23,7 +23,7 @@ def task() -> None:
 def add(task_id: str, milestone: str | None, title: str, depends_on: tuple[str, ...], run: str | None,
         shell: bool, prompt: str | None) -> None:
     """Add TASK_ID to a milestone (the file keeps its comments and layout)."""
-    from milestoned.editing import add_task
+    from milestoned.engine.planedits import add_task
 
     engine = open_engine()
     with engine.transaction() as txn:
@@ -34,7 +34,8 @@ def add(task_id: str, milestone: str | None, title: str, depends_on: tuple[str, 
 
 def _task_verb(verb: str, task_id: str, milestone: str | None, **kwargs: object) -> str:
     """Move one task; the worktree holds a started task, so its commits get its trailers."""
-    from milestoned import hooks, lifecycle
+    from milestoned.engine import lifecycle
+    from milestoned.git import hookinstall as hooks
 
     engine = open_engine()
     with engine.transaction() as txn:

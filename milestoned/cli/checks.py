@@ -1,0 +1,163 @@
+"""``milestoned doctor``: what is set up, what is not, and the command that fixes it.
+
+Each check is a small function returning ``Check`` rows; none of them changes
+anything (the daemon check only removes files a dead daemon left, as ``daemon
+status`` does).  Asking the remote which refs are not synced is the one network call,
+skipped with ``offline``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from milestoned.core.errors import MilestonedError, display_path
+from milestoned.engine.engine import Engine
+
+
+@dataclass(frozen=True)
+class Check:
+    area: str
+    status: str  # ok | warn | fail
+    detail: str
+    fix: str | None = None
+
+
+def check_config(engine: Engine) -> Iterator[Check]:
+    from milestoned.model.config import load_config
+
+    try:
+        load_config(engine.ws.config_path)
+    except MilestonedError as exc:
+        yield Check("config", "fail", str(exc), "fix the line it names")
+        return
+    where = display_path(engine.ws.config_path)
+    yield Check("config", "ok", where if engine.ws.config_path.exists() else "no config.yaml: defaults apply")
+
+
+def check_milestones(engine: Engine) -> Iterator[Check]:
+    from milestoned.model.plan import NotAMilestone, all_problems
+
+    count = 0
+    for path in engine.milestone_paths():
+        problems = [p for p in all_problems(path) if not isinstance(p, NotAMilestone)]
+        for problem in problems:
+            yield Check("milestones", "fail", str(problem), "fix the line it names")
+        if problems:
+            continue
+        count += 1
+        milestone = engine.load(path.stem)
+        for warning in milestone.event_problems():
+            yield Check("event log", "warn", warning)
+        for warning in milestone.plan_warnings():
+            yield Check("plan", "warn", warning)
+        fields = milestone.plan.state_fields
+        if fields and milestone.state.has_baseline:
+            names = sorted({str(keypath[-1]) for keypath in fields})
+            yield Check("plan", "warn", f"{display_path(path)}:{milestone.plan.line_of(*fields[0], key=True) or 1}: "
+                        f"{', '.join(names)} ({len(fields)} in all) hold state the seed or an earlier version "
+                        "wrote; milestoned read them once and no longer does",
+                        f"remove them if you like; `milestoned status {milestone.id} --format yaml` shows the state")
+    yield Check("milestones", "ok", f"{count} milestone file(s) read without error")
+
+
+def check_leftovers(engine: Engine) -> Iterator[Check]:
+    """What earlier versions kept in .milestones/: imported into the git dir, now only clutter."""
+    from milestoned.engine import legacy
+
+    waiting = {s.path for s in legacy.pending(engine.ws)}
+    folders: dict[Path, list[Path]] = {}
+    for source in legacy.sources(engine.ws):
+        folders.setdefault(source.path.parent, []).append(source.path)
+    for folder, paths in folders.items():
+        if any(p in waiting for p in paths):
+            yield Check("leftovers", "warn", f"{display_path(folder)}: not imported yet", "run any milestoned command")
+            continue
+        what = display_path(paths[0]) if len(paths) == 1 else f"{display_path(folder)}/ ({len(paths)} files)"
+        yield Check("leftovers", "warn", f"{what}: imported into {display_path(engine.ws.state_dir)} and no "
+                    "longer read", f"delete it (git rm -r if it is tracked): {what.split(' ')[0]}")
+
+
+def check_hooks(engine: Engine) -> Iterator[Check]:
+    from milestoned.git import hookinstall as hooks
+
+    if not engine.ws.is_git:
+        yield Check("hooks", "warn", "not a git repository: commits cannot feed task state", "git init")
+        return
+    rows = hooks.status(engine.ws)
+    broken = [h for h in rows if h.state not in ("ours", "chained")]
+    stale = [h for h in rows if h.state in ("ours", "chained") and not h.current]
+    for hook in broken:
+        yield Check("hooks", "warn", f"{hook.name}: {hook.state} ({hook.detail}) at {hook.path}",
+                    "milestoned hooks install")
+    for hook in stale:
+        yield Check("hooks", "warn", f"{hook.name}: installed by another version of milestoned",
+                    "milestoned hooks install")
+    if not broken and not stale:
+        yield Check("hooks", "ok", f"{len(rows)} hooks installed in {rows[0].path.parent}" if rows else "no hooks")
+    if not hooks.config_view(engine.ws)["notes.rewriteRef"]:
+        yield Check("notes", "warn", "notes.rewriteRef is not set: amend and rebase drop milestoned notes",
+                    "milestoned hooks install")
+
+
+def check_daemon(engine: Engine) -> Iterator[Check]:
+    from milestoned.daemon import client
+    from milestoned.daemon import control as daemonctl
+
+    if not engine.ws.is_git:
+        return
+    info = client.ping(engine.ws)
+    if info is None:
+        for path in daemonctl.clean_stale(engine.ws):
+            yield Check("daemon", "warn", f"removed {path}, left by a daemon that died")
+        yield Check("daemon", "warn", "not running: no blocker detection while you work",
+                    "milestoned daemon start (or milestoned daemon install)")
+        return
+    yield Check("daemon", "ok", f"pid {info['pid']} since {info['started_at']}")
+    for problem in info.get("problems") or []:
+        yield Check("daemon", "warn", problem)
+
+
+def check_refs(engine: Engine, *, offline: bool) -> Iterator[Check]:
+    from milestoned.git import statebranch
+    from milestoned.remote import sync
+
+    if not engine.ws.is_git:
+        return
+    repo = statebranch.open_repo(engine.ws)
+    if statebranch.tip(repo) is None:
+        yield Check("state branch", "warn", f"{statebranch.REF} does not exist yet: no session saved",
+                    "milestoned session save")
+    else:
+        yield Check("state branch", "ok", f"{statebranch.REF} at {str(statebranch.tip(repo))[:12]}")
+    remote = sync.default_remote(engine.ws)
+    if remote is None or offline:
+        return
+    try:
+        rows = sync.unsynced(engine.ws, remote)
+    except MilestonedError as exc:
+        yield Check("sync", "warn", f"could not ask {remote}: {exc}")
+        return
+    for row in rows:
+        said = {"ahead": f"this clone is ahead of {remote} (not pushed yet)",
+                "behind": f"{remote} is ahead of this clone (not fetched yet)",
+                "not pushed": f"not pushed to {remote} yet", "not fetched": f"on {remote}, not fetched here"}
+        yield Check("sync", "warn", f"{row['ref']}: {said.get(row['status'], row['status'] + ' with ' + remote)}",
+                    f"milestoned sync {remote}")
+    if not rows:
+        yield Check("sync", "ok", f"state, notes and claims match {remote}")
+
+
+CHECKS: tuple[Callable[..., Iterator[Check]], ...] = (check_config, check_milestones, check_leftovers, check_hooks,
+                                                      check_daemon)
+
+
+def diagnose(engine: Engine, *, offline: bool = False) -> list[Check]:
+    rows = [row for check in CHECKS for row in check(engine)]
+    rows += list(check_refs(engine, offline=offline))
+    return rows
+
+
+def as_json(rows: list[Check]) -> dict[str, object]:
+    return {"schema": 1, "ok": not any(r.status == "fail" for r in rows), "checks": [asdict(r) for r in rows]}

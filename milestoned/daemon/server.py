@@ -1,0 +1,552 @@
+"""The per-repository daemon (SPEC §6): watch, detect blockers, answer on a socket.
+
+One daemon per repository — its common git dir — serves every worktree.  That it is
+the only one is proven by an ``flock`` on ``<runtime dir>/daemon.lock`` held for its
+whole life (the kernel drops it when the process dies, even by ``kill -9``) plus a
+socket that answers: a socket file nobody answers on, or a record whose pid no longer
+holds the lock, is the stale leftover of a crash and is removed by whoever finds it.
+
+The daemon is a thin door.  All state changes go through the engine; what it keeps
+in memory (``viewcache``) is only a faster way to read the files, checked against
+them on every request.  It never runs a task command and never commits to a user
+branch; the only command it runs is the configured test command (``testruns``).
+
+Threads: the main thread is the work loop (take debounced changes from the watcher,
+refresh, detect, escalate; time-based checks every ``TICK``; a full look every
+``SWEEP``; WATCHDOG=1 to systemd while it turns).  Socket clients are served each on
+a thread; everything that touches the cache or the engine holds ``self.work``, so one
+thing happens at a time.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import dataclasses
+import json
+import logging
+import os
+import signal
+import socketserver
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from milestoned import __version__
+from milestoned.core import clock
+from milestoned.core.errors import MilestonedError, UserError
+from milestoned.daemon.client import socket_path
+from milestoned.daemon.control import LOCK_NAME, RECORD_NAME, private_dir, read_record, remove_files, try_lock
+from milestoned.files.workspace import Workspace
+
+log = logging.getLogger("milestoned.daemon")
+
+MAX_REQUEST = 1 << 20
+TICK = 1.0  # seconds between time-based checks (long-running tasks, disk usage)
+SWEEP = 30.0  # seconds between full looks (git conflicts, every file, the watches themselves)
+OPS = ("ping", "status", "events", "next", "blockers")
+BUSY_WAIT = 3.0  # seconds a request waits for the work loop before the client is told to read the files
+
+
+# -- the daemon itself ------------------------------------------------------------------
+class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+    allow_reuse_address = False
+
+    def __init__(self, path: Path, daemon: Daemon) -> None:
+        self.milestoned = daemon
+        super().__init__(str(path), _Handler)
+
+
+class _Handler(socketserver.StreamRequestHandler):
+    timeout = 300  # an idle client is dropped after this many seconds
+
+    def handle(self) -> None:
+        daemon: Daemon = self.server.milestoned  # type: ignore[attr-defined]
+        while True:
+            try:
+                line = self.rfile.readline(MAX_REQUEST)
+            except OSError:
+                return
+            if not line:
+                return
+            try:
+                self.wfile.write(daemon.answer(line))
+                self.wfile.flush()
+            except OSError:
+                return
+
+
+def _line(data: dict[str, Any]) -> bytes:
+    return json.dumps(data, ensure_ascii=False, default=str).encode("utf-8") + b"\n"
+
+
+class Daemon:
+    """The work loop, its memory and its answers."""
+
+    def __init__(self, ws: Workspace) -> None:
+        from milestoned.daemon.viewcache import ViewCache
+        from milestoned.daemon.watch import Watcher
+        from milestoned.engine.blockers import Probe
+        from milestoned.engine.engine import Engine
+        from milestoned.engine.testruns import TestCommand, TestWorker
+        from milestoned.model.config import Config
+
+        self.ws = ws
+        self.engine = Engine(ws)
+        self.cache = ViewCache(self.engine)
+        self.watcher = Watcher(ws)
+        self.work = threading.RLock()
+        self.config = Config()
+        self.config_error: str | None = None
+        self.probe = Probe(now=clock.now())
+        self.tests = TestWorker(TestCommand(ws), self._tests_done)
+        self.head: str | None = None
+        self.started_at = clock.now_iso()
+        self.stopping = threading.Event()
+        self.resyncs = 0
+        self.warning: str | None = None
+        self.socket = socket_path(ws)
+        self._server: _Server | None = None
+
+    # -- life -------------------------------------------------------------------------
+    def serve(self) -> int:
+        from milestoned.daemon import sdnotify
+
+        self._bind()
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        self.watcher.start()
+        with self.work:
+            self._resync("start", quiet=True)
+        self.tests.start()
+        server_thread = threading.Thread(target=self._server.serve_forever, name="milestoned-socket",  # type: ignore[union-attr]
+                                         kwargs={"poll_interval": 0.5}, daemon=True)
+        server_thread.start()
+        log.info("milestoned %s serving %s on %s (pid %d)", __version__, self.ws.root, self.socket, os.getpid())
+        sdnotify.notify("READY=1", f"STATUS=watching {self.ws.root}", f"MAINPID={os.getpid()}")
+        try:
+            self._loop(server_thread)
+        finally:
+            self._shutdown()
+        return 0
+
+    def _bind(self) -> None:
+        private_dir(self.socket.parent)
+        try:
+            self.socket.unlink()  # we hold the lock: whatever is there is a crashed daemon's
+        except FileNotFoundError:
+            pass
+        old = os.umask(0o177)
+        try:
+            self._server = _Server(self.socket, self)
+        finally:
+            os.umask(old)
+        os.chmod(self.socket, 0o600)
+        record = {"pid": os.getpid(), "socket": str(self.socket), "root": str(self.ws.root),
+                  "started_at": self.started_at, "version": __version__}
+        from milestoned.files.durable import atomic_write
+
+        atomic_write(self.ws.runtime_dir / RECORD_NAME, json.dumps(record, indent=1) + "\n", 0o600)
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        from milestoned.daemon.watch import Change
+
+        log.info("received %s: stopping", signal.Signals(signum).name)
+        self.stopping.set()
+        self.watcher.push(Change("wake"))
+
+    def _loop(self, server_thread: threading.Thread) -> None:
+        from milestoned.daemon import sdnotify
+
+        pet = sdnotify.watchdog_interval()
+        next_tick = next_pet = 0.0
+        next_sweep = time.monotonic() + SWEEP
+        while not self.stopping.is_set():
+            changes = self.watcher.take(timeout=TICK)
+            if self.stopping.is_set():
+                break
+            now = time.monotonic()
+            try:
+                with self.work:
+                    if changes:
+                        self._react(changes)
+                    if now >= next_sweep:
+                        self._sweep()
+                        next_sweep = now + SWEEP
+                    if now >= next_tick:
+                        self._evaluate(git=False)
+                        next_tick = now + TICK
+            except Exception:  # noqa: BLE001 - one bad turn must not take the daemon down
+                log.exception("unexpected error while reacting to %s", sorted(c.kind for c in changes))
+            if pet and now >= next_pet and server_thread.is_alive():
+                sdnotify.notify("WATCHDOG=1")
+                next_pet = now + pet
+
+    def _shutdown(self) -> None:
+        from milestoned.daemon import sdnotify
+
+        sdnotify.notify("STOPPING=1")
+        self.tests.stop()
+        self.watcher.stop()
+        with self.work:
+            self._save_session("daemon_stopped")
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        remove_files(self.ws)
+        log.info("stopped")
+
+    def _save_session(self, reason: str) -> None:
+        from milestoned.engine import sessions
+
+        mid = self.engine.current_id()
+        if mid is None:
+            return
+        try:
+            with self.engine.transaction() as txn:
+                ms = txn.milestone(mid)
+                if ms.state.session_id:
+                    path = sessions.save(txn, ms, reason)
+                    log.info("session saved: %s", path)
+        except MilestonedError as exc:
+            log.warning("could not save the session of %s: %s", mid, exc)
+
+    # -- reacting ---------------------------------------------------------------------
+    def _react(self, changes: set[Any]) -> None:
+        kinds = {c.kind for c in changes}
+        lost = self.watcher.rescan() if kinds & {"rescan", "resync"} else False
+        if "resync" in kinds or lost:
+            reasons = sorted(c.name or "a watch was lost" for c in changes if c.kind == "resync") or ["a watch was lost"]
+            self._resync("; ".join(reasons))
+            return
+        if "config" in kinds:
+            self._load_config()
+        if kinds & {"inbox", "git"}:
+            self._drain()  # refs that moved without a hook (libgit2 clients) are ingested too
+        touched = {c.name for c in changes if c.kind in ("milestone", "log") and c.name}
+        if "current" in kinds and (current := self.engine.current_id()):
+            touched.add(current)
+        for mid in sorted(touched):
+            self._refresh(mid)
+        if "git" in kinds:
+            self._look_at_git()
+        self._evaluate(git="git" in kinds)
+
+    def _resync(self, reason: str, *, quiet: bool = False) -> None:
+        """Forget everything in memory and read it all again (start, lost events, dead watches)."""
+        if not quiet:
+            self.resyncs += 1
+            log.warning("re-reading everything: %s", reason)
+        self._load_config()
+        self._drain()
+        for mid in self.cache.ids():
+            self.cache.forget(mid)
+        self._load_all()
+        self._look_at_git()
+        self._evaluate(git=True)
+        self._release_memory()
+
+    @staticmethod
+    def _release_memory() -> None:
+        """Hand freed heap back to the OS: reading a big milestone peaks far above what is kept,
+        and glibc keeps a freed heap unless asked.  A no-op where there is no ``malloc_trim``."""
+        try:
+            ctypes.CDLL(None).malloc_trim(0)
+        except (OSError, AttributeError):
+            pass
+
+    def _sweep(self) -> None:
+        """The slow safety net: watches, every file's stamps, git conflicts."""
+        if not self.watcher.healthy():
+            self.watcher.stop()
+            from milestoned.daemon.watch import Watcher
+
+            self.watcher = Watcher(self.ws)
+            self.watcher.start()
+            self._resync("the file watcher stopped; restarted it")
+            return
+        if self.watcher.rescan():
+            self._resync("a watched directory was replaced")
+            return
+        self._load_all()
+        self._look_at_git()
+        self._maybe_test(self.head)  # a milestone activated since the last commit wants it tested
+        self._evaluate(git=True)
+        self._release_memory()
+
+    def _load_config(self) -> None:
+        from milestoned.model.config import load_config
+
+        try:
+            self.config = load_config(self.ws.config_path)
+            self.config_error = None
+        except UserError as exc:
+            self.config_error = str(exc)
+            log.warning("invalid config, keeping the previous settings: %s", exc)
+
+    def _drain(self) -> int:
+        """Ingest the hooks' inbox and commits that arrived without hooks (``milestoned.ingest``)."""
+        try:
+            from milestoned.engine.ingest import drain
+        except ImportError:
+            if self.warning is None:
+                self.warning = "milestoned.ingest is not available: the inbox is watched but not drained"
+                log.warning(self.warning)
+            return 0
+        try:
+            count = drain(self.engine)
+        except MilestonedError as exc:
+            log.warning("could not drain the inbox: %s", exc)
+            return 0
+        if count:
+            log.info("ingested %d inbox line(s)", count)
+            self._load_all()
+        return count
+
+    def _load_all(self) -> None:
+        present = set()
+        for path in self.engine.milestone_paths():
+            present.add(path.stem)
+            self._refresh(path.stem)
+        for mid in self.cache.ids():
+            if mid not in present:
+                self.cache.forget(mid)
+
+    def _refresh(self, mid: str) -> None:
+        """Read a milestone again; an invalid plan edit is reported once and changes no state."""
+        from milestoned.model.plan import NotAMilestone
+
+        reported = self.cache.errors.get(mid)
+        try:
+            self.cache.get(mid)
+        except NotAMilestone:
+            self.cache.forget(mid)
+        except UserError as exc:
+            if not self.engine.exists(mid):
+                self.cache.forget(mid)  # deleted, or swapped by a checkout mid-read
+            elif str(exc) != reported:
+                log.warning("invalid plan, its last good state is kept: %s", exc)
+
+    def _look_at_git(self) -> None:
+        from milestoned.git import queries as gitutil
+
+        if not self.ws.is_git:
+            return
+        try:
+            head = gitutil.head_commit(self.ws.root)
+        except MilestonedError:
+            return
+        if head != self.head:
+            self.head = head
+            self._maybe_test(head)
+
+    def _maybe_test(self, head: str | None) -> None:
+        from milestoned.engine.testruns import Ledger
+
+        cfg = self.config
+        if not (head and cfg.test_command and cfg.detect_test_failures):
+            return
+        running = any(entry.milestone.running for m in self.cache.ids() if (entry := self.cache.known(m)))
+        known = Ledger(self.ws).get(head)
+        if running and (known is None or known.command != cfg.test_command):
+            self.tests.want(head, cfg.test_command, cfg.test_timeout)
+
+    def _tests_done(self, run: Any) -> None:
+        from milestoned.daemon.watch import Change
+
+        self.watcher.push(Change("tests"))
+
+    def _evaluate(self, *, git: bool) -> None:
+        """Run the detectors over every monitored milestone; escalate or clear what changed."""
+        from milestoned.engine import blockers
+        from milestoned.engine.testruns import Ledger
+
+        cfg = self.config
+        if git:
+            self.probe = blockers.gather(self.ws, cfg)
+        else:
+            self.probe = dataclasses.replace(
+                self.probe, now=clock.now(), tests=Ledger(self.ws).last(),
+                disk_percent=blockers.disk_percent(self.ws) if cfg.disk_usage_percent is not None else None,
+            )
+        for mid in self.cache.ids():
+            entry = self.cache.known(mid)
+            if entry is None or mid in self.cache.errors:
+                continue
+            ms = entry.milestone
+            if not ms.running and not ms.blockers:
+                continue
+            self._expire_claims(mid)
+            ms = self.cache.known(mid).milestone  # type: ignore[union-attr]
+            found, covered = blockers.detect(ms, cfg, self.probe)
+            if not blockers.differs(ms, found, covered):
+                continue
+            try:
+                with self.engine.transaction() as txn:
+                    outcome = blockers.recheck(txn, txn.milestone(mid), config=cfg, probe=self.probe)
+            except MilestonedError as exc:
+                log.warning("could not update the blockers of %s: %s", mid, exc)
+                continue
+            if outcome.message:
+                log.warning("%s", outcome.message)
+            for cleared in outcome.cleared:
+                log.info("%s: blocker cleared: %s: %s", mid, cleared.get("type"), cleared.get("detail"))
+            self._refresh(mid)
+
+    # -- answering --------------------------------------------------------------------
+    def answer(self, line: bytes) -> bytes:
+        """One response line for one request line; never raises."""
+        try:
+            request = json.loads(line)
+            if not isinstance(request, dict):
+                raise ValueError("a request is a JSON object")
+        except ValueError as exc:
+            return _line({"ok": False, "error": f"bad request: {exc}", "exit_code": 2})
+        op = request.get("op")
+        if op not in OPS:
+            return _line({"ok": False, "error": f"unknown op {op!r} (ops: {', '.join(OPS)})", "exit_code": 2})
+        try:
+            if op == "ping":
+                return _line({"ok": True, **self.info()})
+            if not self.work.acquire(timeout=BUSY_WAIT):
+                # a long write (a huge milestone) is under way: the client reads the files meanwhile
+                return _line({"ok": False, "error": "the daemon is busy; read the files", "exit_code": 1})
+            try:
+                if request.get("sync", True):
+                    self._drain()  # the cookie: what the hooks wrote so far is in the answer (a few stats if nothing)
+                return getattr(self, f"_op_{op}")(request)
+            finally:
+                self.work.release()
+        except MilestonedError as exc:
+            return _line({"ok": False, "error": str(exc), "exit_code": exc.exit_code})
+        except Exception as exc:  # noqa: BLE001 - a bug answers as an error, the daemon lives on
+            log.exception("answering %s", op)
+            return _line({"ok": False, "error": f"internal error: {type(exc).__name__}: {exc}", "exit_code": 1})
+
+    def _milestone_of(self, request: dict[str, Any]) -> str:
+        named = request.get("milestone")
+        if named is not None and not isinstance(named, str):
+            raise UserError("milestone must be a string")
+        return self.engine.resolve(named)
+
+    def _op_status(self, request: dict[str, Any]) -> bytes:
+        cwd = request.get("cwd") if isinstance(request.get("cwd"), str) else os.getcwd()
+        named = request.get("milestone")
+        if named is None and self.engine.current_id() is None:
+            body = self.cache.overview(cwd)
+        elif request.get("sync", True):
+            body = self.cache.status(self._milestone_of(request), cwd)
+        else:  # answer from memory as the watcher left it (to measure the watcher alone)
+            entry = self.cache.known(self._milestone_of(request))
+            if entry is None:
+                raise UserError("not in the daemon's memory yet")
+            body = entry.rendered
+        head = b'{"ok":true'
+        if self.warning:
+            head += b',"warning":' + json.dumps(self.warning).encode()
+        return head + b',"result":' + body.rstrip(b"\n") + b"}\n"
+
+    def _op_events(self, request: dict[str, Any]) -> bytes:
+        from milestoned.model import events as eventlog
+
+        mid = self._milestone_of(request)
+        names = set(request.get("names") or ())
+        task_id = request.get("task_id")
+        limit = request.get("limit", 50)
+        if not isinstance(limit, int) or limit < 0:
+            raise UserError("limit must be a whole number, 0 for all")
+        events, problems, complete = self.cache.events(mid)
+        if not (complete or (not names and task_id is None and 0 < limit <= len(events))):
+            events = eventlog.read(self.ws.log_path(mid)).events
+
+        def keep(event: dict[str, Any]) -> bool:
+            name = event.get("event", event.get("event_type"))
+            return (not names or name in names) and (task_id is None or event.get("task_id") == task_id)
+
+        chosen = [e for e in events if keep(e)]
+        chosen = chosen[-limit:] if limit else chosen
+        return _line({"ok": True, "result": {"schema": 1, "milestone_id": mid, "events": chosen},
+                      "problems": problems})
+
+    def _expire_claims(self, mid: str) -> None:
+        """Give back tasks whose claim lease ran out (the daemon is the lease reaper, like `next`)."""
+        from milestoned.engine import claims
+
+        entry = self.cache.known(mid)
+        if entry is None or not claims.has_lapsed_leases(entry.milestone):
+            return
+        try:
+            with self.engine.transaction() as txn:
+                expired = claims.expire(txn, txn.milestone(mid))
+        except MilestonedError as exc:
+            log.warning("could not expire the lapsed claims of %s: %s", mid, exc)
+            return
+        log.info("%s: lease ran out, back to the queue: %s", mid, ", ".join(expired))
+        self._refresh(mid)
+
+    def _op_next(self, request: dict[str, Any]) -> bytes:
+        from milestoned.model import views
+
+        mid = self._milestone_of(request)
+        self.cache.get(mid)
+        self._expire_claims(mid)
+        ms = self.cache.get(mid).milestone
+        rows = [r for r in views.task_rows(ms) if r["ready"]]
+        return _line({"ok": True, "result": {"schema": 1, "milestone_id": ms.id, "status": ms.status,
+                                             "ready": rows}})
+
+    def _op_blockers(self, request: dict[str, Any]) -> bytes:
+        from milestoned.engine import blockers
+
+        if request.get("milestone") is None and self.engine.current_id() is None:
+            chosen = [self.cache.get(m).milestone for m in self.cache.ids() if m not in self.cache.errors]
+        else:
+            chosen = [self.cache.get(self._milestone_of(request)).milestone]
+        return _line({"ok": True, "result": blockers.view(chosen)})
+
+    def info(self) -> dict[str, Any]:
+        """The ``ping`` answer, also what ``daemon status`` shows."""
+        run = self.probe.tests
+        return {
+            "pid": os.getpid(),
+            "version": __version__,
+            "root": str(self.ws.root),
+            "socket": str(self.socket),
+            "started_at": self.started_at,
+            "milestones": self.cache.ids(),
+            "problems": [self.cache.errors[m] for m in sorted(self.cache.errors)]
+            + ([self.config_error] if self.config_error else []),
+            "watching": self.watcher.watched(),
+            "watcher_alive": self.watcher.healthy(),
+            "resyncs": self.resyncs,
+            "testing": self.tests.running,
+            "last_test": dataclasses.asdict(run) if run else None,
+            "warning": self.warning,
+        }
+
+
+def run(ws: Workspace) -> int:
+    """``milestoned daemon run``: serve in the foreground until SIGTERM or Ctrl-C."""
+    from milestoned.daemon import client
+
+    ws.require_initialized()
+    private_dir(ws.runtime_dir)
+    fd = try_lock(ws.runtime_dir / LOCK_NAME)
+    if fd is None:
+        from milestoned.daemon import sdnotify
+
+        answer = client.ping(ws)
+        pid = answer.get("pid") if answer else (read_record(ws) or {}).get("pid")
+        print(f"milestoned: a daemon already serves {ws.root} (pid {pid})", file=sys.stderr)
+        # under systemd: started and done (a clean exit, not a protocol failure to restart on)
+        sdnotify.notify("READY=1", f"STATUS=pid {pid} already serves this repository")
+        return 0
+    try:
+        logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                            format="%(asctime)s %(name)s %(levelname)s %(message)s")
+        os.chdir(ws.root)  # views show paths relative to the repository, as a client in it sees them
+        return Daemon(ws).serve()
+    finally:
+        os.close(fd)

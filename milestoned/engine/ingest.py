@@ -1,0 +1,322 @@
+"""Commits feed the task state: drain the hooks' inbox, reconcile refs, apply trailers.
+
+Every ``milestoned`` command calls ``drain`` first, and so does the daemon.  When the
+inbox is empty and no ref moved it costs a few ``stat`` calls and no process: the
+refs are fingerprinted by the modification times of the directories git renames
+loose refs into, ``packed-refs`` and each worktree's ``HEAD``.  Otherwise one ``git
+for-each-ref`` reads the branch tips and one ``git log`` walks every commit that is
+new since the last drain — named by a hook, or reached by a ref that moved without
+any hook (libgit2/pygit2 clients run none) — with its trailers and its note.
+Reconciliation reads where the refs and worktree HEADs stand, not their reflogs: a
+commit that no hook reported and no ref reaches any more (made, then reset away
+before the next drain) was abandoned, and is not counted as progress.  Our own
+``milestoned/`` branches (the state branch) hold plumbing commits and are skipped.
+
+What a commit says:
+
+- ``Milestone: <id>`` names the milestone (else the branch, else the current one).
+- ``Task: <id>`` starts a pending task (pending -> in_progress).  A task whose
+  dependencies are still open is started all the same (the work is happening) and
+  a ``task_dependency_blocker`` event says so, for the blocker detector.
+- ``Completes: <id>`` completes the task; if its dependencies are still open it is
+  refused with a ``commit_refused`` event naming the commit and the dependencies, and
+  a later commit (or ``task done``) must complete it.
+- A branch ``milestone/<mid>/<tid>`` implies ``Milestone: <mid>`` and ``Task: <tid>``
+  (``milestone/<mid>`` implies the milestone only) for commits that do not say
+  otherwise; merge commits take nothing from their branch.
+- On a milestone that is not running (planned, paused, completed) trailers change
+  nothing: a ``commit_refused`` event records the commit, the task and why, so the
+  work can be credited by hand once the milestone is activated.  A commit naming a
+  milestone that does not exist is ignored (there is no log to write to); one naming
+  an unknown task of a known milestone is refused with an event.
+
+Idempotence.  The event log is the ledger: every ingested commit appears in it once,
+in the event that moved its task (``commit`` field) or in the drain's
+``commits_ingested`` record (``commits``: ``[sha, task, event, session]`` rows).  A
+commit already in the ledger is skipped, so replaying the inbox or a second worktree
+seeing the same commit changes nothing.  A rewritten commit (post-rewrite: amend,
+rebase, squash) inherits the rows of the commits it replaced and moves no task.  A
+commit that would start or complete a task already moved by another commit (a
+cherry-pick, a rewrite by a tool without hooks) is compared by ``git patch-id``: the
+same change is recorded as a duplicate, never applied twice.
+
+The order of durable steps makes a crash harmless: claim the inbox (rename), apply
+events (one transaction for the whole drain) while one ``git fast-import`` writes the
+notes, remember the refs, delete the claimed inbox.  Redoing any suffix of that
+changes nothing: a commit found in the ledger gets its note again if it lacks it, and
+notes written for events a crash lost get the very same lines when the next drain
+records those events (a note line holds only milestone, task, session and event).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from milestoned.files import inbox
+from milestoned.git.refwatch import (
+    Commit,
+    fingerprint,
+    load_tips,
+    nothing_new,
+    patch_ids,
+    read_tips,
+    remember_refs,
+    walk,
+)
+from milestoned.git.trailers import Intent, intent_of, note_milestones
+
+if TYPE_CHECKING:
+    from milestoned.engine.engine import Engine, Milestone, Transaction
+
+_MOVES = ("task_started", "task_completed")
+_RECORDS = (*_MOVES, "commit_refused")
+
+
+# -- the ledger: which commits a milestone's log already holds ----------------------------
+Row = tuple[str | None, str, str | None]  # (task, event, session)
+
+
+class Ledger:
+    """Commit -> rows of a milestone's log, and task moves -> the commits that made them."""
+
+    def __init__(self, milestone: Milestone) -> None:
+        self.milestone_id = milestone.id
+        self.deps = milestone.plan.deps  # the plan cannot change while the lock is held
+        self.rows: dict[str, list[Row]] = {}
+        self.moves: dict[tuple[str, str], list[str]] = {}
+        self._lines: dict[Row, str] = {}
+        for event in milestone.events():
+            self.add_event(event)
+
+    def add_event(self, event: dict[str, Any]) -> None:
+        name = event.get("event")
+        commit = event.get("commit")
+        if name in _RECORDS and isinstance(commit, str):
+            self.add(commit, event.get("task_id"), name, event.get("session_id"))
+        elif name == "commits_ingested" and isinstance(event.get("commits"), list):
+            for row in event["commits"]:
+                if isinstance(row, list) and len(row) == 4 and isinstance(row[0], str):
+                    self.add(row[0], row[1], str(row[2]), row[3])
+
+    def add(self, sha: str, task: str | None, event: str, session: str | None) -> str:
+        """Record a row; returns its note line."""
+        row = (task, event, session or None)
+        if sha in self.rows:
+            self.rows[sha].append(row)
+        else:
+            self.rows[sha] = [row]
+        if event in _MOVES and task:
+            self.moves.setdefault((task, event), []).append(sha)
+        return self._line(row)
+
+    def note_lines(self, sha: str) -> list[str]:
+        return [self._line(row) for row in self.rows.get(sha, [])]
+
+    def _line(self, row: Row) -> str:
+        """The note line of a row; thousands of commits share a handful of distinct lines."""
+        if row not in self._lines:
+            from milestoned.git.notes import line
+
+            task, event, session = row
+            self._lines[row] = line(self.milestone_id, task, session, event)
+        return self._lines[row]
+
+
+# -- applying ----------------------------------------------------------------------------
+class _Drain:
+    """One drain: the commits to read, the milestones they touch, the notes to write."""
+
+    def __init__(self, engine: Engine, txn: Transaction, commits: list[Commit], branches: dict[str, str],
+                 rewrites: dict[str, list[str]]) -> None:
+        self.engine, self.txn, self.ws = engine, txn, engine.ws
+        self.by_sha = {c.sha: c for c in commits}
+        self.order = commits
+        self.branches = branches  # sha -> the branch a hook saw it made on
+        self.rewrites = rewrites  # new sha -> the shas it replaced
+        self.ledgers: dict[str, Ledger | None] = {}
+        self.rows: dict[str, list[list[Any]]] = {}  # milestone -> commits_ingested rows
+        self.notes: dict[str, list[str]] = {}  # sha -> note lines
+        self.done: set[str] = set()
+        self.ingested = 0
+        self.finished: set[tuple[str, str]] = set()  # (milestone, task) completed by a commit
+        self._patch_ids: dict[str, str] = {}
+        from milestoned.engine import lifecycle
+
+        self.lifecycle = lifecycle
+
+    def run(self) -> None:
+        for commit in self.order:
+            self.ingest(commit)
+        for mid, rows in self.rows.items():
+            milestone = self.txn.milestone(mid)
+            self.txn.record(milestone, "commits_ingested", commits=rows)
+
+    def ledger(self, mid: str) -> Ledger | None:
+        if mid not in self.ledgers:
+            from milestoned.core.errors import UserError
+
+            try:
+                self.engine.path_of(mid)
+            except UserError:
+                self.ledgers[mid] = None  # no such milestone: nothing to record the commit in
+                return None
+            self.ledgers[mid] = Ledger(self.txn.milestone(mid))
+        return self.ledgers[mid]
+
+    def ingest(self, commit: Commit) -> None:
+        sha = commit.sha
+        if sha in self.done:
+            return
+        self.done.add(sha)
+        origins = self.rewrites.get(sha, ())
+        for old in origins:
+            if old in self.by_sha:
+                self.ingest(self.by_sha[old])  # what it replaced first, so it can inherit
+        intent = intent_of(commit, self.branches.get(sha) or commit.source)
+        if not intent.moves and not origins:
+            return
+        mid = intent.milestone or next(iter(note_milestones(commit.note)), None) or self.engine.current_id()
+        ledger = self.ledger(mid) if mid else None
+        if ledger is None:
+            return
+        if sha in ledger.rows:
+            self._note(sha, *ledger.note_lines(sha))  # a note lost in a crash comes back
+            return
+        inherited = [row for old in origins for row in ledger.rows.get(old, ())]
+        if inherited:
+            self.ingested += 1
+            for task, event, session in inherited:
+                self._row(ledger, sha, task, event, session)
+        elif intent.moves:
+            self.ingested += 1
+            self._apply(ledger, commit, intent)
+
+    def _apply(self, ledger: Ledger, commit: Commit, intent: Intent) -> None:
+        lifecycle = self.lifecycle
+        milestone = self.txn.milestone(ledger.milestone_id)
+        for task_id, move in intent.moves:
+            if task_id not in ledger.deps:
+                self._refuse(ledger, milestone, commit, task_id, f"milestone {milestone.id} has no task {task_id}")
+                continue
+            current = milestone.state.task(task_id).status
+            needed = current != "completed" if move == "task_completed" else current == "pending"
+            if not needed:  # already where the commit would take it (ingested late, say): credit it
+                self._row(ledger, commit.sha, task_id, "commit_ingested", milestone.state.session_id)
+                continue
+            if not milestone.running:
+                self._refuse(ledger, milestone, commit, task_id, f"milestone {milestone.id} is {milestone.status}")
+                continue
+            twin = self._same_change(ledger, commit.sha, task_id, move)
+            if twin:
+                self._row(ledger, commit.sha, task_id, "commit_ingested", milestone.state.session_id)
+                self.txn.record(milestone, "commit_duplicate", commit=commit.sha, task_id=task_id, duplicate_of=twin)
+                continue
+            deps = [d for d in ledger.deps[task_id] if milestone.state.task(d).status != "completed"]
+            if move == "task_completed" and deps:
+                self._refuse(ledger, milestone, commit, task_id, "dependencies not completed", dependencies=deps)
+                continue
+            if move == "task_completed":
+                lifecycle.complete(self.txn, milestone, task_id, commit=commit.sha, via="commit")
+                self.finished.add((milestone.id, task_id))
+            else:
+                lifecycle.start(self.txn, milestone, task_id, force=bool(deps), commit=commit.sha, via="commit")
+            self._note(commit.sha, ledger.add(commit.sha, task_id, move, milestone.state.session_id))
+
+    def _refuse(self, ledger: Ledger, milestone: Milestone, commit: Commit, task_id: str, reason: str,
+                **detail: Any) -> None:
+        self.txn.record(milestone, "commit_refused", commit=commit.sha, task_id=task_id, reason=reason, **detail)
+        self._note(commit.sha, ledger.add(commit.sha, task_id, "commit_refused", milestone.state.session_id))
+
+    def _row(self, ledger: Ledger, sha: str, task: str | None, event: str, session: str | None) -> None:
+        self.rows.setdefault(ledger.milestone_id, []).append([sha, task, event, session])
+        self._note(sha, ledger.add(sha, task, event, session))
+
+    def _note(self, sha: str, *lines: str) -> None:
+        if sha in self.notes:
+            self.notes[sha] += lines
+        else:
+            self.notes[sha] = list(lines)
+
+    def write_notes(self) -> None:
+        """The notes, ``cat_sort_uniq`` with any the commits already have (copied by a rewrite)."""
+        from milestoned.git import notes
+
+        changed: dict[str, str] = {}
+        replaced = []
+        for sha, lines in self.notes.items():
+            existing = self.by_sha[sha].note if sha in self.by_sha else ""
+            if not existing:  # the common case: a commit seen for the first time
+                changed[sha] = lines[0] + "\n" if len(lines) == 1 else notes.merge("", lines)
+                continue
+            text = notes.merge(existing, lines)
+            if text != notes.merge(existing, ()):
+                changed[sha] = text
+                replaced.append(sha)
+        notes.write(self.ws.worktree, changed, replaced)
+
+    def _same_change(self, ledger: Ledger, sha: str, task_id: str, move: str) -> str | None:
+        """An earlier commit that moved this task the same way with the same patch (a copy of it)."""
+        earlier = [s for s in ledger.moves.get((task_id, move), []) if s != sha]
+        if not earlier:
+            return None
+        missing = [s for s in (sha, *earlier) if s not in self._patch_ids]
+        if missing:
+            self._patch_ids.update(patch_ids(self.ws, missing))
+            self._patch_ids.update({s: "" for s in missing if s not in self._patch_ids})
+        mine = self._patch_ids[sha]
+        return next((s for s in earlier if mine and self._patch_ids[s] == mine), None)
+
+
+def drain(engine: Engine) -> int:
+    """Ingest what the hooks reported and what moved without them; returns commits newly applied.
+
+    Cheap when there is nothing to do: no lock, no process, a few ``stat`` calls.
+    """
+    ws = engine.ws
+    if ws.common_dir is None or not ws.milestones_dir.is_dir() or nothing_new(ws):
+        return 0
+    with engine.lock.held():
+        return _drain_locked(engine)
+
+
+def _drain_locked(engine: Engine) -> int:
+    ws = engine.ws
+    assert ws.common_dir is not None
+    inbox.ensure_dir(ws.runtime_dir)
+    claimed = inbox.claim(ws.runtime_dir)
+    entries = inbox.read(claimed)
+    stamp, racy = fingerprint(ws.common_dir)
+    known = load_tips(ws)
+    tips = read_tips(ws)
+    named = [e.sha for e in entries]
+    branches = {e.sha: e.ref for e in entries if e.kind == "commit" and e.ref}
+    rewrites: dict[str, list[str]] = {}
+    for entry in entries:
+        if entry.is_rewrite and entry.extra:
+            rewrites.setdefault(entry.sha, []).append(entry.extra)
+    if known is None:
+        commits = walk(ws, named, None)
+    else:  # walk the moved refs; then whatever the hooks named that no ref reaches (amended away)
+        moved = {name: sha for name, sha in tips.items() if known.get(name) != sha}
+        commits = walk(ws, [n if n.startswith("refs/") else s for n, s in moved.items()], known.values())
+        seen = {c.sha for c in commits}
+        rest = [sha for sha in named if sha not in seen]
+        if rest:
+            commits += walk(ws, rest, [*known.values(), *moved.values()])
+    count = 0
+    if commits:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            with engine.transaction() as txn:
+                drained = _Drain(engine, txn, commits, branches, rewrites)
+                drained.run()
+                notes_written = pool.submit(drained.write_notes)  # fast-import works while events are written
+            notes_written.result()
+        count = drained.ingested
+        from milestoned.git.hookinstall import let_go_everywhere  # only when commits moved tasks
+
+        let_go_everywhere(ws, drained.finished)
+    remember_refs(ws, tips, stamp, racy)
+    inbox.release(ws.runtime_dir, claimed)
+    return count

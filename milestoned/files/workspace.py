@@ -1,0 +1,184 @@
+"""Where things live for the repository the user is standing in.
+
+The one rule (SPEC §2): the working tree holds the user's plan, milestoned's state
+lives in the git dir.  So there are two kinds of place:
+
+- **the plan**: ``.milestones/`` in the worktree the command runs in — read as git
+  reads every file, from that checkout — falling back, file by file, to the main
+  worktree's ``.milestones/`` when this checkout lacks a plan (one never committed);
+- **the state**: ``<git common dir>/milestoned/`` — event logs, sessions, the current
+  milestone, inbox, locks, caches, the daemon's socket — shared by every worktree and
+  untouched by anything git does to the working tree.  Outside a git repository it is
+  ``.milestones/.run/``.
+
+Discovery reads files only (no ``git`` process), because every command, hot paths
+like ``status`` included, starts here.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from milestoned.core.errors import UserError
+
+STATE_DIR = ".milestones"  # the plan's folder in a worktree (the name the seed's users have)
+PLAN_SUFFIXES = (".yaml", ".yml")
+
+
+def _read_gitfile(path: Path) -> Path | None:
+    """The directory a ``.git`` file (linked worktree, submodule) points at."""
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    if not text.startswith("gitdir:"):
+        return None
+    target = Path(text[len("gitdir:"):].strip())
+    return (path.parent / target).resolve() if not target.is_absolute() else target.resolve()
+
+
+def _common_dir(git_dir: Path) -> Path:
+    try:
+        rel = (git_dir / "commondir").read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return git_dir
+    return (git_dir / rel).resolve()
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """The paths of one repository as milestoned sees it."""
+
+    root: Path  # the main worktree
+    worktree: Path  # the worktree the command runs in (== root outside linked worktrees)
+    git_dir: Path | None  # this worktree's git dir
+    common_dir: Path | None  # the repository's common git dir (shared by all worktrees)
+
+    @classmethod
+    def discover(cls, start: str | os.PathLike[str] | None = None) -> Workspace:
+        here = Path(start or os.getcwd()).resolve()
+        for directory in (here, *here.parents):
+            dotgit = directory / ".git"
+            if dotgit.is_dir():
+                return cls._from_git_dir(directory, dotgit.resolve())
+            if dotgit.is_file():
+                git_dir = _read_gitfile(dotgit)
+                if git_dir is not None:
+                    return cls._from_git_dir(directory, git_dir)
+            if (directory / STATE_DIR).is_dir():
+                return cls(root=directory, worktree=directory, git_dir=None, common_dir=None)
+        return cls(root=here, worktree=here, git_dir=None, common_dir=None)
+
+    @classmethod
+    def _from_git_dir(cls, worktree: Path, git_dir: Path) -> Workspace:
+        common = _common_dir(git_dir)
+        root = worktree
+        if common != git_dir and common.name == ".git":
+            root = common.parent  # a linked worktree: the main worktree is where the common dir is
+        return cls(root=root, worktree=worktree, git_dir=git_dir, common_dir=common)
+
+    @property
+    def is_git(self) -> bool:
+        return self.common_dir is not None
+
+    # -- the plan: .milestones/ in the working tree (the user's) ------------------------
+    @property
+    def plan_roots(self) -> list[Path]:
+        """Where plans are looked for, in order: this checkout's ``.milestones/``, then the main one's."""
+        mine = self.worktree / STATE_DIR
+        main = self.root / STATE_DIR
+        return [mine] if mine == main else [mine, main]
+
+    @property
+    def milestones_dir(self) -> Path:
+        """The ``.milestones/`` plans are read from and new plans written to: this checkout's
+        when it has one, else the main worktree's (a plan never committed lives only there)."""
+        for candidate in self.plan_roots:
+            if candidate.is_dir():
+                return candidate
+        return self.plan_roots[0]
+
+    @property
+    def active_dir(self) -> Path:
+        return self.milestones_dir / "active"
+
+    @property
+    def completed_dir(self) -> Path:
+        return self.milestones_dir / "completed"
+
+    def plan_folders(self) -> list[Path]:
+        """Every folder a plan file may be in, in lookup order (active before completed)."""
+        return [root / folder for root in self.plan_roots for folder in ("active", "completed")]
+
+    @property
+    def config_path(self) -> Path:
+        """``config.yaml`` of this checkout, else of the main worktree (it is plan, like a milestone)."""
+        for root in self.plan_roots:
+            if (root / "config.yaml").is_file():
+                return root / "config.yaml"
+        return self.milestones_dir / "config.yaml"
+
+    def require_initialized(self) -> None:
+        if not any(root.is_dir() for root in self.plan_roots):
+            raise UserError(
+                f"no {STATE_DIR}/ in {self.worktree} or above",
+                hint="run `milestoned init` in your repository",
+            )
+
+    # -- the state: <git common dir>/milestoned/ (ours) ----------------------------------
+    @property
+    def state_dir(self) -> Path:
+        """``<common git dir>/milestoned``: every worktree's one state, out of git's way."""
+        if self.common_dir is not None:
+            return self.common_dir / "milestoned"
+        return self.root / STATE_DIR / ".run"
+
+    @property
+    def runtime_dir(self) -> Path:
+        """The same directory, named for what hooks, the daemon and the runner keep there."""
+        return self.state_dir
+
+    @property
+    def log_dir(self) -> Path:
+        return self.state_dir / "log"
+
+    def log_path(self, milestone_id: str) -> Path:
+        """A milestone's event log: the source of truth for its execution state."""
+        return self.log_dir / f"{milestone_id}.jsonl"
+
+    @property
+    def sessions_dir(self) -> Path:
+        return self.state_dir / "sessions"
+
+    def session_path(self, session_id: str) -> Path:
+        return self.sessions_dir / f"{session_id}.yaml"
+
+    @property
+    def current_path(self) -> Path:
+        """The id of this clone's current milestone."""
+        return self.state_dir / "current"
+
+    def task_log_path(self, milestone_id: str, task_id: str) -> Path:
+        """What a task's command printed when ``execute`` ran it."""
+        return self.state_dir / "output" / milestone_id / f"{task_id}.log"
+
+    @property
+    def cache_dir(self) -> Path:
+        """Per-clone read caches: lost with no harm."""
+        return self.state_dir / "cache"
+
+    @property
+    def lock_path(self) -> Path:
+        """The engine's writer lock: one per repository."""
+        return self.state_dir / "state.lock"
+
+    @property
+    def inbox_path(self) -> Path:
+        return self.state_dir / "inbox"
+
+    # -- what earlier versions and the seed kept in the working tree (read, never written) --
+    def legacy_dirs(self) -> list[Path]:
+        """``.milestones/`` folders that may hold logs, sessions or ``current.txt`` of old."""
+        return [root for root in self.plan_roots if root.is_dir()]

@@ -1,0 +1,221 @@
+"""Reading YAML fast and safely, and rewriting it without disturbing what a person wrote.
+
+Reads use libyaml's C loader (the round-trip parser costs ~9x more on big files);
+hostile input (binary, huge files, alias bombs) is refused before it costs us.
+Line numbers are only needed when something is wrong, so they are found afterwards
+by composing the document again (``locate``), keeping the common path fast.
+
+Plan edits (``task add``) use ruamel.yaml's round-trip mode, told the file's own
+indentation, so that comments, key order, quoting and unknown fields survive.  The
+readable copy with the state filled in (``projection``) splices values into the text
+(``yamledit``) instead, far faster.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from milestoned.core.errors import UserError
+
+try:  # libyaml is in every pyyaml wheel; fall back to pure Python where it is not
+    from yaml import CSafeLoader as SafeLoader
+except ImportError:  # pragma: no cover
+    from yaml import SafeLoader  # type: ignore[assignment]
+
+MAX_FILE_BYTES = 16 * 1024 * 1024
+# an alias may expand the document to at most this many times its distinct nodes
+MAX_ALIAS_EXPANSION = 20
+KeyPath = Sequence[str | int]
+
+
+def read_text(path: Path, *, max_bytes: int = MAX_FILE_BYTES) -> str:
+    """The file's text, refusing what cannot be a YAML document a person wrote."""
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise UserError(
+                f"file is {size / 1048576:.1f} MB, over the {max_bytes // 1048576} MB limit",
+                path=path,
+                hint="split the milestone into smaller ones",
+            )
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise UserError("no such file", path=path) from None
+    except IsADirectoryError:
+        raise UserError("is a directory, not a file", path=path) from None
+    if b"\x00" in data:
+        line = data[: data.index(b"\x00")].count(b"\n") + 1
+        raise UserError("binary data, not YAML text", path=path, line=line, hint="restore the file from git")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise UserError("not UTF-8 text", path=path, line=line, hint="save the file as UTF-8") from None
+
+
+def load(path: Path, *, allow_empty: bool = False) -> tuple[Any, str]:
+    """Parse ``path`` with the C loader: (data, text).  Every failure is a ``UserError``."""
+    text = read_text(path)
+    return parse(text, path, allow_empty=allow_empty), text
+
+
+def parse(text: str, path: Path, *, allow_empty: bool = False) -> Any:
+    try:
+        data = yaml.load(text, Loader=SafeLoader)  # noqa: S506 - a safe loader
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = (exc.problem or exc.context or "invalid YAML").strip()
+        raise UserError(
+            f"YAML syntax error: {problem}",
+            path=path,
+            line=mark.line + 1 if mark else None,
+            hint="fix the YAML syntax",
+        ) from None
+    except yaml.YAMLError as exc:
+        raise UserError(f"YAML error: {exc}", path=path, hint="fix the YAML syntax") from None
+    except RecursionError:
+        raise UserError("YAML nested too deeply", path=path, hint="flatten the document") from None
+    if data is None and not allow_empty:
+        raise UserError("file is empty", path=path, line=1, hint="write the milestone's id, title and tasks")
+    _check_alias_expansion(data, path)
+    return data
+
+
+def _check_alias_expansion(data: Any, path: Path) -> None:
+    """Refuse alias bombs: a document whose expanded size dwarfs its distinct nodes.
+
+    The loader shares one object per anchor, so loading is cheap; anything that walks
+    the result (validation, JSON output) would pay the expansion.  Sizes are computed
+    once per distinct object, so this check costs O(distinct nodes).
+    """
+    sizes: dict[int, int] = {}
+    stack: list[tuple[Any, bool]] = [(data, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if not isinstance(node, (dict, list)) or (id(node) in sizes and not children_done):
+            continue
+        children = list(node.keys()) + list(node.values()) if isinstance(node, dict) else node
+        if children_done:
+            sizes[id(node)] = 1 + sum(sizes.get(id(c), 1) for c in children)
+            continue
+        stack.append((node, True))
+        stack.extend((c, False) for c in children if isinstance(c, (dict, list)) and id(c) not in sizes)
+    if not isinstance(data, (dict, list)):
+        return
+    distinct = len(sizes) + 1
+    if sizes[id(data)] > MAX_ALIAS_EXPANSION * distinct + 10_000:
+        raise UserError(
+            "YAML aliases expand the document beyond reason (an alias bomb?)",
+            path=path,
+            hint="replace the nested aliases with plain values",
+        )
+
+
+def locate(text: str, keypath: KeyPath, *, key: bool = False) -> int | None:
+    """1-based line of the node at ``keypath`` (or of its nearest existing parent); with ``key``,
+    of the key that names it (a block mapping's value starts on the line after its key)."""
+    try:
+        node = yaml.compose(text, Loader=SafeLoader)
+    except yaml.YAMLError:
+        return None
+    line = node.start_mark.line + 1 if node is not None else None
+    for depth, part in enumerate(keypath):
+        last = depth == len(keypath) - 1
+        child = None
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                if k.value == str(part):
+                    child = v if not isinstance(v, yaml.ScalarNode) or v.value else k
+                    if key and last:
+                        child = k
+                    break
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            child = node.value[part]
+        if child is None:
+            break
+        node = child
+        line = node.start_mark.line + 1
+    return line
+
+
+# -- round-trip writes ------------------------------------------------------------------
+
+_KEY_LINE = re.compile(r"^( *)[^\s#-][^:#]*:\s*(#.*)?$")
+_ITEM_LINE = re.compile(r"^( *)-( +)\S")
+_ANY_LINE = re.compile(r"^( *)\S")
+
+
+def guess_indent(text: str) -> tuple[int, int, int]:
+    """(mapping indent, sequence indent, dash offset) as this file was written."""
+    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    mapping = sequence = offset = None
+    for here, after in zip(lines, lines[1:]):
+        key = _KEY_LINE.match(here)
+        if not key:
+            continue
+        parent = len(key.group(1))
+        item = _ITEM_LINE.match(after)
+        if item and sequence is None:
+            offset = len(item.group(1)) - parent
+            sequence = offset + 1 + len(item.group(2))
+        elif not item and mapping is None:
+            child = _ANY_LINE.match(after)
+            if child and len(child.group(1)) > parent:
+                mapping = len(child.group(1)) - parent
+        if mapping is not None and sequence is not None:
+            break
+    mapping = mapping or 2
+    if sequence is None:
+        offset, sequence = 0, mapping
+    return mapping, max(sequence, (offset or 0) + 2), offset or 0
+
+
+def _round_trip() -> Any:
+    from ruamel.yaml import YAML
+
+    rt = YAML(typ="rt")
+    rt.preserve_quotes = True
+    rt.width = 4096
+    return rt
+
+
+def rt_load(text: str) -> Any:
+    return _round_trip().load(text)
+
+
+def rt_dump(document: Any, original_text: str) -> str:
+    rt = _round_trip()
+    mapping, sequence, offset = guess_indent(original_text)
+    rt.indent(mapping=mapping, sequence=sequence, offset=offset)
+    out = io.StringIO()
+    rt.dump(document, out)
+    text = _keep_untouched_lines(original_text, out.getvalue())
+    if not original_text.endswith("\n"):
+        text = text.rstrip("\n")
+    return text
+
+
+def _keep_untouched_lines(before: str, after: str) -> str:
+    """Put back lines the dumper only re-spaced (trailing blanks, spacing before comments)."""
+    import difflib
+
+    old, new = before.splitlines(keepends=True), after.splitlines(keepends=True)
+    if len(old) == len(new):  # values changed in place: the common case, linear
+        return "".join(o if _same_but_spacing(o, n) else n for o, n in zip(old, new))
+    out: list[str] = []
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, old, new).get_opcodes():
+        if op == "replace" and i2 - i1 == j2 - j1:
+            out += [o if _same_but_spacing(o, n) else n for o, n in zip(old[i1:i2], new[j1:j2])]
+        else:
+            out += new[j1:j2]
+    return "".join(out)
+
+
+def _same_but_spacing(old: str, new: str) -> bool:
+    return old.split() == new.split()

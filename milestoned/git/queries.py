@@ -1,0 +1,93 @@
+"""Small named git queries, run through the git command line.
+
+Hooks hand their children ``GIT_DIR``, ``GIT_INDEX_FILE`` and friends; running git
+again with them set would act on the wrong repository or index, so every call here
+scrubs them (as pre-commit does).  Arguments are always an argv list: commit
+messages, branch names and titles are data, never shell text.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+from milestoned.core.errors import RuntimeFailure
+
+_SCRUBBED = (
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_INDEX_FILE",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+    "GIT_COMMON_DIR",
+    "GIT_PREFIX",
+)
+
+
+def git_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED}
+    env.setdefault("GIT_TERMINAL_PROMPT", "0")
+    if extra:
+        env.update(extra)
+    return env
+
+
+def run_git(
+    args: Sequence[str],
+    cwd: str | os.PathLike[str],
+    *,
+    check: bool = True,
+    input: str | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float | None = 120,
+) -> subprocess.CompletedProcess[str]:
+    try:
+        proc = subprocess.run(
+            ["git", *args],
+            cwd=cwd,
+            input=input,
+            capture_output=True,
+            text=True,
+            env=git_env(env),
+            timeout=timeout,
+        )
+    except FileNotFoundError as exc:
+        raise RuntimeFailure("git is not installed or not on PATH") from exc
+    except subprocess.TimeoutExpired as exc:
+        raise RuntimeFailure(f"git {' '.join(args[:2])} timed out after {timeout}s") from exc
+    if check and proc.returncode != 0:
+        detail = (proc.stderr or proc.stdout).strip().splitlines()
+        raise RuntimeFailure(f"git {' '.join(args[:2])} failed: {detail[-1] if detail else proc.returncode}")
+    return proc
+
+
+def git(args: Sequence[str], cwd: str | os.PathLike[str], **kwargs: object) -> str:
+    """stdout of a git command, stripped of its trailing newline."""
+    return run_git(args, cwd, **kwargs).stdout.rstrip("\n")  # type: ignore[arg-type]
+
+
+def git_path(cwd: Path, name: str) -> Path:
+    """``git rev-parse --git-path NAME``: where git itself looks (hooks honour core.hooksPath)."""
+    out = git(["rev-parse", "--git-path", name], cwd)
+    path = Path(out)
+    return path if path.is_absolute() else (cwd / path)
+
+
+def head_branch(cwd: Path) -> str | None:
+    out = run_git(["symbolic-ref", "--quiet", "--short", "HEAD"], cwd, check=False)
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def head_commit(cwd: Path) -> str | None:
+    out = run_git(["rev-parse", "--verify", "--quiet", "HEAD"], cwd, check=False)
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def porcelain_status(cwd: Path) -> list[str]:
+    """Lines of ``git status --porcelain``: uncommitted changes in that worktree.
+
+    ``--no-optional-locks`` skips git's index refresh, so asking writes nothing of the user's.
+    """
+    return [line for line in git(["--no-optional-locks", "status", "--porcelain"], cwd).splitlines() if line]

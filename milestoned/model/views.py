@@ -1,0 +1,87 @@
+"""What read commands answer, as plain data with a stable schema.
+
+The CLI prints these (as JSON with ``--json``, as a table otherwise) and the daemon
+sends the very same objects over its socket, so ``status`` answers alike with or
+without the daemon.  Bump ``SCHEMA`` on any incompatible change.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from milestoned.core import graph
+from milestoned.core.errors import UserError, display_path
+from milestoned.engine.engine import Engine, Milestone
+from milestoned.model.plan import NotAMilestone
+
+SCHEMA = 2  # 2: state in the git dir; milestone status derived from the plan; log path; plan warnings
+RECENT = 10
+
+
+def task_rows(milestone: Milestone) -> list[dict[str, Any]]:
+    statuses = milestone.statuses
+    deps = milestone.plan.deps
+    stuck = graph.waiting_on_blocked(deps, statuses)
+    rows = []
+    for task in milestone.plan.tasks:
+        st = milestone.state.task(task.id)
+        rows.append({
+            "id": task.id,
+            "title": task.title,
+            "status": st.status,
+            "dependencies": list(task.dependencies),
+            "ready": graph.is_ready(task.id, deps, statuses),
+            "waiting_on_blocked": task.id in stuck,
+            "agent": st.agent,
+            "lease_until": st.lease_until,
+            "started_at": st.started_at,
+            "completed_at": st.completed_at,
+            "blocker": st.blocker,
+            "output": st.output,
+        })
+    return rows
+
+
+def summary(milestone: Milestone) -> dict[str, Any]:
+    done, total, percentage = milestone.progress()
+    state = milestone.state
+    status = milestone.status
+    return {
+        "id": milestone.id,
+        "title": milestone.plan.title,
+        "status": status,
+        "progress": {"percentage": percentage, "tasks_completed": done, "tasks_total": total},
+        "requires": list(milestone.plan.requires),
+        "started_at": state.started_at,
+        "completed_at": state.completed_at if status == "completed" else None,
+        "last_update": state.last_update,
+        "session_id": state.session_id,
+        "blockers": milestone.blockers,
+        "path": display_path(milestone.path),
+        "log": display_path(milestone.log_path),
+    }
+
+
+def status(milestone: Milestone, recent: int = RECENT) -> dict[str, Any]:
+    return {
+        "schema": SCHEMA,
+        "milestone": summary(milestone),
+        "tasks": task_rows(milestone),
+        "ready": milestone.ready,
+        "active_agents": milestone.active_agents(),
+        "recent_events": milestone.recent_events(recent),
+        "warnings": milestone.event_problems() + milestone.plan_warnings(),
+    }
+
+
+def overview(engine: Engine) -> dict[str, Any]:
+    """Every milestone in one view; a broken file is listed with its error, not fatal."""
+    rows, errors = [], []
+    for path in engine.milestone_paths():
+        try:
+            rows.append(summary(engine.load(path.stem)))
+        except NotAMilestone:
+            continue
+        except UserError as exc:
+            errors.append(str(exc))
+    return {"schema": SCHEMA, "current": engine.current_id(), "milestones": rows, "errors": errors}

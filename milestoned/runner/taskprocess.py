@@ -1,0 +1,106 @@
+"""A task's process: its argv, its process group, its log's tail, and the runner's lock.
+
+Tasks run in their own process group, so stopping one stops what it started, and
+the death of the runner (kill -9) does not take them along: ``kill_leftovers`` finds
+what a dead runner left behind.  ``runner_lock`` is the ``flock`` that tells a live
+runner from a dead one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import re
+import signal
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+from milestoned.core.errors import UserError
+from milestoned.files.workspace import Workspace
+from milestoned.model.plan import TaskPlan
+
+HOST = socket.gethostname()
+TAIL_LINES = 20
+PLACEHOLDER = re.compile(r"\{(prompt|task_id|milestone_id|workdir)\}")
+
+
+def task_argv(task: TaskPlan, agent_command: tuple[str, ...], milestone_id: str, workdir: Path) -> list[str]:
+    """The argv of a task: its ``run:``, or the agent command with placeholders filled in.
+
+    Placeholders are replaced inside each argument in one pass (a prompt that contains
+    ``{task_id}`` stays as written); the result is an argv, never shell text.  An agent
+    command without ``{prompt}`` gets the prompt as its last argument.
+    """
+    if task.run is not None:
+        return ["/bin/sh", "-c", task.run] if isinstance(task.run, str) else list(task.run)
+    values = {"prompt": task.prompt or "", "task_id": task.id, "milestone_id": milestone_id, "workdir": str(workdir)}
+    argv = [PLACEHOLDER.sub(lambda m: values[m.group(1)], arg) for arg in agent_command]
+    if not any("{prompt}" in arg for arg in agent_command):
+        argv.append(values["prompt"])
+    return argv
+
+
+def kill_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def tail(path: Path, count: int = TAIL_LINES) -> list[str]:
+    """The last lines of a task's log, for the event that says why it is blocked."""
+    try:
+        with path.open("rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, handle.tell() - 16384))
+            data = handle.read()
+    except OSError:
+        return []
+    return [line[:500] for line in data.decode("utf-8", errors="replace").splitlines()[-count:]]
+
+
+def kill_leftovers(worktrees: list[Path]) -> None:
+    """Stop processes a dead runner's tasks left running in these worktrees (Linux: /proc).
+
+    A task runs in its own process group, so the runner's death does not take it along.
+    Elsewhere the leftovers keep running in a directory that is then removed.
+    """
+    proc = Path("/proc")
+    if not worktrees or not proc.is_dir():
+        return
+    roots = [os.path.realpath(p) for p in worktrees]
+    own = os.getpgid(0)
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cwd = os.readlink(entry / "cwd")
+            if any(cwd == root or cwd.startswith((root + os.sep, root + " (deleted)")) for root in roots):
+                group = os.getpgid(int(entry.name))
+                if group != own:
+                    kill_group(group, signal.SIGKILL)
+        except OSError:
+            continue
+
+
+@contextlib.contextmanager
+def runner_lock(ws: Workspace, milestone_id: str) -> Iterator[None]:
+    """One runner per milestone and repository; the lock dies with its process (kill -9 too)."""
+    ws.runtime_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path = ws.runtime_dir / f"execute-{milestone_id}.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)  # not inherited: tasks must not keep the lock
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 100, 0).decode("utf-8", errors="replace").split()
+            raise UserError(f"milestone {milestone_id} is already being executed"
+                            + (f" by pid {holder[0]} on {holder[1]}" if len(holder) == 2 else ""),
+                            hint="wait for it to finish, or stop it (Ctrl-C) first") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()} {HOST}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)
