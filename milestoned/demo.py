@@ -229,12 +229,12 @@ def save_and_sync(demo: Demo) -> None:
 
 
 def resume_in_a_fresh_clone(demo: Demo) -> None:
-    from milestoned.engine import sessions
+    from milestoned.engine import resume
     from milestoned.model import views
 
     gitutil.git(["clone", "-q", str(demo.remote), str(demo.clone)], demo.base)
     engine = demo.engine(demo.clone)
-    answer = sessions.resume(engine, None, remote="origin", timeout=60)
+    answer = resume.resume(engine, None, remote="origin", timeout=60)
     here = views.status(demo.engine().load(MILESTONE))["tasks"]
     there = views.status(engine.load(MILESTONE))["tasks"]
     same = [(t["id"], t["status"]) for t in here] == [(t["id"], t["status"]) for t in there]

@@ -16,7 +16,7 @@ import pytest
 
 from conftest import TWO_TASKS, git, log_file, make_repo, run_subprocess, session_file, write_milestone
 from daemons import Daemons, daemons, event_names, events_of, wait_for  # noqa: F401 - the fixture
-from milestoned.cli.base import json_text
+from milestoned.core.jsonout import json_text
 from milestoned.daemon import client
 from milestoned.daemon.control import lock_held
 from milestoned.daemon.viewcache import ViewCache

@@ -25,7 +25,7 @@ from test_sync import as_json, clone, ok, project, share
 
 from conftest import git, invoke, run_subprocess, snapshot_tree, write_milestone
 from daemons import Daemons, daemons, wait_for  # noqa: F401 - the fixture
-from milestoned.cli.base import json_text
+from milestoned.core.jsonout import json_text
 from milestoned.engine.engine import Engine
 from milestoned.files.workspace import Workspace
 from milestoned.model import views

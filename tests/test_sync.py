@@ -18,7 +18,7 @@ from click.testing import Result
 
 from conftest import git, invoke, log_file, make_repo, write_milestone
 from milestoned.files.workspace import Workspace
-from milestoned.remote import sync
+from milestoned.git import remotes
 
 
 def at(root: Path, *args: str) -> Result:
@@ -267,13 +267,13 @@ def test_doctor_is_told_which_refs_are_not_synced(tmp_path: Path) -> None:
     remote, a = project(tmp_path)
     ok(a, "session", "save")
     ws = Workspace.discover(a)
-    rows = sync.unsynced(ws, "origin")
+    rows = remotes.unsynced(ws, "origin")
     assert [(r["ref"], r["status"]) for r in rows] == [("refs/heads/milestoned/state", "not pushed")]
     ok(a, "sync")
-    assert sync.unsynced(ws, "origin") == []
+    assert remotes.unsynced(ws, "origin") == []
     ok(a, "task", "start", "T1")
     ok(a, "session", "save")
-    assert [(r["ref"], r["status"]) for r in sync.unsynced(ws, "origin")] == [("refs/heads/milestoned/state", "ahead")]
+    assert [(r["ref"], r["status"]) for r in remotes.unsynced(ws, "origin")] == [("refs/heads/milestoned/state", "ahead")]
 
 
 def test_sync_pushes_nothing_but_state_and_notes(tmp_path: Path) -> None:

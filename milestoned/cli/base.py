@@ -6,7 +6,6 @@ command body: ``milestoned status`` must start nearly as fast as ``import click`
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -14,6 +13,7 @@ from typing import Any, TypeVar
 import click
 
 from milestoned import __version__
+from milestoned.core.jsonout import json_text
 
 F = TypeVar("F", bound=Callable[..., Any])
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -62,11 +62,6 @@ def milestone_argument(func: F) -> F:
 def milestone_option(func: F) -> F:
     return click.option("-m", "--milestone", default=None,
                         help="Milestone id (default: the current one).")(func)
-
-
-def json_text(data: Any, *, pretty: bool) -> str:
-    """The text ``--json`` prints; the daemon serializes its views with this too."""
-    return json.dumps(data, indent=2 if pretty else None, ensure_ascii=False, default=str) + "\n"
 
 
 def print_json(data: Any) -> None:

@@ -120,8 +120,7 @@ def check_daemon(engine: Engine) -> Iterator[Check]:
 
 
 def check_refs(engine: Engine, *, offline: bool) -> Iterator[Check]:
-    from milestoned.git import statebranch
-    from milestoned.remote import sync
+    from milestoned.git import remotes, statebranch
 
     if not engine.ws.is_git:
         return
@@ -131,11 +130,11 @@ def check_refs(engine: Engine, *, offline: bool) -> Iterator[Check]:
                     "milestoned session save")
     else:
         yield Check("state branch", "ok", f"{statebranch.REF} at {str(statebranch.tip(repo))[:12]}")
-    remote = sync.default_remote(engine.ws)
+    remote = remotes.default_remote(engine.ws)
     if remote is None or offline:
         return
     try:
-        rows = sync.unsynced(engine.ws, remote)
+        rows = remotes.unsynced(engine.ws, remote)
     except MilestonedError as exc:
         yield Check("sync", "warn", f"could not ask {remote}: {exc}")
         return

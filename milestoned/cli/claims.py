@@ -81,12 +81,12 @@ def _claim(engine: Any, mid: str, agent: str | None, lease: str | None, remote: 
     from milestoned.core.errors import UserError
     from milestoned.engine import claims
     from milestoned.git import hookinstall as hooks
-    from milestoned.remote import sync
+    from milestoned.git import remotes
 
     if not agent:
         raise UserError("--claim needs --agent NAME", hint="say who takes the task, e.g. --agent claude-1")
     answer = claims.claim_next(engine, mid, agent, lease=claims.lease_seconds(engine, lease),
-                               remote=sync.check_remote(engine.ws, remote) if remote else None)
+                               remote=remotes.check_remote(engine.ws, remote) if remote else None)
     if answer["claimed"] is not None:
         hooks.hold_task(engine.ws, mid, answer["claimed"]["id"])  # this worktree's commits get its trailers
     if as_json:

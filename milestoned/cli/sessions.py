@@ -116,9 +116,9 @@ def show(session_id: str | None, as_json: bool) -> None:
 
 
 def _remote_for(engine: Any, remote: str | None) -> str | None:
-    from milestoned.remote import sync
+    from milestoned.git import remotes
 
-    return sync.check_remote(engine.ws, remote) if remote else sync.default_remote(engine.ws)
+    return remotes.check_remote(engine.ws, remote) if remote else remotes.default_remote(engine.ws)
 
 
 @cli.command()
@@ -137,7 +137,7 @@ def resume(session_id: str | None, remote: str | None, no_fetch: bool, timeout: 
     """
     from milestoned.cli.render import describe
     from milestoned.core.errors import UserError
-    from milestoned.engine import sessions
+    from milestoned.engine import resume as resuming
     from milestoned.engine.engine import Engine
     from milestoned.files.workspace import Workspace
 
@@ -145,7 +145,7 @@ def resume(session_id: str | None, remote: str | None, no_fetch: bool, timeout: 
         raise UserError("--remote and --no-fetch contradict each other", hint="pass one of them")
     engine = Engine(Workspace.discover())  # the plan may not be here yet: resume restores it
     chosen = None if no_fetch else _remote_for(engine, remote)
-    answer = sessions.resume(engine, session_id, remote=chosen, timeout=_timeout(timeout),
+    answer = resuming.resume(engine, session_id, remote=chosen, timeout=_timeout(timeout),
                              remote_optional=remote is None)
     if printed_as_json(answer, as_json):
         return

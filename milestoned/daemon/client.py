@@ -103,6 +103,6 @@ def status(ws: Workspace, milestone: str | None, *, timeout: float = ANSWER_TIME
         return None
     if not isinstance(data, dict) or data.get("ok") is not True or "result" not in data:
         return None
-    from milestoned.cli.base import json_text
+    from milestoned.core.jsonout import json_text
 
     return StatusAnswer(json_text(data["result"], pretty=False).encode("utf-8"), data.get("warning"))

@@ -20,10 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from milestoned.core.errors import UserError
-from milestoned.engine.engine import RECENT_EVENTS, Engine, Milestone
+from milestoned.engine.engine import Engine
 from milestoned.files import readcache
 from milestoned.files.workspace import Workspace
 from milestoned.model import views
+from milestoned.model.milestone import RECENT_EVENTS, Milestone
 from milestoned.model.plan import NotAMilestone
 
 OTHER_DIRECTORIES = 8  # client directories whose rendering of a view is kept
@@ -31,7 +32,7 @@ OTHER_DIRECTORIES = 8  # client directories whose rendering of a view is kept
 
 def compact_json(data: Any) -> bytes:
     """What ``--json`` prints when its output is not a terminal (see ``cli.base.json_text``)."""
-    from milestoned.cli.base import json_text
+    from milestoned.core.jsonout import json_text
 
     return json_text(data, pretty=False).encode("utf-8")
 

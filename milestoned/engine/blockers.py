@@ -26,11 +26,12 @@ from typing import Any
 
 from milestoned.cli.render import describe
 from milestoned.core import clock
-from milestoned.engine.engine import Milestone, Transaction
+from milestoned.engine.engine import Transaction
 from milestoned.engine.testruns import Ledger, TestRun
 from milestoned.files.workspace import Workspace
 from milestoned.git import queries as gitutil
 from milestoned.model.config import Config, load_config
+from milestoned.model.milestone import Milestone
 
 SHOWN_PATHS = 5
 

@@ -28,12 +28,13 @@ from milestoned.core import clock
 from milestoned.core.errors import RuntimeFailure, UserError
 from milestoned.engine import lifecycle
 from milestoned.files.workspace import Workspace
-from milestoned.remote import sync
+from milestoned.git import remotes
 
 if TYPE_CHECKING:
     import pygit2
 
-    from milestoned.engine.engine import Engine, Milestone, Transaction
+    from milestoned.engine.engine import Engine, Transaction
+    from milestoned.model.milestone import Milestone
 
 NETWORK_TIMEOUT = 30.0  # under the engine lock (60 s): a stuck remote must not starve local writers
 
@@ -104,7 +105,7 @@ def _held_task(milestone: Milestone, agent: str, task_id: str | None) -> list[st
 
 # -- claim objects on a remote -------------------------------------------------------------
 def claim_ref(milestone_id: str, task_id: str) -> str:
-    return f"{sync.CLAIMS_PREFIX}{milestone_id}/{task_id}"
+    return f"{remotes.CLAIMS_PREFIX}{milestone_id}/{task_id}"
 
 
 def _write_claim(repo: pygit2.Repository, record: dict[str, Any]) -> pygit2.Oid:
@@ -130,8 +131,8 @@ def read_claim(repo: pygit2.Repository, oid: Any) -> dict[str, Any] | None:
 
 def _holders(ws: Workspace, repo: pygit2.Repository, remote: str, milestone_id: str) -> dict[str, tuple[Any, dict]]:
     """The remote's claims on ``milestone_id`` as ``{task: (commit, claim)}``, fetched now."""
-    base = f"{sync.tracking_claims(remote)}{milestone_id}/"
-    sync.fetch(ws, remote, timeout=NETWORK_TIMEOUT, refspecs=[f"+{claim_ref(milestone_id, '*')}:{base}*"])
+    base = f"{remotes.tracking_claims(remote)}{milestone_id}/"
+    remotes.fetch(ws, remote, timeout=NETWORK_TIMEOUT, refspecs=[f"+{claim_ref(milestone_id, '*')}:{base}*"])
     found: dict[str, tuple[Any, dict]] = {}
     for name in repo.references:
         if name.startswith(base):
@@ -142,9 +143,9 @@ def _holders(ws: Workspace, repo: pygit2.Repository, remote: str, milestone_id: 
 
 def _remote_value(ws: Workspace, remote: str, ref: str) -> str | None:
     """Read a ref back from the remote (``git ls-remote``): what it holds now, for sure."""
-    proc = sync.network_git(ws, ["ls-remote", remote, ref], timeout=NETWORK_TIMEOUT)
+    proc = remotes.network_git(ws, ["ls-remote", remote, ref], timeout=NETWORK_TIMEOUT)
     if proc.returncode != 0:
-        raise sync._failure("asking", remote, proc)
+        raise remotes.failure("asking", remote, proc)
     for line in proc.stdout.splitlines():
         oid, _, name = line.partition("\t")
         if name == ref:
@@ -159,7 +160,7 @@ def _cas_push(ws: Workspace, remote: str, ref: str, new: Any | None, expect: Any
     """
     lease = f"--force-with-lease={ref}:{expect if expect is not None else ''}"
     spec = f"{new}:{ref}" if new is not None else f":{ref}"
-    result = sync.push(ws, remote, [spec], options=[lease], timeout=NETWORK_TIMEOUT)
+    result = remotes.push(ws, remote, [spec], options=[lease], timeout=NETWORK_TIMEOUT)
     if result.get(ref, "").startswith("rejected"):
         return False
     return _remote_value(ws, remote, ref) == (str(new) if new is not None else None)
@@ -194,7 +195,7 @@ def _claim_remote(txn: Transaction, milestone: Milestone, candidates: list[str],
             expect = oid  # its lease ran out: take it over, if nobody else does first
         record = {"milestone_id": milestone.id, "task_id": tid, "agent": agent, "status": "claimed",
                   "claim_id": secrets.token_hex(8), "claimed_at": clock.now_iso(), "lease_until": _until(lease),
-                  "host": socket.gethostname(), "remote": sync.public_remote(remote)}
+                  "host": socket.gethostname(), "remote": remotes.public_remote(remote)}
         oid = _write_claim(repo, record)
         if _cas_push(ws, remote, ref, oid, expect):
             _mirror(repo, ref, oid)
@@ -272,7 +273,7 @@ def claim_next(engine: Engine, milestone_id: str, agent: str, *, lease: float,
         if task_id is not None and not mine:
             until = claim["lease_until"] if claim else _until(lease)
             txn.record(ms, "task_claimed", task_id=task_id, agent=agent, lease_until=until,
-                       remote=sync.public_remote(remote) if remote else None,
+                       remote=remotes.public_remote(remote) if remote else None,
                        claim=claim["commit"] if claim else None)
     row = next((r for r in views.task_rows(ms) if r["id"] == task_id), None)
     return {"schema": 1, "milestone_id": ms.id, "agent": agent, "claimed": row, "already_held": bool(mine),
@@ -350,15 +351,15 @@ def push_pending(ws: Workspace, remote: str, repo: pygit2.Repository, *, timeout
     A lost claim is only reported here; the holder's next heartbeat records it.
     """
     pushed, lost = [], []
-    tracking = sync.tracking_claims(remote)
+    tracking = remotes.tracking_claims(remote)
     for name in list(repo.references):
-        if not name.startswith(sync.CLAIMS_PREFIX):
+        if not name.startswith(remotes.CLAIMS_PREFIX):
             continue
         ours_id = repo.references[name].target
         ours = read_claim(repo, ours_id) or {}
         if ours.get("remote") != remote:
             continue
-        theirs_ref = repo.references.get(tracking + name[len(sync.CLAIMS_PREFIX):])
+        theirs_ref = repo.references.get(tracking + name[len(remotes.CLAIMS_PREFIX):])
         if theirs_ref is not None and theirs_ref.target == ours_id:
             continue
         theirs = read_claim(repo, theirs_ref.target) if theirs_ref is not None else None

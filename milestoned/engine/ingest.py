@@ -66,7 +66,8 @@ from milestoned.git.refwatch import (
 from milestoned.git.trailers import Intent, intent_of, note_milestones
 
 if TYPE_CHECKING:
-    from milestoned.engine.engine import Engine, Milestone, Transaction
+    from milestoned.engine.engine import Engine, Transaction
+    from milestoned.model.milestone import Milestone
 
 _MOVES = ("task_started", "task_completed")
 _RECORDS = (*_MOVES, "commit_refused")

@@ -14,10 +14,11 @@ from typing import Any
 
 from milestoned.core import ids
 from milestoned.core.errors import UserError
-from milestoned.engine.engine import Engine, Milestone, Transaction
+from milestoned.engine.engine import Engine, Transaction
 from milestoned.files.durable import atomic_write
 from milestoned.files.workspace import STATE_DIR, Workspace
 from milestoned.model.config import DEFAULT_CONFIG
+from milestoned.model.milestone import Milestone
 
 GITIGNORE = """\
 # milestoned keeps its state (event logs, sessions, the current milestone) in the git dir,

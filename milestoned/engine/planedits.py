@@ -10,8 +10,9 @@ import shlex
 
 from milestoned.core.errors import UserError
 from milestoned.core.ids import id_problem
-from milestoned.engine.engine import Milestone, Transaction
+from milestoned.engine.engine import Transaction
 from milestoned.files import yamlread as yamlio
+from milestoned.model.milestone import Milestone
 
 
 def add_task(txn: Transaction, milestone: Milestone, task_id: str, *, title: str, depends_on: list[str],

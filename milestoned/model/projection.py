@@ -18,9 +18,9 @@ import yaml
 
 from milestoned.core import clock
 from milestoned.core.errors import UserError
-from milestoned.engine.engine import Milestone
 from milestoned.files import yamlread as yamlio
 from milestoned.files.yamlsplice import EditError, Editor, scalar_value
+from milestoned.model.milestone import Milestone
 from milestoned.model.plan import normalize_status, read_plan
 from milestoned.model.state import file_statuses
 

@@ -7,11 +7,12 @@ without the daemon.  Bump ``SCHEMA`` on any incompatible change.
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 from milestoned.core import graph
 from milestoned.core.errors import UserError, display_path
-from milestoned.engine.engine import Engine, Milestone
+from milestoned.model.milestone import Milestone
 from milestoned.model.plan import NotAMilestone
 
 SCHEMA = 2  # 2: state in the git dir; milestone status derived from the plan; log path; plan warnings
@@ -74,7 +75,15 @@ def status(milestone: Milestone, recent: int = RECENT) -> dict[str, Any]:
     }
 
 
-def overview(engine: Engine) -> dict[str, Any]:
+class Milestones(Protocol):
+    """What the overview asks of whoever holds the milestones: the engine, or the daemon's memory."""
+
+    def milestone_paths(self) -> list[Path]: ...
+    def current_id(self) -> str | None: ...
+    def load(self, milestone_id: str) -> Milestone: ...
+
+
+def overview(engine: Milestones) -> dict[str, Any]:
     """Every milestone in one view; a broken file is listed with its error, not fatal."""
     rows, errors = [], []
     for path in engine.milestone_paths():

@@ -22,8 +22,8 @@ from milestoned.core.errors import display_path
 from milestoned.git.worktrees import MERGE_CONFLICT
 
 if TYPE_CHECKING:
-    from milestoned.engine.engine import Milestone
     from milestoned.files.workspace import Workspace
+    from milestoned.model.milestone import Milestone
 
 RECENT = 6
 

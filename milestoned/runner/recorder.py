@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from milestoned.core.errors import UserError
-from milestoned.engine.engine import Engine, Milestone, Transaction
+from milestoned.engine.engine import Engine, Transaction
+from milestoned.model.milestone import Milestone
 
 
 @dataclass(frozen=True)

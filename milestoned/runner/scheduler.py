@@ -38,13 +38,14 @@ from typing import Any, Protocol
 from milestoned.core import graph
 from milestoned.core.errors import MilestonedError, UserError, display_path
 from milestoned.engine import blockers, lifecycle, sessions
-from milestoned.engine.engine import Engine, Milestone, Transaction
+from milestoned.engine.engine import Engine, Transaction
 from milestoned.files.durable import LOCK_TIMEOUT
 from milestoned.git import queries as gitutil
 from milestoned.git.identity import FALLBACK, Identity
 from milestoned.git.worktrees import MERGE_CONFLICT, GitStepFailed, Worktrees, task_branch
 from milestoned.model.config import Config, load_config
 from milestoned.model.events import Event
+from milestoned.model.milestone import Milestone
 from milestoned.model.plan import TaskPlan
 from milestoned.model.state import STATE_EVENTS
 from milestoned.runner.display import Header, Outcome, outcome_of
