@@ -50,6 +50,6 @@ def demo(ctx: click.Context, directory: str | None, workers: int) -> None:
     """
     import sys
 
-    from milestoned.demo import run_demo
+    from milestoned.cli.demo import run_demo
 
     ctx.exit(run_demo(directory, workers=workers, tty=sys.stdout.isatty(), echo=click.echo))

@@ -9,15 +9,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from milestoned.engine.blockers import describe
+
 STATUS_STYLE = {
     "completed": "green", "in_progress": "cyan", "blocked": "red", "pending": "dim",
     "planned": "dim", "paused": "yellow",
 }
-
-
-def describe(blocker: dict[str, Any]) -> str:
-    """``type: detail``, as every door shows a blocker."""
-    return f"{blocker.get('type', '?')}: {blocker.get('detail', '')}"
 
 
 def event_line(event: dict[str, Any]) -> str:

@@ -23,6 +23,7 @@ from typing import Any
 from milestoned.core.errors import RuntimeFailure
 from milestoned.daemon.client import socket_path
 from milestoned.files.workspace import Workspace
+from milestoned.git import queries as gitutil
 
 LOCK_NAME = "daemon.lock"
 RECORD_NAME = "daemon.json"
@@ -116,9 +117,7 @@ def start(ws: Workspace, *, timeout: float = 30.0) -> tuple[bool, dict[str, Any]
     log_path = ws.runtime_dir / LOG_NAME
     if log_path.exists() and log_path.stat().st_size > MAX_LOG:
         os.replace(log_path, log_path.with_suffix(".log.1"))
-    from milestoned.daemon import sdnotify
-
-    env = sdnotify.child_env(dict(os.environ))  # a detached daemon is nobody's notify service
+    env = gitutil.git_env()  # a detached daemon is nobody's notify service, nor inside a hook's repository
     fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         child = subprocess.Popen(

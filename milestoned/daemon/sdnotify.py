@@ -47,6 +47,3 @@ def watchdog_interval() -> float | None:
     return value / 2_000_000 if value > 0 else None
 
 
-def child_env(env: dict[str, str]) -> dict[str, str]:
-    """``env`` without the service manager's variables, for the processes the daemon runs."""
-    return {k: v for k, v in env.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")}

@@ -24,7 +24,6 @@ import shutil
 from dataclasses import dataclass, field
 from typing import Any
 
-from milestoned.cli.render import describe
 from milestoned.core import clock
 from milestoned.engine.engine import Transaction
 from milestoned.engine.testruns import Ledger, TestRun
@@ -220,6 +219,11 @@ def detect(milestone: Milestone, config: Config, probe: Probe) -> tuple[list[dic
                                       f"{task.id} was started before {', '.join(open_deps)} completed",
                                       task_id=task.id, dependencies=open_deps))
     return found, frozenset(covered)
+
+
+def describe(blocker: dict[str, Any]) -> str:
+    """``type: detail``: the one wording of a blocker, in every door."""
+    return f"{blocker.get('type', '?')}: {blocker.get('detail', '')}"
 
 
 def key_of(blocker: dict[str, Any]) -> str:

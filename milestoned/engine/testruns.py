@@ -25,7 +25,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from milestoned.core import clock
-from milestoned.daemon import sdnotify
 from milestoned.files.durable import atomic_write
 from milestoned.files.workspace import Workspace
 from milestoned.git import queries as gitutil
@@ -128,7 +127,7 @@ class TestCommand:
                 proc = subprocess.Popen(
                     list(command), cwd=self.ws.root, stdin=subprocess.DEVNULL, stdout=out,
                     stderr=subprocess.STDOUT, start_new_session=True,
-                    env=sdnotify.child_env(gitutil.git_env()),
+                    env=gitutil.git_env(),
                 )
             except OSError as exc:
                 out.write(f"milestoned: cannot run {command[0]!r}: {exc.strerror}\n".encode())

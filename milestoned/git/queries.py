@@ -23,6 +23,10 @@ _SCRUBBED = (
     "GIT_ALTERNATE_OBJECT_DIRECTORIES",
     "GIT_COMMON_DIR",
     "GIT_PREFIX",
+    # and a service manager's: a child must never speak for the daemon that started it
+    "NOTIFY_SOCKET",
+    "WATCHDOG_USEC",
+    "WATCHDOG_PID",
 )
 
 
