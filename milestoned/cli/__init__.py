@@ -7,11 +7,16 @@ error is one line and status 2, a runtime failure status 1 with its cause, Ctrl-
 
 from __future__ import annotations
 
+import os
+import platform
 import sys
+import tempfile
+import traceback
 from collections.abc import Sequence
 
 import click
 
+from milestoned import __version__
 from milestoned.cli import (  # noqa: F401 - each module registers its commands
     claims,
     daemon,
@@ -30,13 +35,6 @@ __all__ = ["cli", "main"]
 
 
 def _report_bug(exc: BaseException) -> int:
-    import os
-    import platform
-    import tempfile
-    import traceback
-
-    from milestoned import __version__
-
     log = os.path.join(tempfile.gettempdir(), f"milestoned-crash-{os.getuid()}.log")
     try:
         with open(log, "a", encoding="utf-8") as handle:

@@ -89,6 +89,11 @@ def _drain(engine: Any) -> None:
     milestone file, git missing) keeps the inbox for later and does not stop the command.
     """
     from milestoned.core.errors import MilestonedError
+    from milestoned.git.refwatch import waiting
+
+    if not waiting(engine.ws):
+        return
+    # start-up: the ingest machinery loads only when commits wait to be read
     from milestoned.engine.ingest import drain
 
     try:

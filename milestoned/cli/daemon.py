@@ -156,10 +156,10 @@ def _recheck(engine, mid: str, *, err: bool) -> None:  # type: ignore[no-untyped
 @click.option("--recheck", is_flag=True, help="Look again now: clear what is resolved, escalate what is new.")
 def blockers_command(milestone: str | None, as_json: bool, recheck: bool) -> None:
     """What blocks a milestone (default: the current one, else every active milestone)."""
-    from milestoned.cli.render import describe
     from milestoned.core.errors import UserError
     from milestoned.engine import blockers
     from milestoned.model.plan import NotAMilestone
+    from milestoned.model.views import describe
 
     engine = open_engine()
     if milestone is None and engine.current_id() is None:

@@ -25,7 +25,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from milestoned.core.errors import UserError
+from milestoned.daemon import control as daemonctl
+from milestoned.engine import resume, sessions
+from milestoned.engine.engine import Engine
+from milestoned.engine.lifecycle import init
+from milestoned.files.workspace import Workspace
+from milestoned.git import hookinstall as hooks
 from milestoned.git import queries as gitutil
+from milestoned.git.worktrees import milestone_branch
+from milestoned.model import views
+from milestoned.remote import sync
+from milestoned.runner.scheduler import execute_with_display
 
 MILESTONE = "greeter"
 
@@ -58,9 +68,6 @@ class Demo:
         return gitutil.git(list(args), self.root)
 
     def engine(self, where: Path | None = None):  # type: ignore[no-untyped-def]
-        from milestoned.engine.engine import Engine
-        from milestoned.files.workspace import Workspace
-
         return Engine(Workspace.discover(where or self.root))
 
 
@@ -171,24 +178,17 @@ def make_repository(demo: Demo) -> None:
 
 
 def initialize(demo: Demo) -> None:
-    from milestoned.engine.lifecycle import init
-    from milestoned.files.workspace import Workspace
-
     init(Workspace.discover(demo.root))
     demo.echo("milestoned init: .milestones/ with config.yaml and a .gitignore (your plans go there; "
               "milestoned's state goes to .git/milestoned/)")
 
 
 def install_hooks(demo: Demo) -> None:
-    from milestoned.git import hookinstall as hooks
-
     done = hooks.install(demo.engine().ws)
     demo.echo(f"milestoned hooks install: {', '.join(done)} (commits now feed task state)")
 
 
 def start_daemon(demo: Demo) -> None:
-    from milestoned.daemon import control as daemonctl
-
     _, info = daemonctl.start(demo.engine().ws)
     demo.echo(f"milestoned daemon start: pid {info['pid']}, watching the plans, the hooks' inbox and the refs")
 
@@ -203,9 +203,6 @@ def plan_milestone(demo: Demo) -> None:
 
 
 def execute(demo: Demo) -> None:
-    from milestoned.git.worktrees import milestone_branch
-    from milestoned.runner.scheduler import execute_with_display
-
     outcome = execute_with_display(demo.engine(), MILESTONE, workers=demo.workers, resume=False, force=False,
                                    tty=demo.tty, echo=demo.echo)
     demo.exit_code = outcome.exit_code
@@ -213,9 +210,6 @@ def execute(demo: Demo) -> None:
 
 
 def save_and_sync(demo: Demo) -> None:
-    from milestoned.engine import sessions
-    from milestoned.remote import sync
-
     engine = demo.engine()
     with engine.transaction() as txn:
         ms = txn.milestone(MILESTONE)
@@ -229,9 +223,6 @@ def save_and_sync(demo: Demo) -> None:
 
 
 def resume_in_a_fresh_clone(demo: Demo) -> None:
-    from milestoned.engine import resume
-    from milestoned.model import views
-
     gitutil.git(["clone", "-q", str(demo.remote), str(demo.clone)], demo.base)
     engine = demo.engine(demo.clone)
     answer = resume.resume(engine, None, remote="origin", timeout=60)
@@ -247,8 +238,6 @@ def resume_in_a_fresh_clone(demo: Demo) -> None:
 
 
 def stop_daemon(demo: Demo) -> None:
-    from milestoned.daemon import control as daemonctl
-
     if daemonctl.stop(demo.engine().ws) is not None:
         demo.echo("milestoned daemon stop: stopped (start it again with `milestoned daemon start`)")
 
@@ -310,7 +299,5 @@ def run_demo(directory: str | None, *, workers: int, tty: bool, echo: Callable[[
             step(demo)
     finally:
         if demo.root.is_dir():
-            from milestoned.daemon import control as daemonctl
-
             daemonctl.stop(demo.engine().ws)  # never leave a daemon behind, even when a step failed
     return demo.exit_code

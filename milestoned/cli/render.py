@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from milestoned.engine.blockers import describe
+from milestoned.model.views import describe
 
 STATUS_STYLE = {
     "completed": "green", "in_progress": "cyan", "blocked": "red", "pending": "dim",

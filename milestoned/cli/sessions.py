@@ -135,11 +135,11 @@ def resume(session_id: str | None, remote: str | None, no_fetch: bool, timeout: 
     lacks, as an untracked file), re-checks blockers and says what comes next.
     `milestoned execute MILESTONE --resume` then carries on running it.
     """
-    from milestoned.cli.render import describe
     from milestoned.core.errors import UserError
     from milestoned.engine import resume as resuming
     from milestoned.engine.engine import Engine
     from milestoned.files.workspace import Workspace
+    from milestoned.model.views import describe
 
     if remote and no_fetch:
         raise UserError("--remote and --no-fetch contradict each other", hint="pass one of them")

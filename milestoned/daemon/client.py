@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from milestoned.core.jsonout import json_text
 from milestoned.files.workspace import Workspace
 
 SOCKET_NAME = "daemon.sock"
@@ -103,6 +104,5 @@ def status(ws: Workspace, milestone: str | None, *, timeout: float = ANSWER_TIME
         return None
     if not isinstance(data, dict) or data.get("ok") is not True or "result" not in data:
         return None
-    from milestoned.core.jsonout import json_text
 
     return StatusAnswer(json_text(data["result"], pretty=False).encode("utf-8"), data.get("warning"))

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from milestoned.core.errors import RuntimeFailure
+from milestoned.daemon import client
 from milestoned.daemon.client import socket_path
 from milestoned.files.workspace import Workspace
 from milestoned.git import queries as gitutil
@@ -108,8 +109,6 @@ def start(ws: Workspace, *, timeout: float = 30.0) -> tuple[bool, dict[str, Any]
     A daemon that already answers is reported, not duplicated.  The child gets a new
     session (no terminal, no signals from this shell) and writes to ``daemon.log``.
     """
-    from milestoned.daemon import client
-
     answer = client.ping(ws)
     if answer is not None:
         return False, answer
@@ -150,8 +149,6 @@ def _last_line(path: Path) -> str:
 
 def stop(ws: Workspace, *, timeout: float = 20.0) -> int | None:
     """SIGTERM the daemon and wait for it to let go of its lock; its pid, or None if none ran."""
-    from milestoned.daemon import client
-
     answer = client.ping(ws)
     pid = answer.get("pid") if answer else None
     if pid is None and lock_held(ws):  # alive but not answering (wedged): its record names it

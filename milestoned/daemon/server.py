@@ -36,9 +36,22 @@ from typing import Any
 from milestoned import __version__
 from milestoned.core import clock
 from milestoned.core.errors import MilestonedError, UserError
+from milestoned.daemon import client, sdnotify
 from milestoned.daemon.client import socket_path
 from milestoned.daemon.control import LOCK_NAME, RECORD_NAME, private_dir, read_record, remove_files, try_lock
+from milestoned.daemon.viewcache import ViewCache
+from milestoned.daemon.watch import Change, Watcher
+from milestoned.engine import blockers, claims, ingest, sessions
+from milestoned.engine.blockers import Probe
+from milestoned.engine.engine import Engine
+from milestoned.engine.testruns import Ledger, TestCommand, TestWorker
+from milestoned.files.durable import atomic_write
 from milestoned.files.workspace import Workspace
+from milestoned.git import queries as gitutil
+from milestoned.model import events as eventlog
+from milestoned.model import views
+from milestoned.model.config import Config, load_config
+from milestoned.model.plan import NotAMilestone
 
 log = logging.getLogger("milestoned.daemon")
 
@@ -86,13 +99,6 @@ class Daemon:
     """The work loop, its memory and its answers."""
 
     def __init__(self, ws: Workspace) -> None:
-        from milestoned.daemon.viewcache import ViewCache
-        from milestoned.daemon.watch import Watcher
-        from milestoned.engine.blockers import Probe
-        from milestoned.engine.engine import Engine
-        from milestoned.engine.testruns import TestCommand, TestWorker
-        from milestoned.model.config import Config
-
         self.ws = ws
         self.engine = Engine(ws)
         self.cache = ViewCache(self.engine)
@@ -106,14 +112,11 @@ class Daemon:
         self.started_at = clock.now_iso()
         self.stopping = threading.Event()
         self.resyncs = 0
-        self.warning: str | None = None
         self.socket = socket_path(ws)
         self._server: _Server | None = None
 
     # -- life -------------------------------------------------------------------------
     def serve(self) -> int:
-        from milestoned.daemon import sdnotify
-
         self._bind()
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
@@ -146,20 +149,15 @@ class Daemon:
         os.chmod(self.socket, 0o600)
         record = {"pid": os.getpid(), "socket": str(self.socket), "root": str(self.ws.root),
                   "started_at": self.started_at, "version": __version__}
-        from milestoned.files.durable import atomic_write
 
         atomic_write(self.ws.runtime_dir / RECORD_NAME, json.dumps(record, indent=1) + "\n", 0o600)
 
     def _on_signal(self, signum: int, frame: Any) -> None:
-        from milestoned.daemon.watch import Change
-
         log.info("received %s: stopping", signal.Signals(signum).name)
         self.stopping.set()
         self.watcher.push(Change("wake"))
 
     def _loop(self, server_thread: threading.Thread) -> None:
-        from milestoned.daemon import sdnotify
-
         pet = sdnotify.watchdog_interval()
         next_tick = next_pet = 0.0
         next_sweep = time.monotonic() + SWEEP
@@ -185,8 +183,6 @@ class Daemon:
                 next_pet = now + pet
 
     def _shutdown(self) -> None:
-        from milestoned.daemon import sdnotify
-
         sdnotify.notify("STOPPING=1")
         self.tests.stop()
         self.watcher.stop()
@@ -199,8 +195,6 @@ class Daemon:
         log.info("stopped")
 
     def _save_session(self, reason: str) -> None:
-        from milestoned.engine import sessions
-
         mid = self.engine.current_id()
         if mid is None:
             return
@@ -261,7 +255,6 @@ class Daemon:
         """The slow safety net: watches, every file's stamps, git conflicts."""
         if not self.watcher.healthy():
             self.watcher.stop()
-            from milestoned.daemon.watch import Watcher
 
             self.watcher = Watcher(self.ws)
             self.watcher.start()
@@ -277,8 +270,6 @@ class Daemon:
         self._release_memory()
 
     def _load_config(self) -> None:
-        from milestoned.model.config import load_config
-
         try:
             self.config = load_config(self.ws.config_path)
             self.config_error = None
@@ -287,16 +278,9 @@ class Daemon:
             log.warning("invalid config, keeping the previous settings: %s", exc)
 
     def _drain(self) -> int:
-        """Ingest the hooks' inbox and commits that arrived without hooks (``milestoned.ingest``)."""
+        """Ingest the hooks' inbox and commits that arrived without hooks (``engine.ingest``)."""
         try:
-            from milestoned.engine.ingest import drain
-        except ImportError:
-            if self.warning is None:
-                self.warning = "milestoned.ingest is not available: the inbox is watched but not drained"
-                log.warning(self.warning)
-            return 0
-        try:
-            count = drain(self.engine)
+            count = ingest.drain(self.engine)
         except MilestonedError as exc:
             log.warning("could not drain the inbox: %s", exc)
             return 0
@@ -316,8 +300,6 @@ class Daemon:
 
     def _refresh(self, mid: str) -> None:
         """Read a milestone again; an invalid plan edit is reported once and changes no state."""
-        from milestoned.model.plan import NotAMilestone
-
         reported = self.cache.errors.get(mid)
         try:
             self.cache.get(mid)
@@ -330,8 +312,6 @@ class Daemon:
                 log.warning("invalid plan, its last good state is kept: %s", exc)
 
     def _look_at_git(self) -> None:
-        from milestoned.git import queries as gitutil
-
         if not self.ws.is_git:
             return
         try:
@@ -343,8 +323,6 @@ class Daemon:
             self._maybe_test(head)
 
     def _maybe_test(self, head: str | None) -> None:
-        from milestoned.engine.testruns import Ledger
-
         cfg = self.config
         if not (head and cfg.test_command and cfg.detect_test_failures):
             return
@@ -354,15 +332,10 @@ class Daemon:
             self.tests.want(head, cfg.test_command, cfg.test_timeout)
 
     def _tests_done(self, run: Any) -> None:
-        from milestoned.daemon.watch import Change
-
         self.watcher.push(Change("tests"))
 
     def _evaluate(self, *, git: bool) -> None:
         """Run the detectors over every monitored milestone; escalate or clear what changed."""
-        from milestoned.engine import blockers
-        from milestoned.engine.testruns import Ledger
-
         cfg = self.config
         if git:
             self.probe = blockers.gather(self.ws, cfg)
@@ -443,14 +416,9 @@ class Daemon:
             if entry is None:
                 raise UserError("not in the daemon's memory yet")
             body = entry.rendered
-        head = b'{"ok":true'
-        if self.warning:
-            head += b',"warning":' + json.dumps(self.warning).encode()
-        return head + b',"result":' + body.rstrip(b"\n") + b"}\n"
+        return b'{"ok":true,"result":' + body.rstrip(b"\n") + b"}\n"
 
     def _op_events(self, request: dict[str, Any]) -> bytes:
-        from milestoned.model import events as eventlog
-
         mid = self._milestone_of(request)
         names = set(request.get("names") or ())
         task_id = request.get("task_id")
@@ -472,8 +440,6 @@ class Daemon:
 
     def _expire_claims(self, mid: str) -> None:
         """Give back tasks whose claim lease ran out (the daemon is the lease reaper, like `next`)."""
-        from milestoned.engine import claims
-
         entry = self.cache.known(mid)
         if entry is None or not claims.has_lapsed_leases(entry.milestone):
             return
@@ -487,8 +453,6 @@ class Daemon:
         self._refresh(mid)
 
     def _op_next(self, request: dict[str, Any]) -> bytes:
-        from milestoned.model import views
-
         mid = self._milestone_of(request)
         self.cache.get(mid)
         self._expire_claims(mid)
@@ -498,8 +462,6 @@ class Daemon:
                                              "ready": rows}})
 
     def _op_blockers(self, request: dict[str, Any]) -> bytes:
-        from milestoned.engine import blockers
-
         if request.get("milestone") is None and self.engine.current_id() is None:
             chosen = [self.cache.get(m).milestone for m in self.cache.ids() if m not in self.cache.errors]
         else:
@@ -523,20 +485,15 @@ class Daemon:
             "resyncs": self.resyncs,
             "testing": self.tests.running,
             "last_test": dataclasses.asdict(run) if run else None,
-            "warning": self.warning,
         }
 
 
 def run(ws: Workspace) -> int:
     """``milestoned daemon run``: serve in the foreground until SIGTERM or Ctrl-C."""
-    from milestoned.daemon import client
-
     ws.require_initialized()
     private_dir(ws.runtime_dir)
     fd = try_lock(ws.runtime_dir / LOCK_NAME)
     if fd is None:
-        from milestoned.daemon import sdnotify
-
         answer = client.ping(ws)
         pid = answer.get("pid") if answer else (read_record(ws) or {}).get("pid")
         print(f"milestoned: a daemon already serves {ws.root} (pid {pid})", file=sys.stderr)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from milestoned.core.errors import UserError
+from milestoned.core.jsonout import json_text
 from milestoned.engine.engine import Engine
 from milestoned.files import readcache
 from milestoned.files.workspace import Workspace
@@ -32,8 +33,6 @@ OTHER_DIRECTORIES = 8  # client directories whose rendering of a view is kept
 
 def compact_json(data: Any) -> bytes:
     """What ``--json`` prints when its output is not a terminal (see ``cli.base.json_text``)."""
-    from milestoned.core.jsonout import json_text
-
     return json_text(data, pretty=False).encode("utf-8")
 
 

@@ -25,12 +25,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from milestoned.core import clock
+from milestoned.engine import sessions
 from milestoned.engine.engine import Transaction
 from milestoned.engine.testruns import Ledger, TestRun
 from milestoned.files.workspace import Workspace
 from milestoned.git import queries as gitutil
 from milestoned.model.config import Config, load_config
 from milestoned.model.milestone import Milestone
+from milestoned.model.views import describe
 
 SHOWN_PATHS = 5
 
@@ -221,11 +223,6 @@ def detect(milestone: Milestone, config: Config, probe: Probe) -> tuple[list[dic
     return found, frozenset(covered)
 
 
-def describe(blocker: dict[str, Any]) -> str:
-    """``type: detail``: the one wording of a blocker, in every door."""
-    return f"{blocker.get('type', '?')}: {blocker.get('detail', '')}"
-
-
 def key_of(blocker: dict[str, Any]) -> str:
     """A blocker's cause; blockers written by others without a key get one from their text."""
     key = blocker.get("key")
@@ -247,8 +244,6 @@ def escalation_message(milestone_id: str, blockers: list[dict[str, Any]]) -> str
 def settle(txn: Transaction, milestone: Milestone, found: list[dict[str, Any]], covered: frozenset[str],
            *, escalate: bool = True) -> Outcome:
     """Record what changed between the milestone's blockers and ``found``."""
-    from milestoned.engine import sessions
-
     now = clock.now_iso()
     existing = list(milestone.blockers)
     known = {key_of(b) for b in existing}

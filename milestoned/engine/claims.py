@@ -28,7 +28,9 @@ from milestoned.core import clock
 from milestoned.core.errors import RuntimeFailure, UserError
 from milestoned.engine import lifecycle
 from milestoned.files.workspace import Workspace
-from milestoned.git import remotes
+from milestoned.git import remotes, statebranch
+from milestoned.model import views
+from milestoned.model.config import load_config
 
 if TYPE_CHECKING:
     import pygit2
@@ -43,8 +45,6 @@ NETWORK_TIMEOUT = 30.0  # under the engine lock (60 s): a stuck remote must not 
 def lease_seconds(engine: Engine, lease: str | None) -> float:
     """``--lease`` as seconds, else ``claims.lease`` from the config (default 30 minutes)."""
     if lease is None:
-        from milestoned.model.config import load_config
-
         return load_config(engine.ws.config_path).lease
     seconds = clock.parse_duration(lease)
     if seconds is None or seconds <= 0:
@@ -110,8 +110,6 @@ def claim_ref(milestone_id: str, task_id: str) -> str:
 
 def _write_claim(repo: pygit2.Repository, record: dict[str, Any]) -> pygit2.Oid:
     """A commit (empty tree, no parent) whose message is the claim: unique by its nonce and time."""
-    from milestoned.git import statebranch
-
     record = {**record, "nonce": secrets.token_hex(8), "written_at": clock.now_iso()}
     subject = f"{record['status']} {record['milestone_id']}/{record['task_id']} by {record['agent']}"
     message = f"{subject}\n\n{json.dumps(record, sort_keys=True, ensure_ascii=False)}\n"
@@ -178,8 +176,6 @@ def _mirror(repo: pygit2.Repository, ref: str, oid: Any | None) -> None:
 def _claim_remote(txn: Transaction, milestone: Milestone, candidates: list[str], agent: str, lease: float,
                   remote: str) -> tuple[str | None, dict[str, Any] | None, list[dict[str, Any]]]:
     """Try the candidates in order until the remote gives us one: (task, claim, tasks held elsewhere)."""
-    from milestoned.git import statebranch
-
     ws = txn.ws
     repo = statebranch.open_repo(ws)
     holders = _holders(ws, repo, remote, milestone.id)
@@ -220,8 +216,6 @@ def _update_remote(txn: Transaction, milestone: Milestone, task_id: str, **chang
     "unreachable"}``.  An unreachable remote does not undo the local change: the local
     copy of the claim moves on and ``sync`` pushes it later (see ``push_pending``).
     """
-    from milestoned.git import statebranch
-
     ws = txn.ws
     repo = statebranch.open_repo(ws)
     ref = claim_ref(milestone.id, task_id)
@@ -254,8 +248,6 @@ def _remote_warning(task_id: str, answer: dict[str, Any] | None) -> str | None:
 def claim_next(engine: Engine, milestone_id: str, agent: str, *, lease: float,
                remote: str | None = None) -> dict[str, Any]:
     """Give ``agent`` one ready task (the one it already holds, if any); the answer of ``next --claim``."""
-    from milestoned.model import views
-
     check_agent(agent)
     with engine.transaction() as txn:
         ms = txn.milestone(milestone_id)

@@ -26,6 +26,7 @@ from typing import Any
 
 from milestoned.core import ids
 from milestoned.core.errors import UserError, display_path
+from milestoned.engine import legacy
 from milestoned.files import readcache
 from milestoned.files import yamlread as yamlio
 from milestoned.files.durable import StateLock, atomic_write
@@ -174,7 +175,6 @@ class Engine:
         if self._imported:
             return []
         self._imported = True
-        from milestoned.engine import legacy
 
         if not legacy.pending(self.ws):
             return []

@@ -52,15 +52,20 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from milestoned.core.errors import UserError
+from milestoned.engine import lifecycle
 from milestoned.files import inbox
+from milestoned.git import notes
+from milestoned.git.hookinstall import let_go_everywhere  # only when commits moved tasks
+from milestoned.git.notes import line
 from milestoned.git.refwatch import (
     Commit,
     fingerprint,
     load_tips,
-    nothing_new,
     patch_ids,
     read_tips,
     remember_refs,
+    waiting,
     walk,
 )
 from milestoned.git.trailers import Intent, intent_of, note_milestones
@@ -116,8 +121,6 @@ class Ledger:
     def _line(self, row: Row) -> str:
         """The note line of a row; thousands of commits share a handful of distinct lines."""
         if row not in self._lines:
-            from milestoned.git.notes import line
-
             task, event, session = row
             self._lines[row] = line(self.milestone_id, task, session, event)
         return self._lines[row]
@@ -141,7 +144,6 @@ class _Drain:
         self.ingested = 0
         self.finished: set[tuple[str, str]] = set()  # (milestone, task) completed by a commit
         self._patch_ids: dict[str, str] = {}
-        from milestoned.engine import lifecycle
 
         self.lifecycle = lifecycle
 
@@ -154,8 +156,6 @@ class _Drain:
 
     def ledger(self, mid: str) -> Ledger | None:
         if mid not in self.ledgers:
-            from milestoned.core.errors import UserError
-
             try:
                 self.engine.path_of(mid)
             except UserError:
@@ -240,8 +240,6 @@ class _Drain:
 
     def write_notes(self) -> None:
         """The notes, ``cat_sort_uniq`` with any the commits already have (copied by a rewrite)."""
-        from milestoned.git import notes
-
         changed: dict[str, str] = {}
         replaced = []
         for sha, lines in self.notes.items():
@@ -271,17 +269,20 @@ class _Drain:
 def drain(engine: Engine) -> int:
     """Ingest what the hooks reported and what moved without them; returns commits newly applied.
 
-    Cheap when there is nothing to do: no lock, no process, a few ``stat`` calls.
+    Cheap when there is nothing to do: no lock, no process, a few ``stat`` calls.  Else one
+    transaction: its events are written first; then the notes, the ledger of refs read and
+    the inbox's release follow in that order, so that a failure of any of them (a notes ref
+    locked by a concurrent git) leaves the commits to be read again: a commit the log
+    already holds gets its note back and changes nothing else.
     """
-    ws = engine.ws
-    if ws.common_dir is None or not ws.milestones_dir.is_dir() or nothing_new(ws):
+    if not waiting(engine.ws):
         return 0
-    with engine.lock.held():
-        return _drain_locked(engine)
+    with engine.transaction() as txn:
+        return _drain_in(txn)
 
 
-def _drain_locked(engine: Engine) -> int:
-    ws = engine.ws
+def _drain_in(txn: Transaction) -> int:
+    engine, ws = txn.engine, txn.ws
     assert ws.common_dir is not None
     inbox.ensure_dir(ws.runtime_dir)
     claimed = inbox.claim(ws.runtime_dir)
@@ -306,18 +307,15 @@ def _drain_locked(engine: Engine) -> int:
             commits += walk(ws, rest, [*known.values(), *moved.values()])
     count = 0
     if commits:
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            with engine.transaction() as txn:
-                drained = _Drain(engine, txn, commits, branches, rewrites)
-                drained.run()
-                notes_written = pool.submit(drained.write_notes)  # fast-import works while events are written
-            notes_written.result()
+        drained = _Drain(engine, txn, commits, branches, rewrites)
+        drained.run()
         count = drained.ingested
-        from milestoned.git.hookinstall import let_go_everywhere  # only when commits moved tasks
+        txn.after_commit(drained.write_notes)
+        txn.after_commit(lambda: let_go_everywhere(ws, drained.finished))
 
-        let_go_everywhere(ws, drained.finished)
-    remember_refs(ws, tips, stamp, racy)
-    inbox.release(ws.runtime_dir, claimed)
+    def done() -> None:
+        remember_refs(ws, tips, stamp, racy)
+        inbox.release(ws.runtime_dir, claimed)
+
+    txn.after_commit(done)
     return count

@@ -14,6 +14,7 @@ from typing import Any
 
 from milestoned.core import ids
 from milestoned.core.errors import UserError
+from milestoned.engine import sessions
 from milestoned.engine.engine import Engine, Transaction
 from milestoned.files.durable import atomic_write
 from milestoned.files.workspace import STATE_DIR, Workspace
@@ -228,8 +229,6 @@ def archive(txn: Transaction, milestone: Milestone) -> Path:
 def save_session(txn: Transaction, milestone: Milestone, reason: str) -> None:
     """A milestone that pauses or completes saves its session by itself (SPEC §5)."""
     if milestone.state.session_id:
-        from milestoned.engine import sessions
-
         sessions.save(txn, milestone, reason)
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import shlex
 
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
 from milestoned.core.errors import UserError
 from milestoned.core.ids import id_problem
 from milestoned.engine.engine import Transaction
@@ -17,8 +19,6 @@ from milestoned.model.milestone import Milestone
 
 def add_task(txn: Transaction, milestone: Milestone, task_id: str, *, title: str, depends_on: list[str],
              run: str | None = None, shell: bool = False, prompt: str | None = None) -> None:
-    from ruamel.yaml.comments import CommentedMap, CommentedSeq
-
     problem = id_problem(task_id, "task id")
     if problem:
         raise UserError(problem)

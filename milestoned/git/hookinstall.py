@@ -34,7 +34,11 @@ from pathlib import Path
 from typing import Any
 
 from milestoned.core.errors import UserError
+from milestoned.core.ids import id_problem
+from milestoned.files.durable import atomic_write
+from milestoned.files.inbox import ensure_dir
 from milestoned.files.workspace import Workspace
+from milestoned.git import refwatch
 from milestoned.git.notes import REF as NOTES_REF
 from milestoned.git.queries import git_path, run_git
 
@@ -157,8 +161,6 @@ def status(ws: Workspace) -> list[HookStatus]:
 
 # -- installing and removing ---------------------------------------------------------------
 def _write(path: Path, data: bytes, mode: int) -> None:
-    from milestoned.files.durable import atomic_write
-
     atomic_write(path, data, mode=mode)
 
 
@@ -259,9 +261,6 @@ def _configure(ws: Workspace) -> dict[str, Any]:
         if not _config_get_all(ws, key):
             run_git(["config", key, value], ws.worktree)
             record[key] = value
-    from milestoned.files.durable import atomic_write
-    from milestoned.files.inbox import ensure_dir
-
     ensure_dir(ws.runtime_dir)
     atomic_write(_config_record(ws), json.dumps(record, sort_keys=True) + "\n", mode=0o600)
     return record
@@ -282,8 +281,6 @@ def _unconfigure(ws: Workspace) -> None:
 
 def install(ws: Workspace) -> dict[str, str]:
     """Install every hook (idempotent); returns what was done per hook."""
-    from milestoned.git import refwatch
-
     directory = hooks_dir(ws)
     directory.mkdir(parents=True, exist_ok=True)
     _configure(ws)
@@ -312,8 +309,6 @@ def hold_task(ws: Workspace, milestone_id: str | None, task_id: str | None) -> N
 
     The file lives in this worktree's git dir, so each worktree holds its own task.
     """
-    from milestoned.core.ids import id_problem
-
     if ws.git_dir is None:
         return
     path = ws.git_dir / HELD_TASK_FILE
@@ -327,7 +322,6 @@ def hold_task(ws: Workspace, milestone_id: str | None, task_id: str | None) -> N
         problem = id_problem(value, what)
         if problem:
             raise UserError(problem)
-    from milestoned.files.durable import atomic_write
 
     atomic_write(path, f"{milestone_id} {task_id}\n")
 

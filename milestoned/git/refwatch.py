@@ -11,13 +11,18 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import NamedTuple
 
+from milestoned.core.errors import RuntimeFailure
 from milestoned.files import inbox
+from milestoned.files.durable import atomic_write
 from milestoned.files.workspace import Workspace
+from milestoned.git import notes
+from milestoned.git.queries import git, git_env
 
 RACY_SECONDS = 2.0  # a ref changed this recently may change again within the same mtime tick
 _FORMAT = "%H%x1f%P%x1f%S%x1f%(trailers:key=Milestone,key=Task,key=Completes,unfold,separator=%x1e)%x1f%N"
@@ -81,6 +86,11 @@ def _stored_stamp(ws: Workspace) -> str | None:
         return None
 
 
+def waiting(ws: Workspace) -> bool:
+    """Whether commits may wait to be read: the cheap test every command makes first."""
+    return ws.common_dir is not None and ws.milestones_dir.is_dir() and not nothing_new(ws)
+
+
 def nothing_new(ws: Workspace) -> bool:
     """True when the inbox is empty and no ref moved since the last drain (no process run)."""
     if inbox.has_pending(ws.runtime_dir):
@@ -93,8 +103,6 @@ def nothing_new(ws: Workspace) -> bool:
 # -- the refs we remember -----------------------------------------------------------------
 def read_tips(ws: Workspace) -> dict[str, str]:
     """Branch tips (``refs/heads/...``, ours aside) and the commits of detached worktree HEADs."""
-    from milestoned.git.queries import git
-
     assert ws.common_dir is not None
     tips: dict[str, str] = {}
     for row in git(["for-each-ref", "--format=%(objectname) %(refname)", "refs/heads"], ws.worktree).splitlines():
@@ -128,8 +136,6 @@ def load_tips(ws: Workspace) -> dict[str, str] | None:
 
 def remember_refs(ws: Workspace, tips: dict[str, str], stamp: str, racy: bool) -> None:
     """Save the tips walked up to, then the stamp that lets the next drain skip all work."""
-    from milestoned.files.durable import atomic_write
-
     inbox.ensure_dir(ws.runtime_dir)
     atomic_write(_tips_path(ws), json.dumps({"tips": tips}, sort_keys=True) + "\n", mode=0o600)
     atomic_write(_stamp_path(ws), "" if racy else stamp, mode=0o600)
@@ -171,11 +177,6 @@ def walk(ws: Workspace, tips: Iterable[str], stops: Iterable[str] | None) -> lis
 
     With ``stops`` None (no refs remembered yet) only the named commits themselves.
     """
-    import subprocess
-
-    from milestoned.git import notes
-    from milestoned.git.queries import git_env
-
     lines = list(dict.fromkeys(tips))
     if not lines:
         return []
@@ -189,18 +190,12 @@ def walk(ws: Workspace, tips: Iterable[str], stops: Iterable[str] | None) -> lis
     proc = subprocess.run(args, cwd=ws.worktree, env=git_env(), input="\n".join(lines).encode() + b"\n",
                           capture_output=True, timeout=600)
     if proc.returncode != 0:
-        from milestoned.core.errors import RuntimeFailure
-
         raise RuntimeFailure(f"git log failed: {proc.stderr.decode('utf-8', 'replace').strip()}")
     return _parse_log(proc.stdout)
 
 
 def patch_ids(ws: Workspace, shas: Iterable[str]) -> dict[str, str]:
     """``git patch-id --stable`` of each commit (merges have none): the change, whoever made it."""
-    import subprocess
-
-    from milestoned.git.queries import git_env
-
     wanted = "\n".join(dict.fromkeys(shas)) + "\n"
     diff = subprocess.run(["git", "diff-tree", "--stdin", "-p", "-r", "--root", "--no-color"], cwd=ws.worktree,
                           env=git_env(), input=wanted.encode(), capture_output=True, timeout=600).stdout

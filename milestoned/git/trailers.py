@@ -11,6 +11,7 @@ import functools
 import json
 from dataclasses import dataclass
 
+from milestoned.core.ids import is_valid_id
 from milestoned.git.refwatch import Commit
 
 
@@ -24,8 +25,6 @@ class Intent:
 @functools.lru_cache(maxsize=4096)
 def _valid(value: str) -> bool:
     """``ids.is_valid_id``, remembered: the same few ids come back on thousands of commits."""
-    from milestoned.core.ids import is_valid_id
-
     return is_valid_id(value)
 
 

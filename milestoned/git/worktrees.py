@@ -40,6 +40,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+import pygit2
+
 from milestoned.core.errors import RuntimeFailure, UserError
 from milestoned.files.workspace import Workspace
 from milestoned.git import queries as gitutil
@@ -87,8 +89,6 @@ class Worktrees:
     """The worktrees and branches of one milestone's tasks."""
 
     def __init__(self, ws: Workspace, milestone_id: str, identity: Identity) -> None:
-        import pygit2
-
         if not ws.is_git:
             raise UserError("execute needs a git repository", hint="run `git init` and commit something first")
         self.ws = ws
@@ -130,8 +130,6 @@ class Worktrees:
             return self._ensure_milestone_branch()
 
     def _ensure_milestone_branch(self) -> str:
-        import pygit2
-
         ref = self.repo.references.get(f"refs/heads/{self.branch}")
         if ref is not None:
             return str(ref.target)
@@ -185,15 +183,11 @@ class Worktrees:
 
     def _move_to(self, task_id: str, tip: str) -> None:
         """Bring an untouched prepared worktree and its branch to the milestone branch's new tip."""
-        import pygit2
-
         here = pygit2.Repository(str(self.path(task_id)))  # the worktree's own view: its index, its files
         here.checkout_tree(here[tip].peel(pygit2.Tree), strategy=pygit2.enums.CheckoutStrategy.FORCE)
         here.branches.local[task_branch(self.milestone_id, task_id)].set_target(tip)
 
     def _create(self, task_id: str) -> Path:
-        import pygit2
-
         path = self.path(task_id)
         self._discard(task_id)
         start = self.repo.references[f"refs/heads/{self.branch}"].peel(pygit2.Commit)
@@ -239,7 +233,6 @@ class Worktrees:
             if gitutil.run_git(["diff", "--cached", "--quiet"], path, check=False).returncode == 0:
                 return None  # libgit2 saw a change git does not: nothing to commit after all
             raise
-        import pygit2
 
         return str(pygit2.Repository(str(path)).head.target)
 
@@ -254,7 +247,6 @@ class Worktrees:
         path = self.path(task_id)
         if self._external_filters:
             return bool(self._git(["status", "--porcelain"], path, "git status"))
-        import pygit2
 
         return bool(pygit2.Repository(str(path)).status(untracked_files="normal"))  # any thread: its own object
 
@@ -266,8 +258,6 @@ class Worktrees:
         history reads as one commit per task.  The ref moves by compare-and-swap: if
         someone else moved the milestone branch meanwhile, the merge is made again on top.
         """
-        import pygit2
-
         repo = self._merging
         theirs = repo.references[f"refs/heads/{task_branch(self.milestone_id, task_id)}"].target
         message = (f"Merge task {task_id} into milestone {self.milestone_id}\n\n"
@@ -327,8 +317,6 @@ class Worktrees:
         Only the unregistering happens under the lock; the branch goes through a
         repository object of this thread's own, and the files are deleted last.
         """
-        import pygit2
-
         path = self.path(task_id)
         trash = None
         with self._lock:

@@ -19,6 +19,11 @@ SCHEMA = 2  # 2: state in the git dir; milestone status derived from the plan; l
 RECENT = 10
 
 
+def describe(blocker: dict[str, Any]) -> str:
+    """``type: detail``: the one wording of a blocker, in every door."""
+    return f"{blocker.get('type', '?')}: {blocker.get('detail', '')}"
+
+
 def task_rows(milestone: Milestone) -> list[dict[str, Any]]:
     statuses = milestone.statuses
     deps = milestone.plan.deps

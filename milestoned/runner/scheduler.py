@@ -48,7 +48,7 @@ from milestoned.model.events import Event
 from milestoned.model.milestone import Milestone
 from milestoned.model.plan import TaskPlan
 from milestoned.model.state import STATE_EVENTS
-from milestoned.runner.display import Header, Outcome, outcome_of
+from milestoned.runner.display import Header, Outcome, make_display, outcome_of, summary_lines
 from milestoned.runner.recorder import Fatal, Op, Recorder, Refused
 from milestoned.runner.taskprocess import (
     HOST,
@@ -594,8 +594,6 @@ def _requeue(txn: Transaction, ms: Milestone, task_id: str, reason: str) -> None
 def execute_with_display(engine: Engine, milestone_id: str, *, workers: int | None, resume: bool, force: bool,
                          tty: bool, echo: Callable[[str], None]) -> Outcome:
     """``milestoned execute`` as a person sees it: the live display, then the summary."""
-    from milestoned.runner.display import make_display, summary_lines
-
     display = make_display(tty, echo)
     try:
         outcome = Runner(engine, milestone_id, workers=workers, display=display).execute(resume=resume, force=force)
