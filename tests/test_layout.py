@@ -56,9 +56,14 @@ def imports_of(name: str, path: Path, known: dict[str, Path]) -> list[Import]:
     found: list[Import] = []
 
     def commented(node: ast.stmt) -> bool:
-        here = lines[node.lineno - 1]
-        above = lines[node.lineno - 2].strip() if node.lineno > 1 else ""
-        return DEFERRED_REASON in here.partition("#")[2] or (above.startswith("#") and DEFERRED_REASON in above)
+        """A reason on the import's line, or on the line above the run of imports it is in."""
+        if DEFERRED_REASON in lines[node.lineno - 1].partition("#")[2]:
+            return True
+        above = node.lineno - 2
+        while above >= 0 and lines[above].strip().startswith(("from ", "import ", ")")) or (
+                above >= 0 and lines[above].rstrip().endswith(",")):
+            above -= 1
+        return above >= 0 and lines[above].strip().startswith("#") and DEFERRED_REASON in lines[above]
 
     def visit(node: ast.AST, in_function: bool) -> None:
         for child in ast.iter_child_nodes(node):

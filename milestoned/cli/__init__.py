@@ -8,10 +8,7 @@ error is one line and status 2, a runtime failure status 1 with its cause, Ctrl-
 from __future__ import annotations
 
 import os
-import platform
 import sys
-import tempfile
-import traceback
 from collections.abc import Sequence
 
 import click
@@ -35,6 +32,11 @@ __all__ = ["cli", "main"]
 
 
 def _report_bug(exc: BaseException) -> int:
+    # start-up: only a crash needs these (~8 ms for every command otherwise)
+    import platform
+    import tempfile
+    import traceback
+
     log = os.path.join(tempfile.gettempdir(), f"milestoned-crash-{os.getuid()}.log")
     try:
         with open(log, "a", encoding="utf-8") as handle:

@@ -6,6 +6,7 @@ command body: ``milestoned status`` must start nearly as fast as ``import click`
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -13,6 +14,7 @@ from typing import Any, TypeVar
 import click
 
 from milestoned import __version__
+from milestoned.core.errors import MilestonedError
 from milestoned.core.jsonout import json_text
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -23,8 +25,6 @@ class MilestonedGroup(click.Group):
     """Turns our errors into one line and an exit status, for ``main`` and CliRunner alike."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        from milestoned.core.errors import MilestonedError
-
         try:
             return super().invoke(ctx)
         except MilestonedError as exc:
@@ -45,8 +45,6 @@ def cli(ctx: click.Context, directory: str | None) -> None:
     its own branch, so no git operation on your files ever changes it.
     """
     if directory:
-        import os
-
         os.chdir(directory)
 
 
@@ -71,6 +69,7 @@ def print_json(data: Any) -> None:
 
 def open_engine() -> Any:
     """The engine for the repository around the current directory."""
+    # start-up: loaded on first use (`--help` and `--version` need none of it)
     from milestoned.engine.engine import Engine
     from milestoned.files.workspace import Workspace
 
@@ -88,7 +87,7 @@ def _drain(engine: Any) -> None:
     Costs a few ``stat`` calls when there is nothing new.  A failure (a broken
     milestone file, git missing) keeps the inbox for later and does not stop the command.
     """
-    from milestoned.core.errors import MilestonedError
+    # start-up: loaded on first use, with the engine
     from milestoned.git.refwatch import waiting
 
     if not waiting(engine.ws):

@@ -13,7 +13,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from milestoned.core.errors import MilestonedError, display_path
+from milestoned.daemon import client
+from milestoned.daemon import control as daemonctl
+from milestoned.engine import legacy
 from milestoned.engine.engine import Engine
+from milestoned.git import hookinstall as hooks
+from milestoned.git import remotes, statebranch
+from milestoned.model.config import load_config
+from milestoned.model.plan import NotAMilestone, all_problems
 
 
 @dataclass(frozen=True)
@@ -25,8 +32,6 @@ class Check:
 
 
 def check_config(engine: Engine) -> Iterator[Check]:
-    from milestoned.model.config import load_config
-
     try:
         load_config(engine.ws.config_path)
     except MilestonedError as exc:
@@ -37,8 +42,6 @@ def check_config(engine: Engine) -> Iterator[Check]:
 
 
 def check_milestones(engine: Engine) -> Iterator[Check]:
-    from milestoned.model.plan import NotAMilestone, all_problems
-
     count = 0
     for path in engine.milestone_paths():
         problems = [p for p in all_problems(path) if not isinstance(p, NotAMilestone)]
@@ -64,8 +67,6 @@ def check_milestones(engine: Engine) -> Iterator[Check]:
 
 def check_leftovers(engine: Engine) -> Iterator[Check]:
     """What earlier versions kept in .milestones/: imported into the git dir, now only clutter."""
-    from milestoned.engine import legacy
-
     waiting = {s.path for s in legacy.pending(engine.ws)}
     folders: dict[Path, list[Path]] = {}
     for source in legacy.sources(engine.ws):
@@ -80,8 +81,6 @@ def check_leftovers(engine: Engine) -> Iterator[Check]:
 
 
 def check_hooks(engine: Engine) -> Iterator[Check]:
-    from milestoned.git import hookinstall as hooks
-
     if not engine.ws.is_git:
         yield Check("hooks", "warn", "not a git repository: commits cannot feed task state", "git init")
         return
@@ -102,9 +101,6 @@ def check_hooks(engine: Engine) -> Iterator[Check]:
 
 
 def check_daemon(engine: Engine) -> Iterator[Check]:
-    from milestoned.daemon import client
-    from milestoned.daemon import control as daemonctl
-
     if not engine.ws.is_git:
         return
     info = client.ping(engine.ws)
@@ -120,8 +116,6 @@ def check_daemon(engine: Engine) -> Iterator[Check]:
 
 
 def check_refs(engine: Engine, *, offline: bool) -> Iterator[Check]:
-    from milestoned.git import remotes, statebranch
-
     if not engine.ws.is_git:
         return
     repo = statebranch.open_repo(engine.ws)

@@ -30,6 +30,7 @@ lease_option = click.option("--lease", default=None,
 
 def _expire_lapsed(engine: Any, milestone_id: str) -> Any:
     """The milestone to read, after giving back tasks whose lease ran out (a read that records it)."""
+    # start-up: loaded only when this command runs
     from milestoned.engine import claims
 
     ms = engine.load(milestone_id)
@@ -54,6 +55,7 @@ def next_(milestone: str | None, as_json: bool, claim: bool, agent: str | None, 
     With --claim, give one of them to --agent (or the task it already holds): two
     agents never get the same task, on one machine or, with --remote, across clones.
     """
+    # start-up: loaded only when this command runs
     from milestoned.core.errors import UserError
     from milestoned.model import views
 
@@ -78,6 +80,7 @@ def next_(milestone: str | None, as_json: bool, claim: bool, agent: str | None, 
 
 
 def _claim(engine: Any, mid: str, agent: str | None, lease: str | None, remote: str | None, as_json: bool) -> None:
+    # start-up: loaded only when this command runs
     from milestoned.core.errors import UserError
     from milestoned.engine import claims
     from milestoned.git import hookinstall as hooks
@@ -110,6 +113,7 @@ def _claim(engine: Any, mid: str, agent: str | None, lease: str | None, remote: 
 @json_option
 def heartbeat(task_id: str | None, milestone: str | None, agent: str, lease: str | None, as_json: bool) -> None:
     """Renew the lease on the task(s) AGENT holds (default: all of them)."""
+    # start-up: loaded only when this command runs
     from milestoned.core.errors import RuntimeFailure
     from milestoned.engine import claims
 
@@ -133,6 +137,7 @@ def heartbeat(task_id: str | None, milestone: str | None, agent: str, lease: str
 @json_option
 def release(task_id: str | None, milestone: str | None, agent: str, as_json: bool) -> None:
     """Give the task(s) AGENT holds back to the ready set."""
+    # start-up: loaded only when this command runs
     from milestoned.engine import claims
     from milestoned.git import hookinstall as hooks
 
@@ -150,6 +155,7 @@ def release(task_id: str | None, milestone: str | None, agent: str, as_json: boo
 @json_option
 def done(task_id: str | None, milestone: str | None, agent: str, as_json: bool) -> None:
     """Mark the task AGENT holds completed (the milestone completes with its last task)."""
+    # start-up: loaded only when this command runs
     from milestoned.engine import claims
     from milestoned.git import hookinstall as hooks
 

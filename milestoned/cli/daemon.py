@@ -10,6 +10,7 @@ from milestoned.cli.base import cli, json_option, milestone_argument, open_engin
 
 
 def _workspace():  # type: ignore[no-untyped-def]
+    # start-up: loaded only when this command runs
     from milestoned.files.workspace import Workspace
 
     ws = Workspace.discover()
@@ -31,6 +32,7 @@ def daemon() -> None:
 @click.option("--timeout", default=30.0, show_default=True, help="Seconds to wait for it to answer.")
 def start(timeout: float) -> None:
     """Start the daemon in the background; returns once it answers on its socket."""
+    # start-up: loaded only when this command runs
     from milestoned.daemon import control as daemonctl
 
     ws = _workspace()
@@ -44,6 +46,7 @@ def start(timeout: float) -> None:
 @daemon.command()
 def stop() -> None:
     """Stop the daemon (it saves the current session first)."""
+    # start-up: loaded only when this command runs
     from milestoned.daemon import control as daemonctl
 
     ws = _workspace()
@@ -55,6 +58,7 @@ def stop() -> None:
 @json_option
 def daemon_status(as_json: bool) -> int:
     """Whether the daemon runs, and what it watches.  Exits 1 when it does not run."""
+    # start-up: loaded only when this command runs
     from milestoned.daemon import client
     from milestoned.daemon import control as daemonctl
 
@@ -88,12 +92,14 @@ def daemon_status(as_json: bool) -> int:
 @daemon.command()
 def run() -> int:
     """Serve in the foreground (for systemd, launchd, or a terminal) until stopped."""
+    # start-up: loaded only when this command runs
     from milestoned.daemon import server as daemon_process
 
     return daemon_process.run(_workspace())
 
 
 def _kind(systemd: bool, launchd: bool) -> str:
+    # start-up: loaded only when this command runs
     from milestoned.core.errors import UserError
     from milestoned.daemon import service
 
@@ -112,6 +118,7 @@ def service_kind_options(func: Any) -> Any:
 @service_kind_options
 def install(systemd: bool, launchd: bool) -> None:
     """Write the service unit that runs this repository's daemon, and say how to enable it."""
+    # start-up: loaded only when this command runs
     from milestoned.daemon import service
 
     for line in service.install(_workspace(), _kind(systemd, launchd)):
@@ -122,6 +129,7 @@ def install(systemd: bool, launchd: bool) -> None:
 @service_kind_options
 def uninstall(systemd: bool, launchd: bool) -> None:
     """Remove this repository's service unit."""
+    # start-up: loaded only when this command runs
     from milestoned.daemon import service
 
     for line in service.uninstall(_workspace(), _kind(systemd, launchd)):
@@ -131,6 +139,7 @@ def uninstall(systemd: bool, launchd: bool) -> None:
 # -- blockers ---------------------------------------------------------------------------
 def _recheck(engine, mid: str, *, err: bool) -> None:  # type: ignore[no-untyped-def]
     """Run the test command on HEAD if it was never run there, then judge the blockers again."""
+    # start-up: loaded only when this command runs
     from milestoned.engine import blockers
     from milestoned.engine.testruns import TestCommand
     from milestoned.git import queries as gitutil
@@ -156,6 +165,7 @@ def _recheck(engine, mid: str, *, err: bool) -> None:  # type: ignore[no-untyped
 @click.option("--recheck", is_flag=True, help="Look again now: clear what is resolved, escalate what is new.")
 def blockers_command(milestone: str | None, as_json: bool, recheck: bool) -> None:
     """What blocks a milestone (default: the current one, else every active milestone)."""
+    # start-up: loaded only when this command runs
     from milestoned.core.errors import UserError
     from milestoned.engine import blockers
     from milestoned.model.plan import NotAMilestone

@@ -12,6 +12,7 @@ from milestoned.cli.base import cli, json_option, open_engine, print_json, say
 @click.option("--offline", is_flag=True, help="Do not ask the remote which refs are not synced.")
 def doctor(as_json: bool, offline: bool) -> None:
     """Check the setup and say what to fix.  Exits 1 when something is broken."""
+    # start-up: loaded only when this command runs
     from milestoned.cli import checks
 
     rows = checks.diagnose(open_engine(), offline=offline)

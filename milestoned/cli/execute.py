@@ -26,8 +26,10 @@ def execute(ctx: click.Context, milestone: str | None, workers: int | None, resu
     blocks that task only.  Ctrl-C stops cleanly; `--resume` continues without running
     completed tasks again.  Exits 0 when nothing is blocked, 1 otherwise, 130 on Ctrl-C.
     """
+    # start-up: loaded only when this command runs
     import sys
 
+    # start-up: loaded only when this command runs
     from milestoned.runner.scheduler import execute_with_display
 
     engine = open_engine()
@@ -48,8 +50,10 @@ def demo(ctx: click.Context, directory: str | None, workers: int) -> None:
     Needs nothing but git and Python: no git identity, no configuration.  Prints where
     everything is and which commands to try next.
     """
+    # start-up: loaded only when this command runs
     import sys
 
+    # start-up: loaded only when this command runs
     from milestoned.cli.demo import run_demo
 
     ctx.exit(run_demo(directory, workers=workers, tty=sys.stdout.isatty(), echo=click.echo))

@@ -9,6 +9,7 @@ from milestoned.cli.base import cli, json_option, open_engine, print_json, say
 
 def _workspace() -> Any:
     """The repository around us; drains the inbox first when milestoned is initialized there."""
+    # start-up: loaded only when this command runs
     from milestoned.files.workspace import Workspace
 
     ws = Workspace.discover()
@@ -25,6 +26,7 @@ def hooks() -> None:
 @hooks.command()
 def install() -> None:
     """Install the hooks where git looks for them, keeping any hook already there running."""
+    # start-up: loaded only when this command runs
     from milestoned.git import hookinstall as hookmod
 
     ws = _workspace()
@@ -38,6 +40,7 @@ def install() -> None:
 @hooks.command()
 def uninstall() -> None:
     """Remove our hook lines and settings, leaving the other hooks exactly as they were."""
+    # start-up: loaded only when this command runs
     from milestoned.git import hookinstall as hookmod
 
     ws = _workspace()
@@ -49,6 +52,7 @@ def uninstall() -> None:
 @json_option
 def status(as_json: bool) -> None:
     """Per hook: ours, chained (inside or around another hook), moved away, missing or inactive."""
+    # start-up: loaded only when this command runs
     from milestoned.files import inbox
     from milestoned.git import hookinstall as hookmod
 

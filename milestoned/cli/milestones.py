@@ -11,6 +11,7 @@ from milestoned.core.errors import display_path
 @cli.command()
 def init() -> None:
     """Create .milestones/ with a commented config.yaml and a .gitignore."""
+    # start-up: loaded only when this command runs
     from milestoned.engine.lifecycle import init as do_init
     from milestoned.files.workspace import Workspace
 
@@ -31,6 +32,7 @@ def init() -> None:
 @click.option("--description", default=None, help="A longer description.")
 def new(milestone_id: str, title: str, requires: tuple[str, ...], description: str | None) -> None:
     """Create a planned milestone in .milestones/active/MILESTONE_ID.yaml."""
+    # start-up: loaded only when this command runs
     from milestoned.core.errors import UserError
     from milestoned.core.ids import id_problem
     from milestoned.engine.lifecycle import milestone_template
@@ -61,6 +63,7 @@ def validate(milestone: str | None, check_all: bool, as_json: bool) -> None:
 
     Exits 2 and prints one line per problem (FILE:LINE: what is wrong) when any is found.
     """
+    # start-up: loaded only when this command runs
     from milestoned.core.errors import UserError
     from milestoned.engine.lifecycle import check_executable, check_requires
     from milestoned.model.plan import NotAMilestone, all_problems
@@ -107,6 +110,7 @@ def validate(milestone: str | None, check_all: bool, as_json: bool) -> None:
 @click.option("--force", is_flag=True, help="Activate even if its status or required milestones say no.")
 def activate(milestone: str | None, force: bool) -> None:
     """Start a planned or paused milestone: in progress, a new session, the current milestone."""
+    # start-up: loaded only when this command runs
     from milestoned.engine import lifecycle
 
     engine = open_engine()
@@ -123,6 +127,7 @@ def activate(milestone: str | None, force: bool) -> None:
 @click.option("--reason", default=None, help="Why, for the event log.")
 def pause(milestone: str | None, reason: str | None) -> None:
     """Pause a running milestone; `activate` or `execute` picks it up again."""
+    # start-up: loaded only when this command runs
     from milestoned.engine import lifecycle
 
     engine = open_engine()
@@ -136,6 +141,7 @@ def pause(milestone: str | None, reason: str | None) -> None:
 @click.argument("milestone")
 def archive(milestone: str) -> None:
     """Move a completed milestone's plan from active/ to completed/ (the seed's layout)."""
+    # start-up: loaded only when this command runs
     from milestoned.engine import lifecycle
 
     engine = open_engine()

@@ -12,6 +12,7 @@ from milestoned.cli.base import cli, json_option, milestone_argument, open_engin
 
 def _status_view(engine, milestone: str | None) -> dict:  # type: ignore[no-untyped-def]
     """From the daemon when one answers, else from the files: the same view either way."""
+    # start-up: loaded only when this command runs
     from milestoned.daemon import client
     from milestoned.model import views
 
@@ -37,10 +38,12 @@ def status(milestone: str | None, as_json: bool, fmt: str | None, watch: bool, i
 
     Without MILESTONE: the current one, or an overview of all milestones.
     """
+    # start-up: loaded only when this command runs
     from milestoned.cli import render
 
     engine = open_engine()
     if fmt == "yaml":
+        # start-up: loaded only when this command runs
         from milestoned.core.errors import UserError
         from milestoned.model import projection
 
@@ -49,6 +52,7 @@ def status(milestone: str | None, as_json: bool, fmt: str | None, watch: bool, i
         sys.stdout.write(projection.document(engine.load(engine.resolve(milestone))))
         return
     if as_json and not watch and not sys.stdout.isatty():
+        # start-up: loaded only when this command runs
         from milestoned.daemon import client
 
         answer = client.status(engine.ws, milestone)
@@ -71,6 +75,7 @@ def status(milestone: str | None, as_json: bool, fmt: str | None, watch: bool, i
     if watch:
         _watch(engine, milestone, interval)
     elif sys.stdout.isatty():
+        # start-up: rich costs ~35 ms, and only a terminal needs it
         from rich.console import Console
 
         Console().print(render.status_rich(view))
@@ -80,9 +85,11 @@ def status(milestone: str | None, as_json: bool, fmt: str | None, watch: bool, i
 
 
 def _watch(engine, milestone: str | None, interval: float) -> None:  # type: ignore[no-untyped-def]
+    # start-up: rich costs ~35 ms, and only a terminal needs it
     from rich.console import Console
     from rich.live import Live
 
+    # start-up: loaded only when this command runs
     from milestoned.cli import render
 
     console = Console()
@@ -105,6 +112,7 @@ def _watch(engine, milestone: str | None, interval: float) -> None:  # type: ign
 def events(milestone: str | None, as_json: bool, names: tuple[str, ...], task_id: str | None, limit: int,
            follow: bool) -> None:
     """The milestone's event log, oldest first."""
+    # start-up: loaded only when this command runs
     from milestoned.cli import render
     from milestoned.core.errors import display_path
     from milestoned.model import events as eventlog
@@ -120,6 +128,7 @@ def events(milestone: str | None, as_json: bool, names: tuple[str, ...], task_id
 
     answer = None
     if not follow:
+        # start-up: loaded only when this command runs
         from milestoned.daemon import client
 
         answer = client.ask(engine.ws, "events", milestone=mid, names=list(names), task_id=task_id, limit=limit)
@@ -145,6 +154,7 @@ def events(milestone: str | None, as_json: bool, names: tuple[str, ...], task_id
 
 
 def _follow(path, keep, emit) -> None:  # type: ignore[no-untyped-def]
+    # start-up: loaded only when this command runs
     from milestoned.model import events as eventlog
 
     offset = path.stat().st_size if path.exists() else 0
@@ -176,6 +186,7 @@ def _follow(path, keep, emit) -> None:  # type: ignore[no-untyped-def]
 @click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True)
 def graph(milestone: str | None, fmt: str) -> None:
     """The task dependency graph, done and blocked tasks marked."""
+    # start-up: loaded only when this command runs
     from milestoned.cli import render
     from milestoned.model import views
 

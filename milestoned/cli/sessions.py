@@ -24,6 +24,7 @@ from milestoned.core.errors import display_path
 
 
 def _timeout(value: str) -> float:
+    # start-up: loaded only when this command runs
     from milestoned.core.clock import parse_duration
     from milestoned.core.errors import UserError
 
@@ -48,6 +49,7 @@ def session() -> None:
 @json_option
 def save(milestone: str | None, reason: str, as_json: bool) -> None:
     """Save where MILESTONE stands, and commit the state to the milestoned/state branch."""
+    # start-up: loaded only when this command runs
     from milestoned.engine import sessions
     from milestoned.git import statebranch
 
@@ -65,6 +67,7 @@ def save(milestone: str | None, reason: str, as_json: bool) -> None:
 
 
 def _list(as_json: bool) -> None:
+    # start-up: loaded only when this command runs
     from milestoned.engine import sessions
 
     engine = open_engine()
@@ -99,6 +102,7 @@ def sessions_(as_json: bool) -> None:
 @json_option
 def show(session_id: str | None, as_json: bool) -> None:
     """One session in full (default: the newest)."""
+    # start-up: loaded only when this command runs
     from milestoned.core.errors import UserError
     from milestoned.engine import sessions
 
@@ -116,6 +120,7 @@ def show(session_id: str | None, as_json: bool) -> None:
 
 
 def _remote_for(engine: Any, remote: str | None) -> str | None:
+    # start-up: loaded only when this command runs
     from milestoned.git import remotes
 
     return remotes.check_remote(engine.ws, remote) if remote else remotes.default_remote(engine.ws)
@@ -135,6 +140,7 @@ def resume(session_id: str | None, remote: str | None, no_fetch: bool, timeout: 
     lacks, as an untracked file), re-checks blockers and says what comes next.
     `milestoned execute MILESTONE --resume` then carries on running it.
     """
+    # start-up: loaded only when this command runs
     from milestoned.core.errors import UserError
     from milestoned.engine import resume as resuming
     from milestoned.engine.engine import Engine
@@ -180,6 +186,7 @@ def sync_(remote: str | None, timeout: str, as_json: bool) -> None:
     Histories from several clones merge without loss (event logs are unions); a push
     rejected because the remote moved is retried after another fetch and merge.
     """
+    # start-up: loaded only when this command runs
     from milestoned.core.errors import UserError
     from milestoned.remote import sync
 
@@ -214,6 +221,7 @@ def checkpoint(milestone: str | None, show_list: bool, as_json: bool) -> None:
     Your branch, index and files stay as they are; nothing is committed to a branch.
     Session saves take one by themselves when there is uncommitted work.
     """
+    # start-up: loaded only when this command runs
     from milestoned.core.errors import UserError
     from milestoned.git import checkpoints
 

@@ -23,6 +23,7 @@ def task() -> None:
 def add(task_id: str, milestone: str | None, title: str, depends_on: tuple[str, ...], run: str | None,
         shell: bool, prompt: str | None) -> None:
     """Add TASK_ID to a milestone (the file keeps its comments and layout)."""
+    # start-up: loaded only when this command runs
     from milestoned.engine.planedits import add_task
 
     engine = open_engine()
@@ -34,6 +35,7 @@ def add(task_id: str, milestone: str | None, title: str, depends_on: tuple[str, 
 
 def _task_verb(verb: str, task_id: str, milestone: str | None, **kwargs: object) -> str:
     """Move one task; the worktree holds a started task, so its commits get its trailers."""
+    # start-up: loaded only when this command runs
     from milestoned.engine import lifecycle
     from milestoned.git import hookinstall as hooks
 

@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from milestoned.files.durable import atomic_write
 from milestoned.files.workspace import Workspace
 
 TEMPLATE_NAME = "milestoned@.service"
@@ -146,8 +147,6 @@ def default_kind() -> str:
 
 def install(ws: Workspace, kind: str) -> list[str]:
     """Write the unit for this repository; the lines to print (what was written, how to enable)."""
-    from milestoned.files.durable import atomic_write
-
     if kind == "systemd":
         path = user_unit_dir() / TEMPLATE_NAME
         atomic_write(path, systemd_unit(installed_command()))

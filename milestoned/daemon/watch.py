@@ -28,6 +28,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from watchdog.events import (
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirMovedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileSystemEventHandler,
+)
+from watchdog.observers import Observer
+
 from milestoned.files.workspace import Workspace
 
 log = logging.getLogger("milestoned.watch")
@@ -115,9 +127,6 @@ class Watcher:
 
     # -- life cycle -----------------------------------------------------------------
     def start(self) -> None:
-        from watchdog.events import FileSystemEventHandler
-        from watchdog.observers import Observer
-
         watcher = self
 
         class Handler(FileSystemEventHandler):
@@ -145,16 +154,6 @@ class Watcher:
 
         Returns True when a watch had died or been replaced: events may have been missed.
         """
-        from watchdog.events import (
-            DirCreatedEvent,
-            DirDeletedEvent,
-            DirMovedEvent,
-            FileCreatedEvent,
-            FileDeletedEvent,
-            FileModifiedEvent,
-            FileMovedEvent,
-        )
-
         kinds = [FileCreatedEvent, FileDeletedEvent, FileModifiedEvent, FileMovedEvent,
                  DirCreatedEvent, DirDeletedEvent, DirMovedEvent]
         observer = self._observer

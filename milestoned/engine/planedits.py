@@ -13,7 +13,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from milestoned.core.errors import UserError
 from milestoned.core.ids import id_problem
 from milestoned.engine.engine import Transaction
-from milestoned.files import yamlread as yamlio
+from milestoned.files import yamlroundtrip
 from milestoned.model.milestone import Milestone
 
 
@@ -27,7 +27,7 @@ def add_task(txn: Transaction, milestone: Milestone, task_id: str, *, title: str
                         path=milestone.path, line=milestone.plan.line_of("tasks", milestone.plan.task(task_id).index))
     if run is not None and prompt is not None:
         raise UserError("a task has either --run or --prompt, not both")
-    doc = yamlio.rt_load(milestone.plan.text)
+    doc = yamlroundtrip.rt_load(milestone.plan.text)
     tasks = doc.get("tasks")
     if not isinstance(tasks, list):
         tasks = CommentedSeq()
@@ -53,6 +53,6 @@ def add_task(txn: Transaction, milestone: Milestone, task_id: str, *, title: str
     if prompt is not None:
         entry["prompt"] = prompt
     tasks.append(entry)
-    txn.replace_plan(milestone, yamlio.rt_dump(doc, milestone.plan.text))
+    txn.replace_plan(milestone, yamlroundtrip.rt_dump(doc, milestone.plan.text))
     txn.record(milestone, "task_added", task_id=task_id)
     txn.catch_up(milestone)  # a completed milestone is in progress again, the new task ready

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from milestoned.core.errors import UserError
 from milestoned.git import statebranch
 from milestoned.git.statebranch import log_tree_path
+from milestoned.model import projection
 
 if TYPE_CHECKING:
     import pygit2
@@ -26,9 +27,9 @@ if TYPE_CHECKING:
 
 def gather(engine: Engine, repo: pygit2.Repository, parents: list[pygit2.Oid]) -> dict[str, Content]:
     """Tree path -> content for the next state commit on ``parents`` (callers hold the engine lock)."""
+    # start-up: pygit2 costs ~60 ms, and the commands that never touch git objects skip it
     import pygit2
 
-    from milestoned.model import projection
 
     ws = engine.ws
     previous: dict[str, pygit2.Oid] = {}

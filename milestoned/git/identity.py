@@ -50,6 +50,7 @@ class Identity:
 
     def signatures(self) -> tuple[Any, Any]:
         """(author, committer) pygit2 signatures, stamped with milestoned's clock."""
+        # start-up: pygit2 costs ~60 ms, and the commands that never touch git objects skip it
         import pygit2
 
         when = int(clock.now().timestamp())

@@ -57,6 +57,7 @@ It shares no history with the code branches and is never merged into them.
 
 def open_repo(ws: Workspace) -> pygit2.Repository:
     """The repository of ``ws`` (a linked worktree opens the repository it belongs to)."""
+    # start-up: pygit2 costs ~60 ms, and the commands that never touch git objects skip it
     import pygit2
 
     if not ws.is_git:
@@ -118,6 +119,7 @@ def files_at(repo: pygit2.Repository, commit_id: pygit2.Oid | None) -> dict[str,
 # -- writing the branch -----------------------------------------------------------------
 def _build_tree(repo: pygit2.Repository, files: Mapping[str, Content]) -> pygit2.Oid:
     """A blob per file (hashed by libgit2), a tree per folder, README at the top."""
+    # start-up: pygit2 costs ~60 ms, and the commands that never touch git objects skip it
     import pygit2
 
     folders: dict[str, dict[str, pygit2.Oid]] = {}
@@ -154,6 +156,7 @@ def _changes(repo: pygit2.Repository, old_tree: pygit2.Oid | None, new_tree: pyg
 def move_ref(repo: pygit2.Repository, new: pygit2.Oid, expected: pygit2.Oid | None, message: str,
              ref: str = REF) -> None:
     """Point ``ref`` at ``new`` only if it still points at ``expected`` (None: must not exist)."""
+    # start-up: pygit2 costs ~60 ms, and the commands that never touch git objects skip it
     import pygit2
 
     try:

@@ -19,6 +19,7 @@ import yaml
 from milestoned.core import clock
 from milestoned.core.errors import UserError
 from milestoned.files import yamlread as yamlio
+from milestoned.files.yamlroundtrip import guess_indent
 from milestoned.files.yamlsplice import EditError, Editor, scalar_value
 from milestoned.model.milestone import Milestone
 from milestoned.model.plan import normalize_status, read_plan
@@ -95,7 +96,7 @@ def project(milestone: Milestone) -> str:
     text, plan, state = milestone.plan.text, milestone.plan, milestone.state
     ed = Editor(text)
     doc = ed.root
-    indent = yamlio.guess_indent(text)[0]
+    indent = guess_indent(text)[0]
     _status(ed, doc, milestone.status, task=False)
     _progress(ed, doc, milestone, indent)
     _execution(ed, doc, milestone, indent)

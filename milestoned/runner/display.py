@@ -66,6 +66,7 @@ class LiveDisplay:
     """The rich dashboard of a run on a terminal."""
 
     def __init__(self, console: Any = None) -> None:
+        # start-up: rich costs ~35 ms, and only a terminal needs it
         from rich.console import Console
 
         self.console = console or Console()
@@ -77,6 +78,7 @@ class LiveDisplay:
         self._recent: deque[str] = deque(maxlen=RECENT)
 
     def begin(self, header: Header) -> None:
+        # start-up: rich costs ~35 ms, and only a terminal needs it
         from rich.live import Live
 
         with self._lock:
@@ -108,6 +110,7 @@ class LiveDisplay:
             self._live = None
 
     def _render(self) -> Any:
+        # start-up: rich costs ~35 ms, and only a terminal needs it
         from rich.console import Group
         from rich.progress_bar import ProgressBar
         from rich.table import Table
