@@ -51,7 +51,7 @@ def test_completing_a_task_with_open_dependencies_is_refused_with_an_event(activ
     assert statuses()["T2"] == "pending"
     refused = events("commit_refused")
     assert [(e["commit"], e["task_id"], e["reason"], e["dependencies"]) for e in refused] == [
-        (sha, "T2", "dependencies not completed", ["T1"])]
+        (sha, "T2", "task T2 depends on T1, not completed yet", ["T1"])]
 
 
 def test_a_task_trailer_on_a_paused_milestone_changes_nothing_and_says_why(active: Path) -> None:
@@ -59,7 +59,7 @@ def test_a_task_trailer_on_a_paused_milestone_changes_nothing_and_says_why(activ
     sha = commit(active, "while paused", "Task: T1")
     assert statuses()["T1"] == "pending"
     refused = events("commit_refused")
-    assert [(e["commit"], e["task_id"], e["reason"]) for e in refused] == [(sha, "T1", "milestone m1 is paused")]
+    assert [(e["commit"], e["task_id"], e["reason"]) for e in refused] == [(sha, "T1", "cannot start T1: milestone m1 is paused")]
 
 
 def test_a_commit_ingested_after_its_milestone_completed_is_credited_not_refused(active: Path) -> None:
@@ -76,7 +76,7 @@ def test_an_unknown_task_is_refused_and_an_unknown_milestone_ignored(active: Pat
     sha = commit(active, "typo", "Task: T9")
     commit(active, "elsewhere", "Milestone: nope", "Task: T1")
     assert statuses()["T1"] == "pending"
-    assert [(e["commit"], e["reason"]) for e in events("commit_refused")] == [(sha, "milestone m1 has no task T9")]
+    assert [(e["commit"], e["reason"]) for e in events("commit_refused")] == [(sha, "milestone m1 has no task 'T9' (tasks: T1, T2, T3)")]
 
 
 def test_a_milestone_branch_implies_the_trailers_even_without_hooks(active: Path) -> None:
@@ -221,7 +221,7 @@ def test_a_broken_milestone_file_keeps_the_commits_for_later(active: Path) -> No
     commit(active, "T1 done", "Completes: T1")
     path.write_text("id: m1\ntasks: [\n")
     result = invoke("status", "--json")
-    assert "milestoned: warning: commits not ingested yet" in result.stderr
+    assert "milestoned: warning: commits not fully taken in" in result.stderr
     assert len(inbox_lines(active)) + len(inbox.claimed_files(active / ".git" / "milestoned")) >= 1
     path.write_text(good)
     assert statuses()["T1"] == "completed"

@@ -98,7 +98,7 @@ def _drain(engine: Any) -> None:
     try:
         drain(engine)
     except MilestonedError as exc:
-        warn(f"commits not ingested yet: {exc}")
+        warn(f"commits not fully taken in (the next command tries again): {exc}")
 
 
 def say(message: str = "", *, err: bool = False) -> None:

@@ -223,6 +223,7 @@ def checkpoint(milestone: str | None, show_list: bool, as_json: bool) -> None:
     """
     # start-up: loaded only when this command runs
     from milestoned.core.errors import UserError
+    from milestoned.engine import sessions
     from milestoned.git import checkpoints
 
     engine = open_engine()
@@ -237,10 +238,8 @@ def checkpoint(milestone: str | None, show_list: bool, as_json: bool) -> None:
         for row in [] if as_json else rows:
             say(f"{row['created_at']}  {row['ref']}")
         return
-    taken = checkpoints.take(engine.ws, mid)
-    if taken is not None:
-        with engine.transaction() as txn:
-            txn.record(txn.milestone(mid), "auto_commit", checkpoint=taken.ref, files_changed=taken.files_changed)
+    with engine.transaction() as txn:
+        taken = sessions.checkpoint(txn, txn.milestone(mid))
     if as_json:
         print_json({"schema": 1, "milestone_id": mid,
                     "checkpoint": None if taken is None else {**taken.__dict__, "restore": taken.restore_hint}})

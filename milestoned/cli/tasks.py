@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import click
 
 from milestoned.cli.base import cli, milestone_option, open_engine, say
@@ -39,10 +41,12 @@ def _task_verb(verb: str, task_id: str, milestone: str | None, **kwargs: object)
     from milestoned.engine import lifecycle
     from milestoned.git import hookinstall as hooks
 
+    verbs: dict[str, Callable[..., lifecycle.Refusal | None]] = {
+        "start": lifecycle.start, "complete": lifecycle.complete, "block": lifecycle.block, "reopen": lifecycle.reopen}
     engine = open_engine()
     with engine.transaction() as txn:
         ms = txn.milestone(engine.resolve(milestone))
-        getattr(lifecycle, verb)(txn, ms, task_id, **kwargs)
+        lifecycle.refuse(verbs[verb](txn, ms, task_id, **kwargs))
     if verb == "start":
         hooks.hold_task(engine.ws, ms.id, task_id)
     else:

@@ -185,16 +185,20 @@ def _claim_remote(txn: Transaction, milestone: Milestone, candidates: list[str],
         expect = None
         if tid in holders:
             oid, held = holders[tid]
-            if held.get("status") != "claimed" or not _lapsed(held.get("lease_until")):
+            ours = held.get("agent") == agent and held.get("host") == socket.gethostname()
+            if held.get("status") != "claimed" or not (ours or _lapsed(held.get("lease_until"))):
                 elsewhere.append({"task_id": tid, **_public(held)})
                 continue
-            expect = oid  # its lease ran out: take it over, if nobody else does first
+            # its lease ran out, or it is this agent's own claim that the log never took in (the
+            # process died between the push and the write): take it over, if nobody else does first
+            expect = oid
         record = {"milestone_id": milestone.id, "task_id": tid, "agent": agent, "status": "claimed",
                   "claim_id": secrets.token_hex(8), "claimed_at": clock.now_iso(), "lease_until": _until(lease),
                   "host": socket.gethostname(), "remote": remotes.public_remote(remote)}
         oid = _write_claim(repo, record)
         if _cas_push(ws, remote, ref, oid, expect):
-            _mirror(repo, ref, oid)
+            # the push decided; our copy of it follows once the claim is recorded
+            txn.after_commit(lambda ref=ref, oid=oid: _mirror(repo, ref, oid))
             if expect is not None:
                 txn.record(milestone, "claim_taken_over", task_id=tid, agent=agent, previous=_public(holders[tid][1]))
             return tid, {**record, "commit": str(oid)}, elsewhere
@@ -233,7 +237,7 @@ def _update_remote(txn: Transaction, milestone: Milestone, task_id: str, **chang
     if not answer["ok"] and new is not None:
         holder = _holders(ws, repo, remote, milestone.id).get(task_id)
         answer["holder"] = _public(holder[1]) if holder else None
-    _mirror(repo, ref, new if answer["ok"] else None)
+    txn.after_commit(lambda: _mirror(repo, ref, new if answer["ok"] else None))
     return answer
 
 
@@ -328,7 +332,7 @@ def done(engine: Engine, milestone_id: str, agent: str, task_id: str | None) -> 
             holder = (answer["holder"] or {}).get("agent")
             warnings.append(f"the claim on {tid} at {answer['remote']} had passed to {holder or 'nobody'}")
         warnings += filter(None, [_remote_warning(tid, answer)])
-        lifecycle.complete(txn, ms, tid, agent=agent)
+        lifecycle.refuse(lifecycle.complete(txn, ms, tid, agent=agent))
     done_count, total, percentage = ms.progress()
     return {"schema": 1, "milestone_id": ms.id, "agent": agent, "completed": tid, "milestone_status": ms.status,
             "progress": {"percentage": percentage, "tasks_completed": done_count, "tasks_total": total},

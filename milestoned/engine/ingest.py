@@ -54,9 +54,10 @@ from typing import TYPE_CHECKING, Any
 
 from milestoned.core.errors import UserError
 from milestoned.engine import lifecycle
+from milestoned.engine.lifecycle import Refusal
 from milestoned.files import inbox
 from milestoned.git import notes
-from milestoned.git.hookinstall import let_go_everywhere  # only when commits moved tasks
+from milestoned.git.hookinstall import let_go_everywhere
 from milestoned.git.notes import line
 from milestoned.git.refwatch import (
     Commit,
@@ -145,7 +146,6 @@ class _Drain:
         self.finished: set[tuple[str, str]] = set()  # (milestone, task) completed by a commit
         self._patch_ids: dict[str, str] = {}
 
-        self.lifecycle = lifecycle
 
     def run(self) -> None:
         for commit in self.order:
@@ -193,39 +193,37 @@ class _Drain:
             self._apply(ledger, commit, intent)
 
     def _apply(self, ledger: Ledger, commit: Commit, intent: Intent) -> None:
-        lifecycle = self.lifecycle
+        """Each move through the life cycle's own rule; what it refuses is logged, not re-judged."""
         milestone = self.txn.milestone(ledger.milestone_id)
         for task_id, move in intent.moves:
-            if task_id not in ledger.deps:
-                self._refuse(ledger, milestone, commit, task_id, f"milestone {milestone.id} has no task {task_id}")
-                continue
-            current = milestone.state.task(task_id).status
-            needed = current != "completed" if move == "task_completed" else current == "pending"
-            if not needed:  # already where the commit would take it (ingested late, say): credit it
+            completes = move == "task_completed"
+            refusal = (lifecycle.can_complete if completes else lifecycle.can_start)(milestone, task_id)
+            if refusal is not None and refusal.kind in ("already", "state"):
+                # already where the commit would take it (ingested late, say): credit it
                 self._row(ledger, commit.sha, task_id, "commit_ingested", milestone.state.session_id)
                 continue
-            if not milestone.running:
-                self._refuse(ledger, milestone, commit, task_id, f"milestone {milestone.id} is {milestone.status}")
+            if refusal is not None and refusal.kind in ("no_task", "not_running"):
+                self._refuse(ledger, milestone, commit, task_id, refusal)
                 continue
             twin = self._same_change(ledger, commit.sha, task_id, move)
             if twin:
                 self._row(ledger, commit.sha, task_id, "commit_ingested", milestone.state.session_id)
                 self.txn.record(milestone, "commit_duplicate", commit=commit.sha, task_id=task_id, duplicate_of=twin)
                 continue
-            deps = [d for d in ledger.deps[task_id] if milestone.state.task(d).status != "completed"]
-            if move == "task_completed" and deps:
-                self._refuse(ledger, milestone, commit, task_id, "dependencies not completed", dependencies=deps)
+            if completes and refusal is not None:  # its dependencies are still open
+                self._refuse(ledger, milestone, commit, task_id, refusal)
                 continue
-            if move == "task_completed":
+            if completes:
                 lifecycle.complete(self.txn, milestone, task_id, commit=commit.sha, via="commit")
                 self.finished.add((milestone.id, task_id))
-            else:
-                lifecycle.start(self.txn, milestone, task_id, force=bool(deps), commit=commit.sha, via="commit")
+            else:  # a commit on a task that waits for its dependencies: the work is happening, start it
+                lifecycle.start(self.txn, milestone, task_id, force=refusal is not None, commit=commit.sha,
+                                via="commit")
             self._note(commit.sha, ledger.add(commit.sha, task_id, move, milestone.state.session_id))
 
-    def _refuse(self, ledger: Ledger, milestone: Milestone, commit: Commit, task_id: str, reason: str,
-                **detail: Any) -> None:
-        self.txn.record(milestone, "commit_refused", commit=commit.sha, task_id=task_id, reason=reason, **detail)
+    def _refuse(self, ledger: Ledger, milestone: Milestone, commit: Commit, task_id: str, refusal: Refusal) -> None:
+        self.txn.record(milestone, "commit_refused", commit=commit.sha, task_id=task_id, reason=refusal.message,
+                        dependencies=list(refusal.dependencies) or None)
         self._note(commit.sha, ledger.add(commit.sha, task_id, "commit_refused", milestone.state.session_id))
 
     def _row(self, ledger: Ledger, sha: str, task: str | None, event: str, session: str | None) -> None:

@@ -9,6 +9,7 @@ write).  An illegal transition is refused with one line saying what to do instea
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -61,10 +62,46 @@ def milestone_template(milestone_id: str, title: str, requires: list[str], descr
     return "\n".join(lines) + "\n"
 
 
-def _open_task(milestone: Milestone, task_id: str) -> str:
-    """The task's status, after checking it exists."""
-    milestone.plan.task(task_id)
-    return milestone.state.task(task_id).status
+@dataclass(frozen=True)
+class Refusal:
+    """Why a task verb changed nothing, said once: the CLI raises it, ingest logs it as a
+    ``commit_refused``, the runner reports it, and none of them checks the rule again."""
+
+    kind: str  # no_task | not_running | already | state | dependencies
+    message: str
+    hint: str | None = None
+    dependencies: tuple[str, ...] = ()
+
+    def error(self) -> UserError:
+        return UserError(self.message, hint=self.hint)
+
+
+def refuse(refusal: Refusal | None) -> None:
+    """For the doors that stop at a refusal (a person, an agent): it becomes their error."""
+    if refusal is not None:
+        raise refusal.error()
+
+
+def _no_task(milestone: Milestone, task_id: str) -> Refusal | None:
+    if milestone.plan.has_task(task_id):
+        return None
+    known = ", ".join(t.id for t in milestone.plan.tasks[:10]) or "none"
+    return Refusal("no_task", f"milestone {milestone.id} has no task {task_id!r} (tasks: {known})")
+
+
+def _not_running(milestone: Milestone, verb: str) -> Refusal | None:
+    """Tasks move only while their milestone runs (in progress or blocked)."""
+    if milestone.running:
+        return None
+    if milestone.status == "completed":
+        return Refusal("not_running", f"cannot {verb}: milestone {milestone.id} is completed",
+                       f"reopen a task first: milestoned task reopen TASK -m {milestone.id}")
+    return Refusal("not_running", f"cannot {verb}: milestone {milestone.id} is {milestone.status}",
+                   f"activate it first: milestoned activate {milestone.id}")
+
+
+def require_running(milestone: Milestone, verb: str) -> None:
+    refuse(_not_running(milestone, verb))
 
 
 def _unfinished_deps(milestone: Milestone, task_id: str) -> list[str]:
@@ -72,18 +109,37 @@ def _unfinished_deps(milestone: Milestone, task_id: str) -> list[str]:
     return [d for d in deps if milestone.state.task(d).status != "completed"]
 
 
-def require_running(milestone: Milestone, verb: str) -> None:
-    """Tasks move only while their milestone runs (in progress or blocked)."""
-    if milestone.running:
-        return
-    status = milestone.status
-    if status == "completed":
-        raise UserError(f"cannot {verb}: milestone {milestone.id} is completed",
-                        hint=f"reopen a task first: milestoned task reopen TASK -m {milestone.id}")
-    raise UserError(
-        f"cannot {verb}: milestone {milestone.id} is {status}",
-        hint=f"activate it first: milestoned activate {milestone.id}",
-    )
+def _waiting_on(milestone: Milestone, task_id: str, then: str) -> Refusal | None:
+    open_deps = _unfinished_deps(milestone, task_id)
+    if not open_deps:
+        return None
+    return Refusal("dependencies", f"task {task_id} depends on {', '.join(open_deps)}, not completed yet",
+                   f"{then} those first, or pass --force", tuple(open_deps))
+
+
+def can_start(milestone: Milestone, task_id: str, *, force: bool = False) -> Refusal | None:
+    """The one rule for starting a task: it exists and is pending, its milestone runs, its
+    dependencies are done (``force`` waives being pending and the dependencies)."""
+    refusal = _no_task(milestone, task_id)
+    task = milestone.state.task(task_id)
+    if refusal is None and task.status != "pending" and not force:
+        reopen = f"reopen it first: milestoned task reopen {task_id} -m {milestone.id}"
+        holder = f" ({task.agent})" if task.agent else ""
+        refusal = Refusal("already" if task.status == "in_progress" else "state",
+                          f"task {task_id} is {task.status}{holder}",
+                          "it is already being worked on" if task.status == "in_progress" else reopen)
+    refusal = refusal or _not_running(milestone, f"start {task_id}")
+    return refusal or (None if force else _waiting_on(milestone, task_id, "finish"))
+
+
+def can_complete(milestone: Milestone, task_id: str, *, force: bool = False) -> Refusal | None:
+    """The one rule for completing a task: it exists and is open, its milestone runs, and its
+    dependencies are done (``force`` waives that)."""
+    refusal = _no_task(milestone, task_id)
+    if refusal is None and milestone.state.task(task_id).status == "completed":
+        refusal = Refusal("already", f"task {task_id} is already completed")
+    refusal = refusal or _not_running(milestone, f"complete {task_id}")
+    return refusal or (None if force else _waiting_on(milestone, task_id, "complete"))
 
 
 def check_requires(engine: Engine | Transaction, milestone: Milestone) -> list[str]:
@@ -162,53 +218,80 @@ def pause(txn: Transaction, milestone: Milestone, *, reason: str | None = None) 
 
 
 def start(txn: Transaction, milestone: Milestone, task_id: str, *, agent: str | None = None,
-          force: bool = False, **detail: Any) -> None:
-    status = _open_task(milestone, task_id)
-    require_running(milestone, f"start {task_id}")
-    if status != "pending" and not force:
-        hint = {"completed": f"reopen it first: milestoned task reopen {task_id} -m {milestone.id}",
-                "blocked": f"reopen it first: milestoned task reopen {task_id} -m {milestone.id}",
-                "in_progress": "it is already being worked on"}[status]
-        holder = milestone.state.task(task_id).agent
-        raise UserError(f"task {task_id} is {status}" + (f" ({holder})" if holder else ""), hint=hint)
+          force: bool = False, **detail: Any) -> Refusal | None:
+    refusal = can_start(milestone, task_id, force=force)
+    if refusal is not None:
+        return refusal
     open_deps = _unfinished_deps(milestone, task_id)
-    if open_deps and not force:
-        raise UserError(f"task {task_id} depends on {', '.join(open_deps)}, not completed yet",
-                        hint="finish those first, or pass --force")
     txn.record(milestone, "task_started", task_id=task_id, agent=agent, forced=force or None, **detail)
     if open_deps:
         txn.record(milestone, "task_dependency_blocker", task_id=task_id, dependencies=open_deps)
+    return None
 
 
-def complete(txn: Transaction, milestone: Milestone, task_id: str, *, force: bool = False, **detail: Any) -> None:
-    status = _open_task(milestone, task_id)
-    require_running(milestone, f"complete {task_id}")
-    if status == "completed":
-        raise UserError(f"task {task_id} is already completed")
-    open_deps = _unfinished_deps(milestone, task_id)
-    if open_deps and not force:
-        raise UserError(f"task {task_id} depends on {', '.join(open_deps)}, not completed yet",
-                        hint="complete those first, or pass --force")
+def complete(txn: Transaction, milestone: Milestone, task_id: str, *, force: bool = False,
+             **detail: Any) -> Refusal | None:
+    refusal = can_complete(milestone, task_id, force=force)
+    if refusal is not None:
+        return refusal
     txn.record(milestone, "task_completed", task_id=task_id, forced=force or None, **detail)
     progress_changed(txn, milestone)
+    return None
 
 
-def block(txn: Transaction, milestone: Milestone, task_id: str, reason: str, **detail: Any) -> None:
-    status = _open_task(milestone, task_id)
-    if status == "completed":
-        raise UserError(f"task {task_id} is completed; reopen it before blocking it")
+def block(txn: Transaction, milestone: Milestone, task_id: str, reason: str, **detail: Any) -> Refusal | None:
+    refusal = _no_task(milestone, task_id)
+    if refusal is None and milestone.state.task(task_id).status == "completed":
+        refusal = Refusal("state", f"task {task_id} is completed; reopen it before blocking it")
+    if refusal is not None:
+        return refusal
     txn.record(milestone, "task_blocked", task_id=task_id, reason=reason, **detail)
+    return None
 
 
-def reopen(txn: Transaction, milestone: Milestone, task_id: str) -> None:
-    status = _open_task(milestone, task_id)
+def reopen(txn: Transaction, milestone: Milestone, task_id: str) -> Refusal | None:
+    refusal = _no_task(milestone, task_id)
+    status = milestone.state.task(task_id).status if refusal is None else ""
     if status == "pending":
-        raise UserError(f"task {task_id} is already pending")
+        refusal = Refusal("already", f"task {task_id} is already pending")
+    if refusal is not None:
+        return refusal
     was_completed = milestone.state.status == "completed"
     txn.record(milestone, "task_reopened", task_id=task_id, previous=status)
     if was_completed:
         txn.record(milestone, "milestone_reopened", task_id=task_id)
     progress_changed(txn, milestone)
+    return None
+
+
+# -- the runner's verbs ---------------------------------------------------------------------
+def run_started(txn: Transaction, milestone: Milestone, task_id: str, **detail: Any) -> Refusal | None:
+    """``execute`` started a task's process.  A task its first commit already started (hook
+    ingest got there first) is taken on, so the start carries the runner's pid and host."""
+    refusal = can_start(milestone, task_id)
+    if refusal is not None and not (refusal.kind == "already" and _started_by_its_commit(milestone, task_id)):
+        return refusal
+    txn.record(milestone, "task_started", task_id=task_id, **detail)
+    return None
+
+
+def _started_by_its_commit(milestone: Milestone, task_id: str) -> bool:
+    for event in reversed(milestone.events()):
+        if event.get("task_id") == task_id and event.get("event") in ("task_started", "task_claimed"):
+            return event.get("via") == "commit" and "runner_pid" not in event
+    return False
+
+
+def requeue(txn: Transaction, milestone: Milestone, task_id: str, reason: str) -> None:
+    """A started task whose process is gone (interrupted, its runner dead) goes back to the queue."""
+    if milestone.state.task(task_id).status == "in_progress":
+        txn.record(milestone, "task_requeued", task_id=task_id, reason=reason)
+
+
+def run_resumed(txn: Transaction, milestone: Milestone, **detail: Any) -> None:
+    """``execute --resume`` carries on a running milestone."""
+    require_running(milestone, "resume the run")
+    txn.record(milestone, "execute_resumed", **detail)
 
 
 def archive(txn: Transaction, milestone: Milestone) -> Path:

@@ -75,6 +75,18 @@ def _dump(record: dict[str, Any]) -> str:
     return yaml.safe_dump(record, sort_keys=False, allow_unicode=True)
 
 
+def checkpoint(txn: Transaction, milestone: Milestone) -> Checkpoint | None:
+    """The seed's auto-commit: uncommitted work kept under a ref, and an ``auto_commit`` event naming it.
+
+    The ref is written first: should the transaction then fail, an unnamed checkpoint is
+    left (it only keeps the user's work), never an event naming a checkpoint that is not.
+    """
+    taken = checkpoints.take(txn.ws, milestone.id)
+    if taken is not None:
+        txn.record(milestone, "auto_commit", checkpoint=taken.ref, files_changed=taken.files_changed)
+    return taken
+
+
 def save(txn: Transaction, milestone: Milestone, reason: str) -> Path:
     """Write the session, log ``session_saved`` and commit the state branch.
 

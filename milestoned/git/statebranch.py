@@ -171,6 +171,9 @@ def move_ref(repo: pygit2.Repository, new: pygit2.Oid, expected: pygit2.Oid | No
         raise RuntimeFailure(
             f"{ref} moved while milestoned was writing it ({exc}); run the command again"
         ) from None
+    except OSError as exc:  # libgit2 could not take the ref's lock: another git holds it
+        raise RuntimeFailure(f"{ref} is locked by another git process ({exc})",
+                             hint="run the command again once it is done") from None
 
 
 def commit(ws: Workspace, subject: str, files: Mapping[str, Content], *,

@@ -12,20 +12,20 @@ import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from milestoned.core.errors import UserError
 from milestoned.engine.engine import Engine, Transaction
+from milestoned.engine.lifecycle import Refusal
 from milestoned.model.milestone import Milestone
 
 
 @dataclass(frozen=True)
 class Op:
-    """One engine change for the recorder: ``apply(txn, milestone)``."""
+    """One engine change for the recorder: ``apply(txn, milestone)``, which may refuse."""
 
     task_id: str
     kind: str
-    apply: Callable[[Transaction, Milestone], Any]
+    apply: Callable[[Transaction, Milestone], Refusal | None]
 
 
 @dataclass
@@ -89,9 +89,8 @@ class Recorder:
             with self.engine.transaction() as txn:
                 milestone = txn.milestone(self.milestone_id)
                 for op in ops:
-                    try:
-                        op.apply(txn, milestone)
-                    except UserError as exc:
-                        self.report(Refused(op, exc))
+                    refusal = op.apply(txn, milestone)
+                    if refusal is not None:
+                        self.report(Refused(op, refusal.error()))
         except Exception as exc:  # noqa: BLE001 - the scheduler stops the run; this thread must not die mute
             self.report(Fatal(exc))

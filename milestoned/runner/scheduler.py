@@ -39,6 +39,7 @@ from milestoned.core import graph
 from milestoned.core.errors import MilestonedError, UserError, display_path
 from milestoned.engine import blockers, lifecycle, sessions
 from milestoned.engine.engine import Engine, Transaction
+from milestoned.engine.lifecycle import Refusal
 from milestoned.files.durable import LOCK_TIMEOUT
 from milestoned.git import queries as gitutil
 from milestoned.git.identity import FALLBACK, Identity
@@ -212,8 +213,8 @@ class Runner:
             self.trees.ensure_milestone_branch()
             if resume and running:
                 requeued = self._requeue_dead(txn, ms)
-                txn.record(ms, "execute_resumed", runner_pid=os.getpid(), runner_host=HOST,
-                           workers=self.workers, requeued=requeued or None)
+                lifecycle.run_resumed(txn, ms, runner_pid=os.getpid(), runner_host=HOST, workers=self.workers,
+                                      requeued=requeued or None)
             else:
                 lifecycle.activate(txn, ms, force=force)
             for task_id in [t for t in ms.ready if ms.plan.task(t).runnable][:self.workers]:
@@ -249,7 +250,7 @@ class Runner:
                 self.display.note(f"{task.id} is in progress under a runner on {event.get('runner_host')}; left alone")
                 continue
             requeued.append(task.id)
-            txn.record(ms, "task_requeued", task_id=task.id, reason=f"its runner (pid {event['runner_pid']}) is gone")
+            lifecycle.requeue(txn, ms, task.id, f"its runner (pid {event['runner_pid']}) is gone")
         kill_leftovers([self.trees.path(t.id) for t in ms.plan.tasks if self.trees.exists(t.id)
                          and (t.id in requeued or ms.state.task(t.id).status == "pending")])
         return requeued
@@ -410,12 +411,9 @@ class Runner:
         fields = {"agent": run.agent, "output": log, "worktree": str(run.worktree),
                   "branch": task_branch(self.mid, task_id), "runner_pid": os.getpid(), "runner_host": HOST,
                   "pid": run.proc.pid}
-        def start(txn: Transaction, ms: Milestone) -> None:
+        def start(txn: Transaction, ms: Milestone) -> Refusal | None:
             try:
-                if _started_by_its_commit(ms, task_id):
-                    txn.record(ms, "task_started", task_id=task_id, **fields)  # ours: the runner's details
-                else:
-                    lifecycle.start(txn, ms, task_id, **fields)
+                return lifecycle.run_started(txn, ms, task_id, **fields)
             finally:
                 txn.after_commit(run.recorded.set)
 
@@ -468,7 +466,7 @@ class Runner:
             self._remove(task_id)
             self.display.finished(task_id, "requeued", run.stop_reason)
             reason = run.stop_reason
-            return [Op(task_id, "requeue", lambda txn, ms: _requeue(txn, ms, task_id, reason))]
+            return [Op(task_id, "requeue", lambda txn, ms: lifecycle.requeue(txn, ms, task_id, reason))]
         if ended.failure is not None:
             return self._block(task_id, ended.failure, exit_code=ended.returncode or None, tail=ended.tail,
                                output=log)
@@ -561,16 +559,6 @@ class Runner:
         return outcome
 
 
-def _started_by_its_commit(ms: Milestone, task_id: str) -> bool:
-    """Hook ingest saw the task's first commit before the runner recorded the task's start."""
-    if ms.state.task(task_id).status != "in_progress":
-        return False
-    for event in reversed(ms.events()):
-        if event.get("task_id") == task_id and event.get("event") in ("task_started", "task_claimed"):
-            return event.get("via") == "commit" and "runner_pid" not in event
-    return False
-
-
 def _saved_since_last_change(ms: Milestone) -> bool:
     """A session save is the newest state-relevant event (a completion saves by itself)."""
     for event in reversed(ms.events()):
@@ -581,14 +569,9 @@ def _saved_since_last_change(ms: Milestone) -> bool:
     return False
 
 
-def _complete(txn: Transaction, ms: Milestone, task_id: str, fields: dict[str, Any]) -> None:
-    if ms.state.task(task_id).status != "completed":  # hook ingest may have read our merge's trailer first
-        lifecycle.complete(txn, ms, task_id, **fields)
-
-
-def _requeue(txn: Transaction, ms: Milestone, task_id: str, reason: str) -> None:
-    if ms.state.task(task_id).status == "in_progress":  # it was recorded started: put it back
-        txn.record(ms, "task_requeued", task_id=task_id, reason=reason)
+def _complete(txn: Transaction, ms: Milestone, task_id: str, fields: dict[str, Any]) -> Refusal | None:
+    refusal = lifecycle.complete(txn, ms, task_id, **fields)
+    return None if refusal and refusal.kind == "already" else refusal  # hook ingest read our merge's trailer first
 
 
 def execute_with_display(engine: Engine, milestone_id: str, *, workers: int | None, resume: bool, force: bool,
