@@ -18,8 +18,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import TWO_TASKS, git, invoke, run_subprocess, session_file, write_milestone
-from daemons import Daemons, daemons, event_names, events_of, wait_for  # noqa: F401 - the fixture
+from conftest import (
+    TWO_TASKS,
+    Daemons,
+    event_names,
+    events_of,
+    git,
+    invoke,
+    run_subprocess,
+    session_file,
+    wait_for,
+    write_milestone,
+)
 from milestoned.core import clock
 from milestoned.engine import blockers
 from milestoned.engine.engine import Engine, Transaction

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import git, invoke
+from conftest import git, invoke, must
 
 
 def test_checkpoint_snapshots_tracked_and_untracked_work_without_touching_anything(
         two_task_milestone: Path, repo: Path) -> None:
-    invoke("activate", "m1")
+    must("activate", "m1")
     (repo / "README.md").write_text("edited\n")
     (repo / "notes.txt").write_text("new file\n")
     git("add", "README.md", cwd=repo)  # something staged too: the index must stay exactly so

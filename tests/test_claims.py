@@ -9,9 +9,22 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from test_sync import as_json, at, bare_remote, clone, git_daemon, ok, project, share, tasks_yaml  # noqa: F401 - fixture
 
-from conftest import git, invoke, log_file, run_subprocess, write_milestone
+from conftest import (
+    as_json,
+    at,
+    bare_remote,
+    git,
+    invoke,
+    log_file,
+    must,
+    ok,
+    project,
+    run_subprocess,
+    share,
+    tasks_yaml,
+    write_milestone,
+)
 
 
 def claim_json(root: Path, agent: str, *extra: str) -> dict:
@@ -115,7 +128,7 @@ def test_claim_input_is_checked_before_anything_is_written(milestone: Path) -> N
         assert len(result.stderr.strip().splitlines()) == 1
     assert log.read_bytes() == before
     assert not (milestone / "pwned").exists()
-    invoke("pause", "m1")
+    must("pause", "m1")
     paused = invoke("next", "--claim", "--agent", "a")
     assert paused.exit_code == 2 and "cannot claim a task: milestone m1 is paused" in paused.stderr
 

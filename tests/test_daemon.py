@@ -14,8 +14,19 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TWO_TASKS, git, log_file, make_repo, run_subprocess, session_file, write_milestone
-from daemons import Daemons, daemons, event_names, events_of, wait_for  # noqa: F401 - the fixture
+from conftest import (
+    TWO_TASKS,
+    Daemons,
+    event_names,
+    events_of,
+    git,
+    log_file,
+    make_repo,
+    run_subprocess,
+    session_file,
+    wait_for,
+    write_milestone,
+)
 from milestoned.core.jsonout import json_text
 from milestoned.daemon import client
 from milestoned.daemon.control import lock_held

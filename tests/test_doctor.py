@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import git, invoke
+from conftest import git, invoke, must
 
 
 def checks(*args: str) -> tuple[int, dict]:
@@ -46,8 +46,8 @@ def test_refs_not_pushed_to_the_remote_are_named(repo: Path, tmp_path: Path) -> 
     git("init", "-q", "--bare", str(remote), cwd=tmp_path)
     git("remote", "add", "origin", str(remote), cwd=repo)
     (repo / ".milestones/active/m1.yaml").write_text("id: m1\ntitle: t\ntasks: [{id: T1, title: a}]\n")
-    invoke("activate", "m1")
-    invoke("session", "save")
+    must("activate", "m1")
+    must("session", "save")
     _, report = checks()
     sync = by_area(report, "sync")
     assert sync and sync[0]["status"] == "warn" and "not pushed" in sync[0]["detail"]

@@ -14,45 +14,19 @@ from typing import Any
 
 import pytest
 
-from conftest import git, invoke, session_file, snapshot_tree, write_milestone
-
-FAKE = str(Path(__file__).with_name("fake_agent.py"))
-BRANCH = "milestone/m1/_milestone"
-
-
-def fake(*args: str) -> list[str]:
-    return [sys.executable, FAKE, *args]
-
-
-def plan(repo: Path, tasks: list[dict[str, Any]], milestone_id: str = "m1") -> Path:
-    """A milestone of these tasks (JSON is YAML: values stay exactly as given)."""
-    lines = [f"id: {milestone_id}", "title: Runner test", "status: planned", "tasks:"]
-    for task in tasks:
-        lines.append(f"  - id: {task['id']}")
-        lines.append(f"    title: {json.dumps(task.get('title', 'task ' + task['id']))}")
-        for key in ("dependencies", "run", "prompt", "shell"):
-            if key in task:
-                lines.append(f"    {key}: {json.dumps(task[key])}")
-    return write_milestone(repo, milestone_id, "\n".join(lines) + "\n")
-
-
-def status_of(milestone: str = "m1") -> dict[str, Any]:
-    result = invoke("status", milestone, "--json")
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
-
-
-def tasks_by_id(view: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {t["id"]: t for t in view["tasks"]}
-
-
-def events_named(name: str, milestone: str = "m1") -> list[dict[str, Any]]:
-    result = invoke("events", milestone, "--json", "--event", name, "--limit", "0")
-    return json.loads(result.stdout)["events"]
-
-
-def show(repo: Path, path: str, ref: str = BRANCH) -> str:
-    return git("show", f"{ref}:{path}", cwd=repo)
+from conftest import (
+    BRANCH,
+    events_named,
+    fake,
+    git,
+    invoke,
+    plan,
+    session_file,
+    show,
+    snapshot_tree,
+    status_of,
+    tasks_by_id,
+)
 
 
 def test_ready_tasks_run_at_once_up_to_the_worker_limit(repo: Path, tmp_path: Path) -> None:

@@ -21,10 +21,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_sync import as_json, clone, ok, project, share
 
-from conftest import git, invoke, run_subprocess, snapshot_tree, write_milestone
-from daemons import Daemons, daemons, wait_for  # noqa: F401 - the fixture
+from conftest import (
+    Daemons,
+    as_json,
+    clone,
+    git,
+    invoke,
+    ok,
+    project,
+    run_subprocess,
+    share,
+    snapshot_tree,
+    wait_for,
+    write_milestone,
+)
 from milestoned.core.jsonout import json_text
 from milestoned.engine.engine import Engine
 from milestoned.files.workspace import Workspace

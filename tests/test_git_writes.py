@@ -15,12 +15,10 @@ import json
 from pathlib import Path
 
 import pytest
-from test_sync import at, ok, project, share
 
-from conftest import git, invoke
+from conftest import at, commit, events, git, invoke, ok, project, share, statuses
 from milestoned.core.errors import RuntimeFailure
 from milestoned.model import events as eventlog
-from test_hooks import active, commit, events, milestoned_on_path, statuses  # noqa: F401 - fixtures
 
 
 def lock(repo: Path, ref: str) -> Path:

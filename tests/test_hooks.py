@@ -1,7 +1,7 @@
 """``milestoned hooks install|uninstall|status`` against real git, real hooks and real hook managers.
 
-Every commit here is a real ``git commit`` that fires the installed scripts; the
-helpers at the top are shared with test_ingest.py and test_notes.py.
+Every commit here is a real ``git commit`` that fires the installed scripts (``commit``
+and the ``active`` repository come from conftest.py).
 """
 
 from __future__ import annotations
@@ -17,63 +17,21 @@ from pathlib import Path
 
 import pytest
 
-from conftest import git, invoke, write_milestone
+from conftest import commit, git, inbox_lines, invoke, must, statuses
 
 HOOK_NAMES = ("post-commit", "post-merge", "post-rewrite", "post-checkout", "prepare-commit-msg")
 
 
-@pytest.fixture(autouse=True)
-def milestoned_on_path(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The hooks look ``milestoned`` up on PATH at run time, as a user's shell would find it."""
-    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
 
 
-def commit(cwd: Path, message: str, *trailers: str, name: str = "work.txt") -> str:
-    """Change a file and make a real commit (hooks fire); returns its sha."""
-    path = cwd / name
-    with path.open("a") as handle:
-        handle.write(message + "\n")
-    git("add", name, cwd=cwd)
-    args = ["commit", "-q", "-m", message]
-    for trailer in trailers:
-        args += ["--trailer", trailer]
-    git(*args, cwd=cwd)
-    return git("rev-parse", "HEAD", cwd=cwd)
 
 
-def statuses(milestone: str = "m1") -> dict[str, str]:
-    result = invoke("status", milestone, "--json")
-    assert result.exit_code == 0, result.output
-    return {t["id"]: t["status"] for t in json.loads(result.stdout)["tasks"]}
 
 
-def events(name: str, milestone: str = "m1") -> list[dict]:
-    result = invoke("events", milestone, "--json", "--event", name, "-n", "0")
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)["events"]
 
 
-def inbox_lines(repo: Path) -> list[str]:
-    path = repo / ".git" / "milestoned" / "inbox"
-    return path.read_text().splitlines() if path.exists() else []
 
 
-@pytest.fixture
-def active(repo: Path) -> Path:
-    """m1 (T1; T2 after T1; T3) activated, hooks installed: the repository, as the cwd."""
-    write_milestone(repo, "m1", """
-        id: m1
-        title: Hooks
-        status: planned
-        tasks:
-          - {id: T1, title: first}
-          - {id: T2, title: second, dependencies: [T1]}
-          - {id: T3, title: third}
-        """)
-    assert invoke("activate", "m1").exit_code == 0
-    result = invoke("hooks", "install")
-    assert result.exit_code == 0, result.output
-    return repo
 
 
 def hook_states(*args: str) -> dict[str, str]:
@@ -100,7 +58,7 @@ def test_install_writes_every_hook_and_status_says_ours(repo: Path) -> None:
 
 
 def test_installing_twice_changes_nothing(repo: Path) -> None:
-    invoke("hooks", "install")
+    must("hooks", "install")
     before = {p.name: p.read_bytes() for p in (repo / ".git" / "hooks").iterdir()}
     config = (repo / ".git" / "config").read_bytes()
     result = invoke("hooks", "install")
@@ -110,7 +68,7 @@ def test_installing_twice_changes_nothing(repo: Path) -> None:
 
 
 def test_commit_appends_one_line_to_the_inbox_and_prints_nothing(repo: Path) -> None:
-    invoke("hooks", "install")
+    must("hooks", "install")
     (repo / "f").write_text("x\n")
     git("add", "f", cwd=repo)
     proc = subprocess.run(["git", "commit", "-q", "-m", "plain"], cwd=repo, capture_output=True, text=True)
@@ -126,7 +84,7 @@ def test_existing_shell_hook_keeps_running_and_uninstall_restores_its_bytes(repo
     original = f"#!/bin/sh\necho \"$0 ran\" >> {tmp_path}/fired\nexit 0\n".encode()
     hook.write_bytes(original)
     hook.chmod(0o750)
-    invoke("hooks", "install")
+    must("hooks", "install")
     assert hook_states()["post-commit"] == "chained"
     sha = commit(repo, "one")
     assert (tmp_path / "fired").read_text().count("ran") == 1
@@ -143,7 +101,7 @@ def test_a_hook_in_another_language_is_chained_with_its_arguments_and_exit_statu
                 b"msg = open(sys.argv[1]).read()\nsys.exit(1 if 'forbidden' in msg else 0)\n")
     hook.write_bytes(original)
     hook.chmod(0o755)
-    invoke("hooks", "install")
+    must("hooks", "install")
     assert (repo / ".git" / "hooks" / "prepare-commit-msg.milestoned-chained").read_bytes() == original
     assert hook_states()["prepare-commit-msg"] == "chained"
     (repo / "f").write_text("x\n")
@@ -151,7 +109,7 @@ def test_a_hook_in_another_language_is_chained_with_its_arguments_and_exit_statu
     refused = subprocess.run(["git", "commit", "-q", "-m", "forbidden"], cwd=repo, capture_output=True)
     assert refused.returncode != 0  # the chained hook still decides
     commit(repo, "allowed")
-    invoke("hooks", "uninstall")
+    must("hooks", "uninstall")
     assert hook.read_bytes() == original
     assert not (repo / ".git" / "hooks" / "prepare-commit-msg.milestoned-chained").exists()
 
@@ -160,7 +118,7 @@ def test_post_rewrite_lines_inside_another_hook_leave_it_its_stdin(repo: Path, t
     hook = repo / ".git" / "hooks" / "post-rewrite"
     hook.write_text(f"#!/bin/sh\ncat > {tmp_path}/pairs\n")
     hook.chmod(0o755)
-    invoke("hooks", "install")
+    must("hooks", "install")
     old = commit(repo, "before amend")
     git("commit", "-q", "--amend", "-m", "after amend", cwd=repo)
     new = git("rev-parse", "HEAD", cwd=repo)
@@ -170,7 +128,7 @@ def test_post_rewrite_lines_inside_another_hook_leave_it_its_stdin(repo: Path, t
 
 def test_core_hooks_path_is_where_hooks_go(repo: Path) -> None:
     git("config", "core.hooksPath", ".githooks", cwd=repo)
-    invoke("hooks", "install")
+    must("hooks", "install")
     assert (repo / ".githooks" / "post-commit").exists()
     assert not (repo / ".git" / "hooks" / "post-commit").exists()
     sha = commit(repo, "through hooksPath")
@@ -194,7 +152,7 @@ def test_install_from_a_linked_worktree_serves_every_worktree(repo: Path, tmp_pa
 
 
 def test_hooks_do_nothing_and_say_nothing_when_milestoned_is_gone(repo: Path, tmp_path: Path) -> None:
-    invoke("hooks", "install")
+    must("hooks", "install")
     bare_path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep)
                                 if not (Path(p) / "milestoned").exists())
     assert shutil.which("milestoned", path=bare_path) is None
@@ -214,7 +172,7 @@ def test_hooks_do_nothing_and_say_nothing_when_milestoned_is_gone(repo: Path, tm
 
 
 def test_a_hook_moved_away_is_reported_and_a_second_install_brings_it_back(repo: Path) -> None:
-    invoke("hooks", "install")
+    must("hooks", "install")
     hooks_dir = repo / ".git" / "hooks"
     os.replace(hooks_dir / "post-commit", hooks_dir / "post-commit.old")
     (hooks_dir / "post-commit").write_text("#!/bin/sh\nexit 0\n")
@@ -223,9 +181,9 @@ def test_a_hook_moved_away_is_reported_and_a_second_install_brings_it_back(repo:
     row = next(h for h in view["hooks"] if h["name"] == "post-commit")
     assert row["state"] == "moved" and row["path"].endswith("post-commit.old")
     assert "post-commit" in invoke("hooks", "status").stdout and "moved" in invoke("hooks", "status").stdout
-    invoke("hooks", "install")
+    must("hooks", "install")
     assert hook_states()["post-commit"] == "chained"
-    invoke("hooks", "uninstall")
+    must("hooks", "uninstall")
     assert (hooks_dir / "post-commit").read_text() == "#!/bin/sh\nexit 0\n"
     assert not (hooks_dir / "post-commit.old").exists()
 
@@ -233,11 +191,11 @@ def test_a_hook_moved_away_is_reported_and_a_second_install_brings_it_back(repo:
 def test_uninstall_takes_back_only_the_settings_it_made(repo: Path) -> None:
     git("config", "notes.rewriteMode", "concatenate", cwd=repo)
     git("config", "--add", "notes.rewriteRef", "refs/notes/commits", cwd=repo)
-    invoke("hooks", "install")
+    must("hooks", "install")
     assert git("config", "--get-all", "notes.rewriteRef", cwd=repo).split() == [
         "refs/notes/commits", "refs/notes/milestoned"]
     assert git("config", "notes.rewriteMode", cwd=repo) == "concatenate"
-    invoke("hooks", "uninstall")
+    must("hooks", "uninstall")
     assert git("config", "--get-all", "notes.rewriteRef", cwd=repo).split() == ["refs/notes/commits"]
     assert git("config", "notes.rewriteMode", cwd=repo) == "concatenate"
     assert git("config", "--get", "notes.milestoned.mergeStrategy", cwd=repo, check=False) == ""
@@ -312,15 +270,15 @@ def test_pre_commit_hooks_and_ours_both_fire(repo: Path, tmp_path: Path, ours_fi
     fired = tmp_path / "fired"
     _pre_commit_config(repo, fired)
     if ours_first:
-        invoke("hooks", "install")
+        must("hooks", "install")
     _run_tool("pre-commit", "install", "-t", "post-commit", cwd=repo)  # moves ours to .legacy
-    invoke("hooks", "install")  # first install, or a second one that must change nothing
+    must("hooks", "install")  # first install, or a second one that must change nothing
     assert hook_states()["post-commit"] == "chained"
     sha = commit(repo, "with pre-commit")
     assert fired.read_text() == "pre-commit\n"
     assert [line for line in inbox_lines(repo) if "\tcommit\t" in line][-1].startswith(f"1\tcommit\t{sha}")
     assert sum(sha in line for line in inbox_lines(repo)) == 1  # our lines ran once
-    invoke("hooks", "uninstall")
+    must("hooks", "uninstall")
     commit(repo, "after uninstall")
     assert fired.read_text() == "pre-commit\npre-commit\n"
     assert not (repo / ".git" / "hooks" / "post-commit.legacy").exists()
@@ -331,16 +289,16 @@ def test_lefthook_and_ours_both_fire_whichever_is_installed_first(repo: Path, tm
     fired = tmp_path / "fired"
     (repo / "lefthook.yml").write_text(f"post-commit:\n  commands:\n    hello:\n      run: echo lefthook >> {fired}\n")
     git("add", "lefthook.yml", cwd=repo)
-    invoke("hooks", "install")
+    must("hooks", "install")
     _run_tool("lefthook", "install", cwd=repo)  # renames our post-commit to post-commit.old
     assert hook_states()["post-commit"] == "moved"
-    invoke("hooks", "install")  # our lines go inside lefthook's script
+    must("hooks", "install")  # our lines go inside lefthook's script
     assert hook_states()["post-commit"] == "chained"
     sha = commit(repo, "with lefthook")
     assert fired.read_text() == "lefthook\n"
     assert any(sha in line for line in inbox_lines(repo))
     lefthook_hook = repo / ".git" / "hooks" / "post-commit"
-    invoke("hooks", "uninstall")
+    must("hooks", "uninstall")
     assert not (repo / ".git" / "hooks" / "post-commit.old").exists()
     assert "milestoned" not in lefthook_hook.read_text()
     commit(repo, "lefthook alone")
@@ -353,11 +311,11 @@ def test_lefthook_first_then_ours(repo: Path, tmp_path: Path) -> None:
     (repo / "lefthook.yml").write_text(f"post-commit:\n  commands:\n    hello:\n      run: echo lefthook >> {fired}\n")
     _run_tool("lefthook", "install", cwd=repo)
     before = (repo / ".git" / "hooks" / "post-commit").read_bytes()
-    invoke("hooks", "install")
+    must("hooks", "install")
     sha = commit(repo, "both")
     assert fired.read_text() == "lefthook\n"
     assert any(sha in line for line in inbox_lines(repo))
-    invoke("hooks", "uninstall")
+    must("hooks", "uninstall")
     assert (repo / ".git" / "hooks" / "post-commit").read_bytes() == before
 
 

@@ -16,13 +16,12 @@ from pathlib import Path
 import pygit2
 import pytest
 
-from conftest import git, invoke, log_file
+from conftest import commit, events, git, inbox_lines, invoke, log_file, must, statuses
 from milestoned.engine import ingest
 from milestoned.engine.engine import Engine
 from milestoned.files import inbox
 from milestoned.files.workspace import Workspace
 from milestoned.git import refwatch
-from test_hooks import active, commit, events, inbox_lines, milestoned_on_path, statuses  # noqa: F401 - fixtures
 
 
 def drain_here() -> int:
@@ -153,7 +152,7 @@ def test_rebase_keeps_each_commit_with_its_task(active: Path) -> None:
     git("checkout", "-q", "main", cwd=active)
     commit(active, "main moves on", name="main.txt")
     assert statuses() == {"T1": "completed", "T2": "pending", "T3": "in_progress"}
-    invoke("task", "reopen", "T1")
+    must("task", "reopen", "T1")
     git("checkout", "-q", "feature", cwd=active)
     git("rebase", "-q", "main", cwd=active)
     assert statuses() == {"T1": "pending", "T2": "pending", "T3": "in_progress"}
@@ -181,7 +180,7 @@ def test_a_cherry_pick_of_a_completing_commit_is_a_duplicate(active: Path) -> No
     git("checkout", "-q", "main", cwd=active)
     commit(active, "main moves on", name="main.txt")  # so the pick is a new commit, not the same one
     assert statuses()["T1"] == "completed"
-    invoke("task", "reopen", "T1")
+    must("task", "reopen", "T1")
     git("cherry-pick", original, cwd=active)
     assert git("rev-parse", "HEAD", cwd=active) != original
     assert statuses()["T1"] == "pending"

@@ -173,3 +173,17 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
         if node not in index:
             strong(node)
     return found
+
+
+def test_no_test_module_imports_another() -> None:
+    """What tests share lives in conftest.py; a test module is never a library for another."""
+    tests = Path(__file__).resolve().parent
+    names = {p.stem for p in tests.glob("test_*.py")}
+    found = []
+    for path in sorted(tests.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module in names:
+                found.append(f"{path.name}:{node.lineno} imports {node.module}")
+            elif isinstance(node, ast.Import):
+                found += [f"{path.name}:{node.lineno} imports {a.name}" for a in node.names if a.name in names]
+    assert not found, "\n".join(found)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import invoke, write_milestone
+from conftest import invoke, must, write_milestone
 
 
 def status_json(*args: str) -> dict:
@@ -27,7 +27,7 @@ def test_activate_sets_status_session_and_current_without_touching_the_plan(two_
 
 def test_completing_every_task_completes_the_milestone_and_leaves_the_plan_where_it_is(
         two_task_milestone: Path, repo: Path) -> None:
-    invoke("activate", "m1")
+    must("activate", "m1")
     assert invoke("task", "done", "T1").exit_code == 0
     result = invoke("task", "done", "T2")
     assert "milestone completed; `milestoned archive m1` moves its plan to completed/" in result.stdout
@@ -40,20 +40,20 @@ def test_completing_every_task_completes_the_milestone_and_leaves_the_plan_where
 
 
 def test_archive_moves_a_completed_plan_and_refuses_an_open_one(two_task_milestone: Path, repo: Path) -> None:
-    invoke("activate", "m1")
-    invoke("task", "done", "T1")
+    must("activate", "m1")
+    must("task", "done", "T1")
     refused = invoke("archive", "m1")
     assert refused.exit_code == 2
     assert refused.stderr.strip() == ("milestoned: error: milestone m1 is in_progress (1/2 tasks): "
                                       "only a completed milestone is archived")
-    invoke("task", "done", "T2")
+    must("task", "done", "T2")
     assert invoke("archive", "m1").exit_code == 0
     assert not two_task_milestone.exists() and (repo / ".milestones/completed/m1.yaml").is_file()
     assert status_json("m1")["milestone"]["status"] == "completed"
 
 
 def test_completing_a_task_with_open_dependencies_is_refused(two_task_milestone: Path) -> None:
-    invoke("activate", "m1")
+    must("activate", "m1")
     before = two_task_milestone.read_bytes()
     result = invoke("task", "done", "T2")
     assert result.exit_code == 2
@@ -64,7 +64,7 @@ def test_completing_a_task_with_open_dependencies_is_refused(two_task_milestone:
 
 
 def test_force_completes_and_logs_that_it_was_forced(two_task_milestone: Path) -> None:
-    invoke("activate", "m1")
+    must("activate", "m1")
     assert invoke("task", "done", "T2", "--force").exit_code == 0
     events = json.loads(invoke("events", "m1", "--json", "--event", "task_completed").stdout)["events"]
     assert events[-1]["task_id"] == "T2" and events[-1]["forced"] is True
@@ -87,16 +87,16 @@ def test_required_milestone_must_be_completed_first(repo: Path) -> None:
     result = invoke("activate", "m1")
     assert result.exit_code == 2
     assert "m1.yaml:3: milestone m1 requires m0, not completed yet" in result.stderr
-    invoke("activate", "m0")
-    invoke("task", "done", "A", "-m", "m0")
+    must("activate", "m0")
+    must("task", "done", "A", "-m", "m0")
     names = [e["event"] for e in json.loads(invoke("events", "m1", "--json").stdout)["events"]]
     assert "required_milestone_activated" in names and "milestone_startable" in names
     assert invoke("activate", "m1").exit_code == 0
 
 
 def test_pause_then_activate_again_keeps_the_work_done(two_task_milestone: Path) -> None:
-    invoke("activate", "m1")
-    invoke("task", "done", "T1")
+    must("activate", "m1")
+    must("task", "done", "T1")
     assert invoke("pause", "m1").exit_code == 0
     assert status_json("m1")["milestone"]["status"] == "paused"
     assert invoke("task", "start", "T2").exit_code == 2
@@ -107,9 +107,9 @@ def test_pause_then_activate_again_keeps_the_work_done(two_task_milestone: Path)
 
 
 def test_reopening_a_task_of_a_completed_milestone_brings_it_back(two_task_milestone: Path, repo: Path) -> None:
-    invoke("activate", "m1")
-    invoke("task", "done", "T1")
-    invoke("task", "done", "T2")
+    must("activate", "m1")
+    must("task", "done", "T1")
+    must("task", "done", "T2")
     assert invoke("task", "reopen", "T2", "-m", "m1").exit_code == 0
     assert status_json("m1")["milestone"]["status"] == "in_progress"
     names = [e["event"] for e in json.loads(invoke("events", "m1", "--json").stdout)["events"]]
@@ -117,7 +117,7 @@ def test_reopening_a_task_of_a_completed_milestone_brings_it_back(two_task_miles
 
 
 def test_a_status_edited_into_the_plan_is_reported_with_its_command_never_applied(two_task_milestone: Path) -> None:
-    invoke("activate", "m1")
+    must("activate", "m1")
     text = two_task_milestone.read_text()
     two_task_milestone.write_text(text.replace("status: pending", "status: completed", 1))
     view = status_json("m1")

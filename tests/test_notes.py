@@ -6,9 +6,8 @@ import json
 import subprocess
 from pathlib import Path
 
-from conftest import git, log_file
+from conftest import commit, git, log_file, statuses
 from milestoned.git import notes
-from test_hooks import active, commit, milestoned_on_path, statuses  # noqa: F401 - fixtures
 
 
 def note_of(repo: Path, rev: str = "HEAD") -> list[dict]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import invoke
+from conftest import invoke, must
 from milestoned.files import readcache
 
 
@@ -26,7 +26,7 @@ def cache_files(repo: Path) -> list[Path]:
 
 def test_cached_status_equals_the_uncached_one_and_lives_outside_the_work_tree(
         two_task_milestone: Path, repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    invoke("activate", "m1")
+    must("activate", "m1")
     first = status("m1")
     assert cache_files(repo)
     assert status("m1") == first
@@ -36,9 +36,9 @@ def test_cached_status_equals_the_uncached_one_and_lives_outside_the_work_tree(
 
 
 def test_hand_edit_and_new_events_invalidate_the_cache(two_task_milestone: Path) -> None:
-    invoke("activate", "m1")
+    must("activate", "m1")
     assert status("m1")["tasks"][0]["status"] == "pending"
-    invoke("task", "start", "T1")
+    must("task", "start", "T1")
     assert status("m1")["tasks"][0]["status"] == "in_progress"
     text = two_task_milestone.read_text()
     two_task_milestone.write_text(text.replace("title: Second", "title: Second, renamed"))

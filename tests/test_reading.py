@@ -14,7 +14,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from conftest import invoke, write_milestone
+from conftest import invoke, must, write_milestone
 from milestoned.cli import render
 
 
@@ -28,9 +28,9 @@ def _progressed(repo: Path) -> None:
           - {id: T3, title: Waits on stuck, dependencies: [T2]}
           - {id: T4, title: Free one}
         """)
-    invoke("activate", "m1")
-    invoke("task", "done", "T1")
-    invoke("task", "block", "T2", "--reason", "needs a decision")
+    must("activate", "m1")
+    must("task", "done", "T1")
+    must("task", "block", "T2", "--reason", "needs a decision")
 
 
 def test_plain_dashboard_names_everything_the_seed_showed(repo: Path) -> None:
@@ -112,7 +112,7 @@ def test_status_watch_redraws_on_a_terminal_and_stops_on_ctrl_c(repo: Path) -> N
     os.close(slave)
     try:
         assert b"1/4 tasks" in _read_until(master, b"1/4 tasks")
-        invoke("task", "done", "T4")
+        must("task", "done", "T4")
         assert b"2/4 tasks" in _read_until(master, b"2/4 tasks")
     finally:
         proc.send_signal(signal.SIGINT)

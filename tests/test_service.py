@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import invoke
+from conftest import invoke, must
 from milestoned.daemon import client, service
 from milestoned.files.workspace import Workspace
 
@@ -93,7 +93,7 @@ def test_install_writes_a_systemd_unit_that_runs_this_milestoned(repo: Path) -> 
 
 
 def test_uninstall_disables_this_repository_and_keeps_the_template_for_others(repo: Path) -> None:
-    invoke("daemon", "install", "--systemd")
+    must("daemon", "install", "--systemd")
     unit_dir = Path(os.environ["XDG_CONFIG_HOME"]) / "systemd" / "user"
     wants = unit_dir / "default.target.wants"
     wants.mkdir()
@@ -131,7 +131,7 @@ def test_choosing_both_kinds_is_refused_in_one_line(repo: Path) -> None:
 @pytest.mark.slow
 def test_the_installed_unit_starts_a_daemon_that_speaks_sd_notify(repo: Path) -> None:
     """What systemd does with the unit: run ExecStart= in WorkingDirectory= with NOTIFY_SOCKET."""
-    invoke("daemon", "install", "--systemd")
+    must("daemon", "install", "--systemd")
     unit = Path(os.environ["XDG_CONFIG_HOME"]) / "systemd" / "user" / "milestoned@.service"
     settings = unit_settings(unit.read_text())
     notify_dir = Path(tempfile.mkdtemp(prefix="sdn-", dir="/tmp"))

@@ -6,9 +6,8 @@ import json
 from pathlib import Path
 
 import yaml
-from test_sync import as_json, at, clone, ok, project
 
-from conftest import git, invoke, session_file, snapshot_tree, write_milestone
+from conftest import as_json, at, clone, git, invoke, must, ok, project, session_file, snapshot_tree, write_milestone
 from milestoned.engine import blockers
 from milestoned.engine.engine import Engine
 from milestoned.files.workspace import Workspace
@@ -23,8 +22,8 @@ def events_of(root: Path, name: str) -> list[dict]:
 
 
 def test_a_session_holds_the_seed_fields(two_task_milestone: Path, repo: Path) -> None:
-    invoke("activate", "m1")
-    invoke("task", "start", "T1", "--agent", "claude-1")
+    must("activate", "m1")
+    must("task", "start", "T1", "--agent", "claude-1")
     (repo / "README.md").write_text("changed\n")
     saved = as_json(repo, "session", "save", "--reason", "lunch")
     record = session_record(repo, saved["session"]["id"])
@@ -147,7 +146,7 @@ def test_resume_checks_out_the_recorded_branch_but_never_over_uncommitted_work(t
 
 
 def test_resume_marks_the_session_logs_it_and_commits_it(two_task_milestone: Path, repo: Path) -> None:
-    invoke("activate", "m1")
+    must("activate", "m1")
     session_id = as_json(repo, "session", "save")["session"]["id"]
     answer = as_json(repo, "resume", session_id)
     assert answer["session"]["status"] == "resumed" and answer["session"]["resumed_at"]
@@ -159,14 +158,14 @@ def test_resume_marks_the_session_logs_it_and_commits_it(two_task_milestone: Pat
 
 
 def test_resume_clears_blockers_that_are_resolved(two_task_milestone: Path, repo: Path) -> None:
-    invoke("activate", "m1")
-    invoke("task", "start", "T2", "--force")  # before T1: a dependency violation
+    must("activate", "m1")
+    must("task", "start", "T2", "--force")  # before T1: a dependency violation
     engine = Engine(Workspace.discover(repo))
     with engine.transaction() as txn:
         escalated = blockers.recheck(txn, txn.milestone("m1"))
     assert [b["type"] for b in escalated.detected] == ["dependency_violation"]
     assert as_json(repo, "status", "m1")["milestone"]["status"] == "blocked"
-    invoke("task", "done", "T1")  # the cause is gone
+    must("task", "done", "T1")  # the cause is gone
     result = invoke("resume")
     assert result.exit_code == 0, result.output
     assert "cleared blocker: dependency_violation: T2 was started before T1 completed" in result.stdout

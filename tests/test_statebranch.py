@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pygit2
 import pytest
-from test_sync import as_json, ok
 
-from conftest import git, invoke, log_file, make_repo, session_file
+from conftest import as_json, git, invoke, log_file, make_repo, must, ok, session_file
 from milestoned.core.errors import RuntimeFailure
 from milestoned.files.workspace import Workspace
 from milestoned.git import statebranch
@@ -22,8 +21,8 @@ def saved_session(root: Path) -> str:
 
 
 def test_a_save_commits_the_state_to_its_own_branch_for_people_to_read(two_task_milestone: Path, repo: Path) -> None:
-    invoke("activate", "m1")
-    invoke("task", "done", "T1")
+    must("activate", "m1")
+    must("task", "done", "T1")
     head_before = git("rev-parse", "HEAD", cwd=repo)
     session_id = saved_session(repo)
     tree = git("ls-tree", "-r", "--name-only", BRANCH, cwd=repo).splitlines()
@@ -44,9 +43,9 @@ def test_a_save_commits_the_state_to_its_own_branch_for_people_to_read(two_task_
 
 
 def test_every_save_is_one_commit_saying_what_changed(two_task_milestone: Path, repo: Path) -> None:
-    invoke("activate", "m1")
+    must("activate", "m1")
     session_id = saved_session(repo)
-    invoke("task", "done", "T1")
+    must("task", "done", "T1")
     saved_session(repo)
     subjects = git("log", "--format=%s", BRANCH, cwd=repo).splitlines()
     assert subjects == [
@@ -58,14 +57,14 @@ def test_every_save_is_one_commit_saying_what_changed(two_task_milestone: Path, 
 
 
 def test_pausing_and_completing_save_the_session_by_themselves(two_task_milestone: Path, repo: Path) -> None:
-    invoke("activate", "m1")
+    must("activate", "m1")
     assert invoke("pause", "m1").exit_code == 0
     paused = as_json(repo, "sessions")["sessions"]
     assert [(s["save_reason"], s["milestone_status"]) for s in paused] == [("paused", "paused")]
     assert git("log", "-1", "--format=%s", BRANCH, cwd=repo).endswith("m1 paused, 0% (paused)")
-    invoke("activate", "m1")
-    invoke("task", "done", "T1")
-    invoke("task", "done", "T2")
+    must("activate", "m1")
+    must("task", "done", "T1")
+    must("task", "done", "T2")
     latest = as_json(repo, "sessions")["sessions"][0]
     assert (latest["save_reason"], latest["milestone_status"], latest["progress_percentage"]) == \
         ("milestone_completed", "completed", 100)
@@ -73,8 +72,8 @@ def test_pausing_and_completing_save_the_session_by_themselves(two_task_mileston
 
 
 def test_saved_state_survives_gc_and_comes_back_from_the_branch(two_task_milestone: Path, repo: Path) -> None:
-    invoke("activate", "m1")
-    invoke("task", "done", "T1")
+    must("activate", "m1")
+    must("task", "done", "T1")
     session_id = saved_session(repo)
     events = as_json(repo, "events", "m1", "-n", "0")["events"]
     git("reflog", "expire", "--expire=now", "--all", cwd=repo)
@@ -94,7 +93,7 @@ def test_a_machine_without_any_git_identity_still_saves(two_task_milestone: Path
     for role in ("AUTHOR", "COMMITTER"):
         monkeypatch.delenv(f"GIT_{role}_NAME")
         monkeypatch.delenv(f"GIT_{role}_EMAIL")
-    invoke("activate", "m1")
+    must("activate", "m1")
     saved_session(repo)
     assert git("log", "-1", "--format=%an <%ae> / %cn <%ce>", BRANCH, cwd=repo) == \
         "milestoned <milestoned@localhost> / milestoned <milestoned@localhost>"
@@ -105,7 +104,7 @@ def test_a_machine_without_any_git_identity_still_saves(two_task_milestone: Path
 
 
 def test_a_linked_worktree_saves_the_one_shared_state(two_task_milestone: Path, repo: Path) -> None:
-    invoke("activate", "m1")
+    must("activate", "m1")
     linked = repo.parent / "linked"
     git("worktree", "add", "-q", "-b", "side", str(linked), cwd=repo)
     ok(linked, "task", "done", "T1")

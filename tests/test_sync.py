@@ -1,120 +1,27 @@
 """``milestoned sync`` through real remotes: a bare repository and a real ``git daemon``.
 
-The helpers at the top (clones, a served remote) are shared by the session and claim tests.
+The remotes (a bare repository, a served one, clones) come from conftest.py.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-from click.testing import Result
-
-from conftest import git, invoke, log_file, make_repo, write_milestone
+from conftest import (
+    as_json,
+    bare_remote,
+    clone,
+    event_ids,
+    git,
+    invoke,
+    log_file,
+    ok,
+    project,
+    share,
+)
 from milestoned.files.workspace import Workspace
 from milestoned.git import remotes
-
-
-def at(root: Path, *args: str) -> Result:
-    """The CLI in-process, as if started in ``root``."""
-    before = os.getcwd()
-    os.chdir(root)
-    try:
-        return invoke(*args)
-    finally:
-        os.chdir(before)
-
-
-def ok(root: Path, *args: str) -> str:
-    result = at(root, *args)
-    assert result.exit_code == 0, result.output
-    return result.stdout
-
-
-def as_json(root: Path, *args: str) -> dict:
-    return json.loads(ok(root, *args, "--json"))
-
-
-def event_ids(root: Path, milestone: str = "m1") -> set[str]:
-    return {e["id"] for e in as_json(root, "events", milestone, "-n", "0")["events"]}
-
-
-def tasks_yaml(count: int) -> str:
-    return "\n".join(f"  - {{id: T{i}, title: task {i}}}" for i in range(1, count + 1))
-
-
-def bare_remote(path: Path) -> Path:
-    path.mkdir(parents=True)
-    git("init", "-q", "--bare", "-b", "main", cwd=path)
-    return path
-
-
-def project(tmp_path: Path, tasks: int = 4, *, remote: Path | None = None) -> tuple[Path, Path]:
-    """A bare remote and a first clone with an active milestone ``m1`` of independent tasks."""
-    remote = remote or bare_remote(tmp_path / "origin.git")
-    first = make_repo(tmp_path / "a")
-    git("remote", "add", "origin", str(remote), cwd=first)
-    git("push", "-q", "origin", "main", cwd=first)
-    ok(first, "init")
-    write_milestone(first, "m1", f"id: m1\ntitle: shared work\ntasks:\n{tasks_yaml(tasks)}\n")
-    ok(first, "activate", "m1")
-    return remote, first
-
-
-def clone(remote: Path | str, dest: Path) -> Path:
-    git("clone", "-q", str(remote), str(dest), cwd=dest.parent)
-    return dest
-
-
-def share(first: Path, remote: Path | str, dest: Path) -> Path:
-    """Save and sync ``first``'s session, then clone ``remote`` to ``dest`` and resume it there."""
-    ok(first, "session", "save")
-    ok(first, "sync")
-    second = clone(remote, dest)
-    ok(second, "resume")
-    return second
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@pytest.fixture
-def git_daemon(tmp_path: Path) -> Iterator[tuple[Path, str]]:
-    """A real ``git daemon`` on 127.0.0.1 serving (and accepting pushes to) ``served/``: (dir, base URL)."""
-    served = tmp_path / "served"
-    served.mkdir()
-    for _ in range(5):
-        port = free_port()
-        proc = subprocess.Popen(
-            ["git", "daemon", "--reuseaddr", "--export-all", "--enable=receive-pack", "--informative-errors",
-             "--listen=127.0.0.1", f"--port={port}", f"--base-path={served}", str(served)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        )
-        deadline = time.monotonic() + 15
-        while proc.poll() is None and time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.05)
-        if proc.poll() is None:
-            break
-    else:
-        pytest.fail("git daemon did not start")
-    try:
-        yield served, f"git://127.0.0.1:{port}/"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def user_view(root: Path) -> dict[str, object]:

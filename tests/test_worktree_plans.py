@@ -12,11 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from test_execute import fake, plan, status_of, tasks_by_id
-from test_sync import as_json, ok
-
-from conftest import git, invoke, write_milestone
-from daemons import wait_for
+from conftest import as_json, fake, git, invoke, ok, plan, status_of, tasks_by_id, wait_for, write_milestone
 
 PLAN = "id: m1\ntitle: shared\ntasks:\n  - {id: T1, title: one}\n  - {id: T2, title: two}\n"
 
