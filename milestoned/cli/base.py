@@ -9,13 +9,16 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from milestoned import __version__
 from milestoned.core.errors import MilestonedError
 from milestoned.core.jsonout import json_text
+
+if TYPE_CHECKING:
+    from milestoned.engine.engine import Engine
 
 F = TypeVar("F", bound=Callable[..., Any])
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -67,7 +70,7 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json_text(data, pretty=sys.stdout.isatty()))
 
 
-def open_engine() -> Any:
+def open_engine() -> Engine:
     """The engine for the repository around the current directory."""
     # start-up: loaded on first use (`--help` and `--version` need none of it)
     from milestoned.engine.engine import Engine
@@ -81,7 +84,7 @@ def open_engine() -> Any:
     return engine
 
 
-def _drain(engine: Any) -> None:
+def _drain(engine: Engine) -> None:
     """Take in the commits the hooks reported or that moved a ref, so answers are exact.
 
     Costs a few ``stat`` calls when there is nothing new.  A failure (a broken

@@ -6,7 +6,7 @@ an agent holds carries a lease; without a heartbeat it goes back to the ready se
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -22,13 +22,17 @@ from milestoned.cli.base import (
     warn,
 )
 
+if TYPE_CHECKING:
+    from milestoned.engine.engine import Engine
+    from milestoned.model.milestone import Milestone
+
 agent_option = click.option("--agent", required=True, help="The agent's name, as given to `next --claim`.")
 task_argument = click.argument("task_id", required=False)
 lease_option = click.option("--lease", default=None,
                             help="How long the claim holds without a heartbeat (default: claims.lease, 30m).")
 
 
-def _expire_lapsed(engine: Any, milestone_id: str) -> Any:
+def _expire_lapsed(engine: Engine, milestone_id: str) -> Milestone:
     """The milestone to read, after giving back tasks whose lease ran out (a read that records it)."""
     # start-up: loaded only when this command runs
     from milestoned.engine import claims
@@ -79,7 +83,7 @@ def next_(milestone: str | None, as_json: bool, claim: bool, agent: str | None, 
         say(f"{row['id']}  {row['title']}")
 
 
-def _claim(engine: Any, mid: str, agent: str | None, lease: str | None, remote: str | None, as_json: bool) -> None:
+def _claim(engine: Engine, mid: str, agent: str | None, lease: str | None, remote: str | None, as_json: bool) -> None:
     # start-up: loaded only when this command runs
     from milestoned.core.errors import UserError
     from milestoned.engine import claims

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
-from milestoned.cli.base import cli, json_option, milestone_argument, open_engine, print_json, say, warn
+from milestoned.cli.base import F, cli, json_option, milestone_argument, open_engine, print_json, say, warn
+
+if TYPE_CHECKING:
+    from milestoned.engine.engine import Engine
+    from milestoned.files.workspace import Workspace
 
 
-def _workspace():  # type: ignore[no-untyped-def]
+def _workspace() -> Workspace:
     # start-up: loaded only when this command runs
     from milestoned.files.workspace import Workspace
 
@@ -108,7 +112,7 @@ def _kind(systemd: bool, launchd: bool) -> str:
     return "systemd" if systemd else "launchd" if launchd else service.default_kind()
 
 
-def service_kind_options(func: Any) -> Any:
+def service_kind_options(func: F) -> F:
     """``--systemd`` / ``--launchd``: which service manager (default: this system's)."""
     func = click.option("--launchd", is_flag=True, help="A launchd agent (the default on macOS).")(func)
     return click.option("--systemd", is_flag=True, help="A systemd user service (the default on Linux).")(func)
@@ -137,7 +141,7 @@ def uninstall(systemd: bool, launchd: bool) -> None:
 
 
 # -- blockers ---------------------------------------------------------------------------
-def _recheck(engine, mid: str, *, err: bool) -> None:  # type: ignore[no-untyped-def]
+def _recheck(engine: Engine, mid: str, *, err: bool) -> None:
     """Run the test command on HEAD if it was never run there, then judge the blockers again."""
     # start-up: loaded only when this command runs
     from milestoned.engine import blockers

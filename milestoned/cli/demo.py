@@ -67,7 +67,7 @@ class Demo:
     def git(self, *args: str) -> str:
         return gitutil.git(list(args), self.root)
 
-    def engine(self, where: Path | None = None):  # type: ignore[no-untyped-def]
+    def engine(self, where: Path | None = None) -> Engine:
         return Engine(Workspace.discover(where or self.root))
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from milestoned.cli.base import cli, json_option, open_engine, print_json, say
 
+if TYPE_CHECKING:
+    from milestoned.files.workspace import Workspace
 
-def _workspace() -> Any:
+
+def _workspace() -> Workspace:
     """The repository around us; drains the inbox first when milestoned is initialized there."""
     # start-up: loaded only when this command runs
     from milestoned.files.workspace import Workspace
@@ -58,22 +61,23 @@ def status(as_json: bool) -> None:
 
     ws = _workspace()
     rows = hookmod.status(ws)
+    directory = str(hookmod.hooks_dir(ws))
+    config = hookmod.config_view(ws)
     view = {
         "schema": 1,
-        "hooks_dir": str(hookmod.hooks_dir(ws)),
+        "hooks_dir": directory,
         "hooks": [row.as_dict() for row in rows],
-        "config": hookmod.config_view(ws),
+        "config": config,
         "inbox_pending": inbox.has_pending(ws.runtime_dir),
     }
     if as_json:
         print_json(view)
         return
-    say(f"hooks directory: {view['hooks_dir']}")
+    say(f"hooks directory: {directory}")
     width = max(len(name) for name in hookmod.HOOKS)
     for row in rows:
         stale = "" if row.current or row.state in ("missing", "moved") else " (out of date: run `hooks install`)"
         say(f"  {row.name:<{width}}  {row.state:<8}  {row.detail}{stale}")
-    config = view["config"]
     follows = hookmod.NOTES_REF in config["notes.rewriteRef"]
     say(f"notes follow rewrites: {'yes' if follows else 'no (run `milestoned hooks install`)'}")
     if any(row.state in ("missing", "moved", "inactive") for row in rows):

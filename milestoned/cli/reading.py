@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from milestoned.cli.base import cli, json_option, milestone_argument, open_engine, print_json, say, warn
 
+if TYPE_CHECKING:
+    from milestoned.engine.engine import Engine
+    from milestoned.model.events import Event
 
-def _status_view(engine, milestone: str | None) -> dict:  # type: ignore[no-untyped-def]
+
+def _status_view(engine: Engine, milestone: str | None) -> dict[str, Any]:
     """From the daemon when one answers, else from the files: the same view either way."""
     # start-up: loaded only when this command runs
     from milestoned.daemon import client
@@ -84,7 +91,7 @@ def status(milestone: str | None, as_json: bool, fmt: str | None, watch: bool, i
             say(line)
 
 
-def _watch(engine, milestone: str | None, interval: float) -> None:  # type: ignore[no-untyped-def]
+def _watch(engine: Engine, milestone: str | None, interval: float) -> None:
     # start-up: rich costs ~35 ms, and only a terminal needs it
     from rich.console import Console
     from rich.live import Live
@@ -122,7 +129,7 @@ def events(milestone: str | None, as_json: bool, names: tuple[str, ...], task_id
     engine.path_of(mid)
     path = engine.ws.log_path(mid)
 
-    def keep(event: dict) -> bool:
+    def keep(event: Event) -> bool:
         name = event.get("event", event.get("event_type"))
         return (not names or name in names) and (task_id is None or event.get("task_id") == task_id)
 
@@ -145,15 +152,15 @@ def events(milestone: str | None, as_json: bool, names: tuple[str, ...], task_id
     if as_json and not follow:
         print_json({"schema": 1, "milestone_id": mid, "events": chosen})
         return
-    emit = (lambda e: say(__import__("json").dumps(e, ensure_ascii=False))) if as_json else \
-        (lambda e: say(render.event_line(e)))
+    emit: Callable[[Event], None] = (lambda e: say(__import__("json").dumps(e, ensure_ascii=False))) if as_json \
+        else (lambda e: say(render.event_line(e)))
     for event in chosen:
         emit(event)
     if follow:
         _follow(path, keep, emit)
 
 
-def _follow(path, keep, emit) -> None:  # type: ignore[no-untyped-def]
+def _follow(path: Path, keep: Callable[[Event], bool], emit: Callable[[Event], None]) -> None:
     # start-up: loaded only when this command runs
     from milestoned.model import events as eventlog
 

@@ -7,9 +7,13 @@ what ``--json`` says cannot drift apart.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from milestoned.model.views import describe
+
+if TYPE_CHECKING:
+    from rich.console import RenderableType
+    from rich.panel import Panel
 
 STATUS_STYLE = {
     "completed": "green", "in_progress": "cyan", "blocked": "red", "pending": "dim",
@@ -52,7 +56,7 @@ def status_lines(view: dict[str, Any]) -> Iterable[str]:
             yield "  " + event_line(event)
 
 
-def status_rich(view: dict[str, Any]) -> Any:
+def status_rich(view: dict[str, Any]) -> Panel:
     """The dashboard as a rich renderable (a panel with a progress bar and a task table)."""
     # start-up: rich costs ~35 ms, and only a terminal needs it
     from rich.console import Group
@@ -75,7 +79,7 @@ def status_rich(view: dict[str, Any]) -> Any:
     for t in view["tasks"]:
         status = Text(t["status"] + (" (ready)" if t["ready"] else ""), STATUS_STYLE.get(t["status"], ""))
         table.add_row(t["id"], status, t["title"], t["agent"] or "", ", ".join(t["dependencies"]))
-    parts: list[Any] = [head, bar]
+    parts: list[RenderableType] = [head, bar]
     for blocker in m.get("blockers") or []:
         parts.append(Text(f"blocker: {describe(blocker)}", "red"))
     parts.append(table)

@@ -6,7 +6,7 @@ clone and ``sync`` exchanges it with a remote.  Only ``sync`` ever pushes.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -21,6 +21,9 @@ from milestoned.cli.base import (
     warn,
 )
 from milestoned.core.errors import display_path
+
+if TYPE_CHECKING:
+    from milestoned.engine.engine import Engine
 
 
 def _timeout(value: str) -> float:
@@ -119,7 +122,7 @@ def show(session_id: str | None, as_json: bool) -> None:
         click.echo(engine.ws.session_path(session_id).read_text(encoding="utf-8"), nl=False)
 
 
-def _remote_for(engine: Any, remote: str | None) -> str | None:
+def _remote_for(engine: Engine, remote: str | None) -> str | None:
     # start-up: loaded only when this command runs
     from milestoned.git import remotes
 

@@ -88,7 +88,8 @@ class StatusAnswer:
     warning: str | None = None
 
     def view(self) -> dict[str, Any]:
-        return json.loads(self.raw)
+        view: dict[str, Any] = json.loads(self.raw)  # the daemon's status result: always an object
+        return view
 
 
 def status(ws: Workspace, milestone: str | None, *, timeout: float = ANSWER_TIMEOUT) -> StatusAnswer | None:

@@ -30,7 +30,9 @@ import socketserver
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from milestoned import __version__
@@ -44,7 +46,7 @@ from milestoned.daemon.watch import Change, Watcher
 from milestoned.engine import blockers, claims, ingest, sessions
 from milestoned.engine.blockers import Probe
 from milestoned.engine.engine import Engine
-from milestoned.engine.testruns import Ledger, TestCommand, TestWorker
+from milestoned.engine.testruns import Ledger, TestCommand, TestRun, TestWorker
 from milestoned.files.durable import atomic_write
 from milestoned.files.workspace import Workspace
 from milestoned.git import queries as gitutil
@@ -76,7 +78,9 @@ class _Handler(socketserver.StreamRequestHandler):
     timeout = 300  # an idle client is dropped after this many seconds
 
     def handle(self) -> None:
-        daemon: Daemon = self.server.milestoned  # type: ignore[attr-defined]
+        server = self.server
+        assert isinstance(server, _Server)  # the only server this handler is given to
+        daemon = server.milestoned
         while True:
             try:
                 line = self.rfile.readline(MAX_REQUEST)
@@ -117,14 +121,14 @@ class Daemon:
 
     # -- life -------------------------------------------------------------------------
     def serve(self) -> int:
-        self._bind()
+        server = self._bind()
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         self.watcher.start()
         with self.work:
             self._resync("start", quiet=True)
         self.tests.start()
-        server_thread = threading.Thread(target=self._server.serve_forever, name="milestoned-socket",  # type: ignore[union-attr]
+        server_thread = threading.Thread(target=server.serve_forever, name="milestoned-socket",
                                          kwargs={"poll_interval": 0.5}, daemon=True)
         server_thread.start()
         log.info("milestoned %s serving %s on %s (pid %d)", __version__, self.ws.root, self.socket, os.getpid())
@@ -135,7 +139,7 @@ class Daemon:
             self._shutdown()
         return 0
 
-    def _bind(self) -> None:
+    def _bind(self) -> _Server:
         private_dir(self.socket.parent)
         try:
             self.socket.unlink()  # we hold the lock: whatever is there is a crashed daemon's
@@ -143,7 +147,7 @@ class Daemon:
             pass
         old = os.umask(0o177)
         try:
-            self._server = _Server(self.socket, self)
+            server = self._server = _Server(self.socket, self)
         finally:
             os.umask(old)
         os.chmod(self.socket, 0o600)
@@ -151,8 +155,9 @@ class Daemon:
                   "started_at": self.started_at, "version": __version__}
 
         atomic_write(self.ws.runtime_dir / RECORD_NAME, json.dumps(record, indent=1) + "\n", 0o600)
+        return server
 
-    def _on_signal(self, signum: int, frame: Any) -> None:
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         log.info("received %s: stopping", signal.Signals(signum).name)
         self.stopping.set()
         self.watcher.push(Change("wake"))
@@ -208,7 +213,7 @@ class Daemon:
             log.warning("could not save the session of %s: %s", mid, exc)
 
     # -- reacting ---------------------------------------------------------------------
-    def _react(self, changes: set[Any]) -> None:
+    def _react(self, changes: set[Change]) -> None:
         kinds = {c.kind for c in changes}
         lost = self.watcher.rescan() if kinds & {"rescan", "resync"} else False
         if "resync" in kinds or lost:
@@ -331,7 +336,7 @@ class Daemon:
         if running and (known is None or known.command != cfg.test_command):
             self.tests.want(head, cfg.test_command, cfg.test_timeout)
 
-    def _tests_done(self, run: Any) -> None:
+    def _tests_done(self, run: TestRun) -> None:
         self.watcher.push(Change("tests"))
 
     def _evaluate(self, *, git: bool) -> None:
@@ -352,7 +357,10 @@ class Daemon:
             if not ms.running and not ms.blockers:
                 continue
             self._expire_claims(mid)
-            ms = self.cache.known(mid).milestone  # type: ignore[union-attr]
+            entry = self.cache.known(mid)  # expiring claims refreshed it
+            if entry is None:
+                continue
+            ms = entry.milestone
             found, covered = blockers.detect(ms, cfg, self.probe)
             if not blockers.differs(ms, found, covered):
                 continue
@@ -389,7 +397,8 @@ class Daemon:
             try:
                 if request.get("sync", True):
                     self._drain()  # the cookie: what the hooks wrote so far is in the answer (a few stats if nothing)
-                return getattr(self, f"_op_{op}")(request)
+                handler: Callable[[dict[str, Any]], bytes] = getattr(self, f"_op_{op}")
+                return handler(request)
             finally:
                 self.work.release()
         except MilestonedError as exc:
@@ -405,7 +414,9 @@ class Daemon:
         return self.engine.resolve(named)
 
     def _op_status(self, request: dict[str, Any]) -> bytes:
-        cwd = request.get("cwd") if isinstance(request.get("cwd"), str) else os.getcwd()
+        cwd = request.get("cwd")
+        if not isinstance(cwd, str):
+            cwd = os.getcwd()
         named = request.get("milestone")
         if named is None and self.engine.current_id() is None:
             body = self.cache.overview(cwd)

@@ -147,7 +147,7 @@ class ViewCache:
         return shown
 
     def overview(self, cwd: str) -> bytes:
-        return compact_json(for_cwd(views.overview(_FromMemory(self)), cwd))  # type: ignore[arg-type]
+        return compact_json(for_cwd(views.overview(_FromMemory(self)), cwd))
 
     def events(self, milestone_id: str) -> tuple[list[dict[str, Any]], list[tuple[int, str]], bool]:
         """(recent events, log problems, whether those events are the whole log)."""

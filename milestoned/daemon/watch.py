@@ -26,7 +26,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from watchdog.events import (
     DirCreatedEvent,
@@ -36,11 +36,15 @@ from watchdog.events import (
     FileDeletedEvent,
     FileModifiedEvent,
     FileMovedEvent,
+    FileSystemEvent,
     FileSystemEventHandler,
 )
 from watchdog.observers import Observer
 
 from milestoned.files.workspace import Workspace
+
+if TYPE_CHECKING:
+    from watchdog.observers.api import BaseObserver, ObservedWatch
 
 log = logging.getLogger("milestoned.watch")
 
@@ -76,9 +80,9 @@ class Watcher:
         self.debounce = debounce
         self._cond = threading.Condition()
         self._pending: set[Change] = set()
-        self._observer: Any = None
-        self._handler: Any = None
-        self._watches: dict[Path, tuple[Any, tuple[int, int]]] = {}  # path -> (watch, (dev, inode))
+        self._observer: BaseObserver | None = None  # made by start
+        self._handler: FileSystemEventHandler | None = None
+        self._watches: dict[Path, tuple[ObservedWatch, tuple[int, int]]] = {}  # path -> (watch, (dev, inode))
         self._lost = _LostEvents(self)
         common = ws.common_dir
         self._common = common
@@ -91,8 +95,9 @@ class Watcher:
         ws = self.ws
         found = [(ws.milestones_dir, False), (ws.active_dir, False), (ws.completed_dir, False),
                  (ws.state_dir, False), (ws.log_dir, False)]
-        if self._common is not None:
-            found += [(self._common, False), (self._refs, True), (self._worktrees, True)]  # type: ignore[list-item]
+        common, refs, worktrees = self._common, self._refs, self._worktrees
+        if common is not None and refs is not None and worktrees is not None:  # all three, or none
+            found += [(common, False), (refs, True), (worktrees, True)]
         return found
 
     def watched(self) -> list[str]:
@@ -130,14 +135,14 @@ class Watcher:
         watcher = self
 
         class Handler(FileSystemEventHandler):
-            def on_any_event(self, event: Any) -> None:
+            def on_any_event(self, event: FileSystemEvent) -> None:
                 watcher._on_event(event)
 
         self._handler = Handler()
-        self._observer = Observer()
-        self._observer.daemon = True
+        observer = self._observer = Observer()
+        observer.daemon = True
         self.rescan()
-        self._observer.start()
+        observer.start()
         logging.getLogger("watchdog").addHandler(self._lost)
 
     def stop(self) -> None:
@@ -156,7 +161,9 @@ class Watcher:
         """
         kinds = [FileCreatedEvent, FileDeletedEvent, FileModifiedEvent, FileMovedEvent,
                  DirCreatedEvent, DirDeletedEvent, DirMovedEvent]
-        observer = self._observer
+        observer, handler = self._observer, self._handler
+        if observer is None or handler is None:  # not started: nothing to watch with yet
+            return False
         dead = {str(e.watch.path) for e in list(observer.emitters) if not e.is_alive()} if observer.is_alive() else set()
         lost = False
         for path, recursive in self.targets():
@@ -168,21 +175,23 @@ class Watcher:
                 lost = True
             if identity is not None and path not in self._watches:
                 try:
-                    watch = observer.schedule(self._handler, str(path), recursive=recursive, event_filter=kinds)
+                    watch = observer.schedule(handler, str(path), recursive=recursive, event_filter=kinds)
                 except OSError as exc:  # raced with a removal: the next rescan tries again
                     log.warning("cannot watch %s: %s", path, exc)
                     continue
                 self._watches[path] = (watch, identity)
         return lost
 
-    def _unschedule(self, watch: Any) -> None:
+    def _unschedule(self, watch: ObservedWatch) -> None:
+        if self._observer is None:
+            return
         try:
             self._observer.unschedule(watch)
         except (KeyError, OSError):
             pass
 
     # -- events in, batches out -----------------------------------------------------
-    def _on_event(self, event: Any) -> None:
+    def _on_event(self, event: FileSystemEvent) -> None:
         paths = [event.src_path, getattr(event, "dest_path", "") or ""]
         if event.is_directory and event.event_type in ("created", "deleted", "moved"):
             self.push(Change("rescan"))

@@ -19,6 +19,7 @@ it pushed, and an expired remote claim can be taken over the same way.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import secrets
 import socket
@@ -114,24 +115,28 @@ def _write_claim(repo: pygit2.Repository, record: dict[str, Any]) -> pygit2.Oid:
     subject = f"{record['status']} {record['milestone_id']}/{record['task_id']} by {record['agent']}"
     message = f"{subject}\n\n{json.dumps(record, sort_keys=True, ensure_ascii=False)}\n"
     author, committer = statebranch.signatures(repo)
-    return repo.create_commit(None, author, committer, message, repo.TreeBuilder().write(), [])  # type: ignore[no-any-return]
+    return repo.create_commit(None, author, committer, message, repo.TreeBuilder().write(), [])
 
 
-def read_claim(repo: pygit2.Repository, oid: Any) -> dict[str, Any] | None:
+def read_claim(repo: pygit2.Repository, oid: pygit2.Oid | str) -> dict[str, Any] | None:
     """The claim a claim commit holds, or None when it is not one of ours."""
+    # start-up: pygit2 costs ~60 ms, and the commands that never touch git objects skip it
+    import pygit2
+
     try:
-        message = repo[oid].message
+        message = repo[oid].peel(pygit2.Commit).message  # not a commit: ValueError
         record = json.loads(message.partition("\n\n")[2])
     except (KeyError, ValueError, AttributeError):
         return None
     return record if isinstance(record, dict) and "agent" in record else None
 
 
-def _holders(ws: Workspace, repo: pygit2.Repository, remote: str, milestone_id: str) -> dict[str, tuple[Any, dict]]:
+def _holders(ws: Workspace, repo: pygit2.Repository, remote: str,
+             milestone_id: str) -> dict[str, tuple[pygit2.Oid | str, dict[str, Any]]]:
     """The remote's claims on ``milestone_id`` as ``{task: (commit, claim)}``, fetched now."""
     base = f"{remotes.tracking_claims(remote)}{milestone_id}/"
     remotes.fetch(ws, remote, timeout=NETWORK_TIMEOUT, refspecs=[f"+{claim_ref(milestone_id, '*')}:{base}*"])
-    found: dict[str, tuple[Any, dict]] = {}
+    found: dict[str, tuple[pygit2.Oid | str, dict[str, Any]]] = {}
     for name in repo.references:
         if name.startswith(base):
             oid = repo.references[name].target
@@ -151,7 +156,8 @@ def _remote_value(ws: Workspace, remote: str, ref: str) -> str | None:
     return None
 
 
-def _cas_push(ws: Workspace, remote: str, ref: str, new: Any | None, expect: Any | None) -> bool:
+def _cas_push(ws: Workspace, remote: str, ref: str, new: pygit2.Oid | str | None,
+              expect: pygit2.Oid | str | None) -> bool:
     """Set (or delete, ``new=None``) ``ref`` on the remote if it still holds ``expect`` (None: absent).
 
     True only when the remote reads back exactly what we pushed.
@@ -164,7 +170,7 @@ def _cas_push(ws: Workspace, remote: str, ref: str, new: Any | None, expect: Any
     return _remote_value(ws, remote, ref) == (str(new) if new is not None else None)
 
 
-def _mirror(repo: pygit2.Repository, ref: str, oid: Any | None) -> None:
+def _mirror(repo: pygit2.Repository, ref: str, oid: pygit2.Oid | str | None) -> None:
     """Our local copy of a claim we hold on a remote (deleted when we no longer hold it)."""
     if oid is None:
         if repo.references.get(ref) is not None:
@@ -198,7 +204,7 @@ def _claim_remote(txn: Transaction, milestone: Milestone, candidates: list[str],
         oid = _write_claim(repo, record)
         if _cas_push(ws, remote, ref, oid, expect):
             # the push decided; our copy of it follows once the claim is recorded
-            txn.after_commit(lambda ref=ref, oid=oid: _mirror(repo, ref, oid))
+            txn.after_commit(functools.partial(_mirror, repo, ref, oid))
             if expect is not None:
                 txn.record(milestone, "claim_taken_over", task_id=tid, agent=agent, previous=_public(holders[tid][1]))
             return tid, {**record, "commit": str(oid)}, elsewhere
@@ -359,9 +365,9 @@ def push_pending(ws: Workspace, remote: str, repo: pygit2.Repository, *, timeout
         if theirs_ref is not None and theirs_ref.target == ours_id:
             continue
         theirs = read_claim(repo, theirs_ref.target) if theirs_ref is not None else None
-        if theirs is None or theirs.get("claim_id") != ours.get("claim_id"):
+        if theirs_ref is None or theirs is None or theirs.get("claim_id") != ours.get("claim_id"):
             lost.append(name)
-        elif _cas_push(ws, remote, name, ours_id, theirs_ref.target):  # type: ignore[union-attr]
+        elif _cas_push(ws, remote, name, ours_id, theirs_ref.target):
             pushed.append(name)
         else:
             lost.append(name)

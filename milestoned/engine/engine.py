@@ -138,11 +138,12 @@ class Engine:
             return pinned
         path = self.path_of(milestone_id)
         key = readcache.stamp(path)
-        plan = readcache.get_plan(self.ws.cache_dir, path, key)
-        if plan is None:
-            plan = load_plan(path)
-            readcache.put_plan(self.ws.cache_dir, path, key, plan)
-        return plan  # type: ignore[no-any-return]
+        cached = readcache.get_plan(self.ws.cache_dir, path, key)
+        if isinstance(cached, Plan):
+            return cached
+        plan = load_plan(path)
+        readcache.put_plan(self.ws.cache_dir, path, key, plan)
+        return plan
 
     def _fold(self, milestone_id: str, plan: Plan, log_path: Path) -> tuple[LogFold, list[Event] | None]:
         """The log folded: from this process's last write or the cache when the log is unchanged,
@@ -152,7 +153,7 @@ class Engine:
         if kept is not None and key is not None and kept[0] == key:
             return kept[1], None
         cached = readcache.get_log(self.ws.cache_dir, milestone_id, key)
-        if cached is not None:
+        if isinstance(cached, LogFold):
             return cached, None
         logfold, events = read_log(log_path, plan, key[1] if key else None)
         if logfold.state.has_baseline:
@@ -214,7 +215,7 @@ class Transaction:
         self._current: tuple[str | None, str | None] | None = None  # (new current, or clear if it is this)
         self._plans: dict[Path, str] = {}
         self._moves: list[tuple[Path, Path]] = []
-        self._after: list[Callable[[], None]] = []
+        self._after: list[Callable[[], object]] = []
 
     def milestone(self, milestone_id: str) -> Milestone:
         """Load under the lock; the first write records the baseline and what the plan changed."""
@@ -309,8 +310,9 @@ class Transaction:
             raise UserError("already exists", path=target, hint="remove one of the two copies")
         self._moves.append((source, target))
 
-    def after_commit(self, action: Callable[[], None]) -> None:
-        """Run ``action`` once everything is written, still under the lock (e.g. a state-branch save)."""
+    def after_commit(self, action: Callable[[], object]) -> None:
+        """Run ``action`` once everything is written, still under the lock (e.g. a state-branch save);
+        what it returns is dropped."""
         self._after.append(action)
 
     # -- the commit ---------------------------------------------------------------------

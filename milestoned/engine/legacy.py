@@ -78,7 +78,7 @@ def _record_path(ws: Workspace) -> Path:
     return ws.state_dir / RECORD
 
 
-def _taken(ws: Workspace) -> dict[str, list[int]]:
+def _taken(ws: Workspace) -> dict[str, list[int] | None]:
     try:
         data = json.loads(_record_path(ws).read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -116,7 +116,7 @@ def import_all(engine: Engine) -> list[str]:
         elif source.kind == "current":
             _import_current(ws, source.path)
     taken = _taken(ws)
-    taken.update({str(s.path): _stamp(s.path) for s in todo})  # type: ignore[misc]
+    taken.update({str(s.path): _stamp(s.path) for s in todo})
     atomic_write(_record_path(ws), json.dumps(taken, indent=1, sort_keys=True) + "\n", 0o600)
     return warnings
 

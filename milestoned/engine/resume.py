@@ -8,7 +8,7 @@ plan the branch lacks, mark the session resumed and judge its blockers again.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -20,8 +20,11 @@ from milestoned.files.workspace import STATE_DIR, Workspace
 from milestoned.git import hookinstall, remotes, statebranch
 from milestoned.git import queries as gitutil
 
+if TYPE_CHECKING:
+    import pygit2
 
-def _records_in(repo: Any, commit_id: Any) -> dict[str, dict[str, Any]]:
+
+def _records_in(repo: pygit2.Repository, commit_id: pygit2.Oid | None) -> dict[str, dict[str, Any]]:
     """The session records a state commit holds, by id (unreadable ones skipped)."""
     found = {}
     for key, data in statebranch.files_at(repo, commit_id).items():
@@ -35,7 +38,8 @@ def _records_in(repo: Any, commit_id: Any) -> dict[str, dict[str, Any]]:
     return found
 
 
-def _choose_session(ws: Workspace, repo: Any, commits: list[Any], session_id: str | None) -> dict[str, Any]:
+def _choose_session(ws: Workspace, repo: pygit2.Repository, commits: list[pygit2.Oid | None],
+                    session_id: str | None) -> dict[str, Any]:
     """The session to resume: the one named, else the newest here or on the state branch."""
     records: dict[str, dict[str, Any]] = {}
     for commit_id in commits:
@@ -78,7 +82,8 @@ def _switch_to(ws: Workspace, branch: str | None) -> str | None:
     raise UserError(f"git switch {branch} failed: {detail}", hint="resolve that, then run `milestoned resume` again")
 
 
-def _restore_plan(txn: Transaction, repo: Any, commits: list[Any], milestone_id: str) -> str | None:
+def _restore_plan(txn: Transaction, repo: pygit2.Repository, commits: list[pygit2.Oid | None],
+                  milestone_id: str) -> str | None:
     """A plan the checked-out branch lacks (never committed) comes back from the state branch
     (the fetched tip first), as an untracked file; a note saying so, or None."""
     engine = txn.engine

@@ -100,7 +100,7 @@ def integrate(txn: Transaction, incoming: pygit2.Oid | None, *, subject: str, pr
     absorb(txn, statebranch.files_at(repo, incoming), statebranch.files_at(repo, base_id),
            prefer_incoming=prefer_incoming)
     forward = local is None or base_id == local
-    parents = [incoming] if forward else [local, incoming]
+    parents = [incoming] if local is None or forward else [local, incoming]
     txn.after_commit(lambda: statetree.save(engine, subject, parents=parents, repo=repo))
     return "fast-forward" if forward else "merged"
 

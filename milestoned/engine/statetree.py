@@ -64,8 +64,8 @@ def gather(engine: Engine, repo: pygit2.Repository, parents: list[pygit2.Oid]) -
         files[readable_key] = readable
         here.add(mid)
     for key, blob in previous.items():  # plans this checkout lacks: kept as the branch had them
-        mid = statebranch.milestone_id_of(key)
-        if key.startswith(("plans/", "milestones/")) and mid not in here:
+        owner = statebranch.milestone_id_of(key)
+        if key.startswith(("plans/", "milestones/")) and owner not in here:
             files.setdefault(key, blob)
     return files
 
@@ -76,7 +76,7 @@ def plan_text(repo: pygit2.Repository, commit_id: pygit2.Oid | None, milestone_i
     blobs = statebranch.blobs_at(repo, commit_id)
     for key in (f"plans/{milestone_id}.yaml", f"milestones/{milestone_id}.yaml"):
         if key in blobs:
-            return repo[blobs[key]].data  # type: ignore[no-any-return]
+            return statebranch.blob_data(repo, blobs[key])
     return None
 
 

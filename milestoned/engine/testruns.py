@@ -202,9 +202,10 @@ class TestWorker:
             with self._cond:
                 while self._wanted is None and not self._stopping:
                     self._cond.wait()
-                if self._stopping:
+                wanted = self._wanted
+                if self._stopping or wanted is None:  # not stopping: the wait ended on a wish
                     return
-                commit, argv, timeout = self._wanted  # type: ignore[misc]
+                commit, argv, timeout = wanted
                 self._wanted = None
             self.running = commit
             try:

@@ -13,8 +13,12 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from milestoned.core.errors import RuntimeFailure
+
+if TYPE_CHECKING:
+    from filelock import BaseFileLock
 
 LOCK_TIMEOUT = 60.0
 
@@ -65,7 +69,7 @@ class StateLock:
         self.path = path
         self._mutex = threading.RLock()
         self._depth = 0
-        self._file_lock: object | None = None
+        self._file_lock: BaseFileLock | None = None  # made on first use (filelock loads late)
 
     @contextmanager
     def held(self) -> Iterator[None]:
@@ -77,8 +81,8 @@ class StateLock:
                 yield
             finally:
                 self._depth -= 1
-                if self._depth == 0:
-                    self._file_lock.release()  # type: ignore[union-attr]
+                if self._depth == 0 and self._file_lock is not None:  # _acquire made it
+                    self._file_lock.release()
 
     @property
     def is_held(self) -> bool:
@@ -91,7 +95,7 @@ class StateLock:
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             self._file_lock = FileLock(str(self.path), thread_local=False)
         try:
-            self._file_lock.acquire(timeout=LOCK_TIMEOUT)  # type: ignore[attr-defined]
+            self._file_lock.acquire(timeout=LOCK_TIMEOUT)
         except Timeout:
             raise RuntimeFailure(
                 f"{self.path} stayed locked for {LOCK_TIMEOUT:.0f}s by another milestoned process"

@@ -22,7 +22,6 @@ import hashlib
 import pickle
 import time
 from pathlib import Path
-from typing import Any
 
 from milestoned.files.durable import atomic_write
 
@@ -46,7 +45,7 @@ def _file(cache_dir: Path, kind: str, name: str) -> Path:
     return cache_dir / f"{kind}-{hashlib.sha1(name.encode()).hexdigest()[:16]}.pickle"
 
 
-def _get(path: Path, key: tuple[Any, ...]) -> Any | None:
+def _get(path: Path, key: tuple[object, ...]) -> object | None:
     try:
         with path.open("rb") as handle:
             entry = pickle.load(handle)
@@ -55,7 +54,7 @@ def _get(path: Path, key: tuple[Any, ...]) -> Any | None:
     return entry.get("value") if isinstance(entry, dict) and entry.get("key") == key else None
 
 
-def _put(path: Path, key: tuple[Any, ...], value: Any) -> None:
+def _put(path: Path, key: tuple[object, ...], value: object) -> None:
     try:
         data = pickle.dumps({"key": key, "value": value}, protocol=pickle.HIGHEST_PROTOCOL)
         atomic_write(path, data, 0o600, durable=False)
@@ -63,25 +62,27 @@ def _put(path: Path, key: tuple[Any, ...], value: Any) -> None:
         pass  # a cache that cannot be written only costs speed
 
 
-def get_plan(cache_dir: Path, plan_path: Path, key: Stamp) -> Any | None:
+def get_plan(cache_dir: Path, plan_path: Path, key: Stamp) -> object | None:
+    """The plan cached for ``plan_path`` at ``key`` (the caller checks it is one), or None."""
     if key is None or key[1] < WORTH_CACHING:
         return None
     return _get(_file(cache_dir, "plan", str(plan_path)), (VERSION, str(plan_path), key))
 
 
-def put_plan(cache_dir: Path, plan_path: Path, key: Stamp, plan: Any) -> None:
+def put_plan(cache_dir: Path, plan_path: Path, key: Stamp, plan: object) -> None:
     if key is None or key[1] < WORTH_CACHING or time.time() - key[2] / 1e9 < RACY:
         return
     _put(_file(cache_dir, "plan", str(plan_path)), (VERSION, str(plan_path), key), plan)
 
 
-def get_log(cache_dir: Path, milestone_id: str, key: Stamp) -> Any | None:
+def get_log(cache_dir: Path, milestone_id: str, key: Stamp) -> object | None:
+    """The log fold cached for ``milestone_id`` at ``key`` (the caller checks it is one), or None."""
     if key is None or key[1] < WORTH_CACHING:
         return None
     return _get(_file(cache_dir, "log", milestone_id), (VERSION, milestone_id, key))
 
 
-def put_log(cache_dir: Path, milestone_id: str, key: Stamp, fold: Any) -> None:
+def put_log(cache_dir: Path, milestone_id: str, key: Stamp, fold: object) -> None:
     if key is None or key[1] < WORTH_CACHING:
         return
     _put(_file(cache_dir, "log", milestone_id), (VERSION, milestone_id, key), fold)

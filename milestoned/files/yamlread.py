@@ -16,10 +16,11 @@ import yaml
 
 from milestoned.core.errors import UserError
 
+SafeLoader: type[yaml.CSafeLoader] | type[yaml.SafeLoader]
 try:  # libyaml is in every pyyaml wheel; fall back to pure Python where it is not
     from yaml import CSafeLoader as SafeLoader
 except ImportError:  # pragma: no cover
-    from yaml import SafeLoader  # type: ignore[assignment]
+    from yaml import SafeLoader
 
 MAX_FILE_BYTES = 16 * 1024 * 1024
 # an alias may expand the document to at most this many times its distinct nodes

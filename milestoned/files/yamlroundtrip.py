@@ -46,7 +46,7 @@ def guess_indent(text: str) -> tuple[int, int, int]:
     return mapping, max(sequence, (offset or 0) + 2), offset or 0
 
 
-def _round_trip() -> Any:
+def _round_trip() -> YAML:
     rt = YAML(typ="rt")
     rt.preserve_quotes = True
     rt.width = 4096

@@ -56,11 +56,12 @@ class Editor:
     def __init__(self, text: str) -> None:
         self.text = text
         try:
-            self.root = yaml.compose(text, Loader=SafeLoader)
+            root = yaml.compose(text, Loader=SafeLoader)
         except yaml.YAMLError as exc:  # pragma: no cover - the plan was parsed just before
             raise EditError(str(exc)) from None
-        if not isinstance(self.root, yaml.MappingNode):
+        if not isinstance(root, yaml.MappingNode):
             raise EditError("the document is not a mapping")
+        self.root: yaml.MappingNode = root
         self._edits: list[tuple[int, int, str]] = []
         self._additions: dict[int, tuple[yaml.MappingNode, list[tuple[str, str]]]] = {}
 
@@ -139,7 +140,8 @@ class Editor:
         if mapping.flow_style:
             return None
         if mapping.value:
-            return mapping.value[0][0].start_mark.column
+            first_key: yaml.Node = mapping.value[0][0]
+            return first_key.start_mark.column
         return mapping.start_mark.column
 
     def _content_end(self, node: yaml.Node) -> int:

@@ -248,12 +248,13 @@ def _config_get_all(ws: Workspace, key: str) -> list[str]:
     return out.stdout.splitlines() if out.returncode == 0 else []
 
 
-def _configure(ws: Workspace) -> dict[str, Any]:
+def _configure(ws: Workspace) -> dict[str, str]:
     """Set what notes need; remember what we set so uninstall can take exactly that back."""
     try:
-        record = json.loads(_config_record(ws).read_text(encoding="utf-8"))
+        recorded = json.loads(_config_record(ws).read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        record = {}
+        recorded = {}
+    record: dict[str, str] = recorded if isinstance(recorded, dict) else {}
     if NOTES_REF not in _config_get_all(ws, "notes.rewriteRef"):
         run_git(["config", "--add", "notes.rewriteRef", NOTES_REF], ws.worktree)
         record["notes.rewriteRef"] = NOTES_REF
@@ -299,7 +300,7 @@ def uninstall(ws: Workspace) -> dict[str, str]:
 def config_view(ws: Workspace) -> dict[str, Any]:
     return {
         "notes.rewriteRef": _config_get_all(ws, "notes.rewriteRef"),
-        **{key: (_config_get_all(ws, key) or [None])[-1] for key in CONFIG_DEFAULTS},
+        **{key: values[-1] if (values := _config_get_all(ws, key)) else None for key in CONFIG_DEFAULTS},
     }
 
 

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from milestoned.core import clock
 from milestoned.git import queries as gitutil
+
+if TYPE_CHECKING:
+    import pygit2
 
 FALLBACK = ("milestoned", "milestoned@localhost")
 ROLES = ("AUTHOR", "COMMITTER")
@@ -48,7 +51,7 @@ class Identity:
             env[f"GIT_{role}_NAME"], env[f"GIT_{role}_EMAIL"] = name, email
         return env
 
-    def signatures(self) -> tuple[Any, Any]:
+    def signatures(self) -> tuple[pygit2.Signature, pygit2.Signature]:
         """(author, committer) pygit2 signatures, stamped with milestoned's clock."""
         # start-up: pygit2 costs ~60 ms, and the commands that never touch git objects skip it
         import pygit2

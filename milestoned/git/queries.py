@@ -15,6 +15,8 @@ from pathlib import Path
 
 from milestoned.core.errors import RuntimeFailure
 
+TIMEOUT = 120  # seconds a git command may take by default
+
 _SCRUBBED = (
     "GIT_DIR",
     "GIT_WORK_TREE",
@@ -45,7 +47,7 @@ def run_git(
     check: bool = True,
     input: str | None = None,
     env: dict[str, str] | None = None,
-    timeout: float | None = 120,
+    timeout: float | None = TIMEOUT,
 ) -> subprocess.CompletedProcess[str]:
     try:
         proc = subprocess.run(
@@ -67,9 +69,17 @@ def run_git(
     return proc
 
 
-def git(args: Sequence[str], cwd: str | os.PathLike[str], **kwargs: object) -> str:
+def git(
+    args: Sequence[str],
+    cwd: str | os.PathLike[str],
+    *,
+    check: bool = True,
+    input: str | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float | None = TIMEOUT,
+) -> str:
     """stdout of a git command, stripped of its trailing newline."""
-    return run_git(args, cwd, **kwargs).stdout.rstrip("\n")  # type: ignore[arg-type]
+    return run_git(args, cwd, check=check, input=input, env=env, timeout=timeout).stdout.rstrip("\n")
 
 
 def git_path(cwd: Path, name: str) -> Path:

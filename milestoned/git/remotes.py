@@ -47,7 +47,7 @@ def check_remote(ws: Workspace, remote: str) -> str:
     """A configured remote name, or a URL or path git understands; never an option."""
     if not remote or remote.startswith("-"):
         raise UserError(f"{remote!r} is not a remote", hint="name a remote from `git remote -v`, or a URL")
-    names = set(statebranch.open_repo(ws).remotes.names())
+    names = {name for name in statebranch.open_repo(ws).remotes.names() if name is not None}
     if remote in names or "/" in remote or ":" in remote:
         return remote
     known = ", ".join(sorted(names)) or "none"

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Union
 
 from milestoned.core.errors import RuntimeFailure, UserError
 from milestoned.files.workspace import Workspace
@@ -91,21 +91,27 @@ def milestone_id_of(tree_path: str) -> str | None:
 # -- reading the branch -----------------------------------------------------------------
 def tip(repo: pygit2.Repository, ref: str = REF) -> pygit2.Oid | None:
     found = repo.references.get(ref)
-    return found.resolve().target if found is not None else None  # type: ignore[no-any-return]
+    if found is None:
+        return None
+    target = found.resolve().target  # a resolved reference names an object, never another ref
+    return None if isinstance(target, str) else target
 
 
 def blobs_at(repo: pygit2.Repository, commit_id: pygit2.Oid | None) -> dict[str, pygit2.Oid]:
     """Every file of a state commit as ``{tree path: blob id}`` (empty for None)."""
+    # start-up: pygit2 costs ~60 ms, and the commands that never touch git objects skip it
+    import pygit2
+
     if commit_id is None:
         return {}
-    out: dict[str, Any] = {}
+    out: dict[str, pygit2.Oid] = {}
 
-    def walk(tree: Any, prefix: str) -> None:
+    def walk(tree: pygit2.Tree, prefix: str) -> None:
         for entry in tree:
             if entry.type_str == "tree":
-                walk(repo[entry.id], f"{prefix}{entry.name}/")
+                walk(repo[entry.id].peel(pygit2.Tree), f"{prefix}{entry.name}/")
             elif entry.type_str == "blob":
-                out[prefix + entry.name] = entry.id
+                out[f"{prefix}{entry.name}"] = entry.id
 
     walk(repo[commit_id].tree, "")
     return out
@@ -113,7 +119,15 @@ def blobs_at(repo: pygit2.Repository, commit_id: pygit2.Oid | None) -> dict[str,
 
 def files_at(repo: pygit2.Repository, commit_id: pygit2.Oid | None) -> dict[str, bytes]:
     """Every file of a state commit as ``{tree path: bytes}`` (empty for None)."""
-    return {path: repo[oid].data for path, oid in blobs_at(repo, commit_id).items()}
+    return {path: blob_data(repo, oid) for path, oid in blobs_at(repo, commit_id).items()}
+
+
+def blob_data(repo: pygit2.Repository, oid: pygit2.Oid) -> bytes:
+    """The bytes of the blob ``oid``."""
+    # start-up: pygit2 costs ~60 ms, and the commands that never touch git objects skip it
+    import pygit2
+
+    return repo[oid].peel(pygit2.Blob).data
 
 
 # -- writing the branch -----------------------------------------------------------------
@@ -139,16 +153,19 @@ def _build_tree(repo: pygit2.Repository, files: Mapping[str, Content]) -> pygit2
         for name, oid in sorted(entries.items()):
             sub.insert(name, oid, pygit2.GIT_FILEMODE_BLOB)
         root.insert(folder, sub.write(), pygit2.GIT_FILEMODE_TREE)
-    return root.write()  # type: ignore[no-any-return]
+    return root.write()
 
 
 def _changes(repo: pygit2.Repository, old_tree: pygit2.Oid | None, new_tree: pygit2.Oid) -> list[str]:
     """``A path`` / ``M path`` / ``D path`` lines between two trees, for the commit message."""
-    new = repo[new_tree]
+    # start-up: pygit2 costs ~60 ms, and the commands that never touch git objects skip it
+    import pygit2
+
+    new = repo[new_tree].peel(pygit2.Tree)
     if old_tree is None:
         diff = new.diff_to_tree(swap=True)
     else:
-        diff = repo[old_tree].diff_to_tree(new)
+        diff = repo[old_tree].peel(pygit2.Tree).diff_to_tree(new)
     return [f"{d.status_char()} {d.new_file.path if d.status_char() != 'D' else d.old_file.path}"
             for d in diff.deltas]
 
@@ -183,11 +200,14 @@ def commit(ws: Workspace, subject: str, files: Mapping[str, Content], *,
     ``parents`` defaults to the branch tip (a plain save); a merge passes both sides.
     Callers hold the engine lock, so the files do not move while they are read.
     """
+    # start-up: pygit2 costs ~60 ms, and the commands that never touch git objects skip it
+    import pygit2
+
     repo = repo or open_repo(ws)
     current = tip(repo)
     parent_ids = [current] if parents is None and current is not None else list(parents or [])
     tree = _build_tree(repo, files)
-    first_tree = repo[parent_ids[0]].tree_id if parent_ids else None
+    first_tree = repo[parent_ids[0]].peel(pygit2.Commit).tree_id if parent_ids else None
     if len(parent_ids) == 1 and first_tree == tree:
         if parent_ids[0] != current:  # a fast-forward: the tree is the incoming one exactly
             move_ref(repo, parent_ids[0], current, f"milestoned: {subject} (fast-forward)")
@@ -199,4 +219,4 @@ def commit(ws: Workspace, subject: str, files: Mapping[str, Content], *,
     author, committer = signatures(repo)
     new = repo.create_commit(None, author, committer, message, tree, parent_ids)
     move_ref(repo, new, current, f"milestoned: {subject}")
-    return new  # type: ignore[no-any-return]
+    return new

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from milestoned.core import clock
 from milestoned.core.errors import UserError
@@ -73,7 +73,7 @@ class _Reader:
             self.fail((section,), f"{section} must be a mapping of settings")
         return block.get(key)
 
-    def fail(self, keypath: tuple[str, ...], message: str, hint: str | None = None) -> None:
+    def fail(self, keypath: tuple[str, ...], message: str, hint: str | None = None) -> NoReturn:
         raise UserError(message, path=self.path, line=yamlio.locate(self.text, keypath) or 1, hint=hint)
 
     def argv(self, section: str, key: str) -> tuple[str, ...]:

@@ -63,8 +63,11 @@ def parse_lines(data: bytes, first_line: int = 1) -> LogRead:
             continue
         try:
             event = json.loads(raw)
-        except ValueError as exc:
+        except json.JSONDecodeError as exc:
             out.problems.append((number, f"not valid JSON ({exc.msg} at column {exc.colno})"))
+            continue
+        except ValueError:  # json.loads decodes the bytes first: a line that is not UTF-8 text
+            out.problems.append((number, "not valid JSON (not UTF-8 text)"))
             continue
         if not isinstance(event, dict) or not isinstance(event.get("event", event.get("event_type")), str):
             out.problems.append((number, "not an event object (no 'event' name)"))

@@ -126,7 +126,8 @@ def _id_list(value: object, keypath: tuple[str | int, ...], what: str, problems:
         if why:
             problems.append(Problem((*keypath, i), why))
         else:
-            ids.append(item)  # type: ignore[arg-type]
+            assert isinstance(item, str)  # what id_problem accepts is a string
+            ids.append(item)
     return tuple(ids)
 
 
@@ -145,6 +146,7 @@ def _read_task(raw: object, index: int, problems: list[Problem]) -> TaskPlan | N
     if why:
         problems.append(Problem((*at, "id"), why, "give every task a unique id such as T1"))
         return None
+    assert isinstance(task_id, str)  # what id_problem accepts is a string
     title = raw.get("title", task_id)
     status = normalize_status(raw.get("status"), task=True)
     if status is None:
@@ -193,8 +195,8 @@ def _read_task(raw: object, index: int, problems: list[Problem]) -> TaskPlan | N
         agent=_optional_str(raw, "agent"),
     )
     return TaskPlan(
-        id=task_id,  # type: ignore[arg-type]
-        title=str(title) if title is not None else task_id,  # type: ignore[arg-type]
+        id=task_id,
+        title=str(title) if title is not None else task_id,
         dependencies=deps,
         run=run,
         shell=shell,
@@ -226,6 +228,7 @@ def read_plan(data: object, path: Path) -> tuple[Plan | None, list[Problem]]:
     if why:
         problems.append(Problem(("id",), why))
         return None, problems
+    assert isinstance(mid, str)  # what id_problem accepts is a string
     if mid != path.stem:
         problems.append(Problem(("id",), f"id {mid!r} does not match the file name {path.name}",
                                 f"rename the file to {mid}.yaml or set id: {path.stem}"))
@@ -273,7 +276,9 @@ def read_plan(data: object, path: Path) -> tuple[Plan | None, list[Problem]]:
         problems.append(Problem(("tasks", first.index, first.dependency_key),
                                 "dependency cycle " + " -> ".join(cycle),
                                 "remove one of these dependencies"))
-    execution = data.get("execution") if isinstance(data.get("execution"), dict) else {}
+    execution = data.get("execution")
+    if not isinstance(execution, dict):
+        execution = {}
     recorded = Recorded(
         status=status,
         started_at=clock.normalize_time(execution.get("started_at")),
@@ -281,7 +286,7 @@ def read_plan(data: object, path: Path) -> tuple[Plan | None, list[Problem]]:
         session_id=_optional_str(execution, "session_id"),
     )
     plan = Plan(
-        id=mid,  # type: ignore[arg-type]
+        id=mid,
         title=str(data.get("title") or mid),
         requires=requires,
         tasks=tuple(tasks),

@@ -102,12 +102,15 @@ def project(milestone: Milestone) -> str:
     _execution(ed, doc, milestone, indent)
     _blockers(ed, doc, milestone)
     _time(ed, doc, "completed_at", state.completed_at if milestone.status == "completed" else None)
-    items = ed.get(doc, "tasks")
-    items = items.value if isinstance(items, yaml.SequenceNode) else []
+    tasks_node = ed.get(doc, "tasks")
+    items: list[yaml.Node] = tasks_node.value if isinstance(tasks_node, yaml.SequenceNode) else []
     for task in plan.tasks:
-        if task.index >= len(items) or not isinstance(items[task.index], yaml.MappingNode):
+        if task.index >= len(items):
             continue
-        node, ts = items[task.index], state.task(task.id)
+        node = items[task.index]
+        if not isinstance(node, yaml.MappingNode):
+            continue
+        ts = state.task(task.id)
         _status(ed, node, ts.status, task=True)
         _time(ed, node, "started_at", ts.started_at)
         _time(ed, node, "completed_at", ts.completed_at)
@@ -142,8 +145,8 @@ def _check(text: str, milestone: Milestone) -> None:
     path = milestone.path
     try:
         reread, problems = read_plan(yamlio.parse(text, path), path)
-    except UserError as exc:
-        reread, problems = None, [exc]
+    except UserError:
+        raise _Unfaithful(str(path)) from None
     wanted = {"": milestone.status, **milestone.statuses}
     if problems or reread is None or file_statuses(reread) != wanted:
         raise _Unfaithful(str(path))

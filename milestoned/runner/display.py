@@ -22,6 +22,9 @@ from milestoned.core.errors import display_path
 from milestoned.git.worktrees import MERGE_CONFLICT
 
 if TYPE_CHECKING:
+    from rich.console import Console, RenderableType
+    from rich.live import Live
+
     from milestoned.files.workspace import Workspace
     from milestoned.model.milestone import Milestone
 
@@ -65,13 +68,13 @@ class PlainDisplay:
 class LiveDisplay:
     """The rich dashboard of a run on a terminal."""
 
-    def __init__(self, console: Any = None) -> None:
+    def __init__(self, console: Console | None = None) -> None:
         # start-up: rich costs ~35 ms, and only a terminal needs it
         from rich.console import Console
 
         self.console = console or Console()
         self._lock = threading.Lock()
-        self._live: Any = None
+        self._live: Live | None = None
         self._header: Header | None = None
         self._status: dict[str, str] = {}
         self._agents: dict[str, tuple[str, float]] = {}  # task -> (agent, started)
@@ -84,9 +87,9 @@ class LiveDisplay:
         with self._lock:
             self._header = header
             self._status = dict(header.statuses)
-        self._live = Live(get_renderable=self._render, console=self.console, refresh_per_second=4,
-                          transient=False)
-        self._live.start()
+        live = self._live = Live(get_renderable=self._render, console=self.console, refresh_per_second=4,
+                                 transient=False)
+        live.start()
 
     def started(self, task_id: str, agent: str, log: str) -> None:
         with self._lock:
@@ -109,7 +112,7 @@ class LiveDisplay:
             self._live.stop()
             self._live = None
 
-    def _render(self) -> Any:
+    def _render(self) -> RenderableType:
         # start-up: rich costs ~35 ms, and only a terminal needs it
         from rich.console import Group
         from rich.progress_bar import ProgressBar
@@ -139,7 +142,7 @@ class LiveDisplay:
                 name, since = agents[task_id]
                 agent = f"{name} {now - since:4.0f}s"
             table.add_row(task_id, Text(st, STATUS_STYLE.get(st, "")), title, agent)
-        parts: list[Any] = [head, ProgressBar(total=max(total, 1), completed=done), table]
+        parts: list[RenderableType] = [head, ProgressBar(total=max(total, 1), completed=done), table]
         busy = ", ".join(f"{a} on {t}" for t, (a, _) in agents.items())
         parts.append(Text(f"active agents: {busy or 'none'}"))
         parts.extend(Text("  " + line, "dim") for line in recent)

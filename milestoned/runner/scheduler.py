@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import Any, Protocol
 
 from milestoned.core import graph
@@ -76,7 +77,7 @@ class Display(Protocol):
 
 
 @contextlib.contextmanager
-def _run_settings(handler: Callable[[int, Any], None]) -> Iterator[None]:
+def _run_settings(handler: Callable[[int, FrameType | None], None]) -> Iterator[None]:
     """Our SIGINT/SIGTERM handlers and a short interpreter switch interval, for the run only."""
     interval = sys.getswitchinterval()
     sys.setswitchinterval(SWITCH_INTERVAL)
@@ -198,7 +199,7 @@ class Runner:
         for run in self.running.values():
             kill_group(run.proc.pid, signal.SIGKILL)
 
-    def _on_signal(self, signum: int, frame: Any) -> None:
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self.signals.append(signum)
 
     def _prepare(self, *, resume: bool, force: bool) -> Milestone:
@@ -243,14 +244,14 @@ class Runner:
                 last[event["task_id"]] = event
         requeued: list[str] = []
         for task in ms.plan.tasks:
-            event = last.get(task.id)
-            if ms.state.task(task.id).status != "in_progress" or not event or "runner_pid" not in event:
+            started = last.get(task.id)
+            if ms.state.task(task.id).status != "in_progress" or not started or "runner_pid" not in started:
                 continue  # a person's or an agent's: not ours to take back
-            if event.get("runner_host") != HOST:
-                self.display.note(f"{task.id} is in progress under a runner on {event.get('runner_host')}; left alone")
+            if started.get("runner_host") != HOST:
+                self.display.note(f"{task.id} is in progress under a runner on {started.get('runner_host')}; left alone")
                 continue
             requeued.append(task.id)
-            lifecycle.requeue(txn, ms, task.id, f"its runner (pid {event['runner_pid']}) is gone")
+            lifecycle.requeue(txn, ms, task.id, f"its runner (pid {started['runner_pid']}) is gone")
         kill_leftovers([self.trees.path(t.id) for t in ms.plan.tasks if self.trees.exists(t.id)
                          and (t.id in requeued or ms.state.task(t.id).status == "pending")])
         return requeued
