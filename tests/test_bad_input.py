@@ -148,8 +148,9 @@ def test_validate_lists_every_problem_of_a_file(repo: Path) -> None:
     ]
 
 
-def test_bad_config_is_refused_with_its_line(repo: Path) -> None:
-    (repo / ".milestones/config.yaml").write_text("execute:\n  workers: many\n")
+@pytest.mark.parametrize("value", ["many", "false", "0"])
+def test_bad_config_is_refused_with_its_line(repo: Path, value: str) -> None:
+    (repo / ".milestones/config.yaml").write_text(f"execute:\n  workers: {value}\n")
     from milestoned.core.errors import UserError
     from milestoned.model.config import load_config
 

@@ -1,4 +1,4 @@
-"""``milestoned daemon ...`` (start, stop, status, run, install, uninstall) and ``blockers``."""
+"""``milestoned daemon ...``: start, stop, status, run, install, uninstall."""
 
 from __future__ import annotations
 
@@ -6,10 +6,9 @@ from typing import TYPE_CHECKING
 
 import click
 
-from milestoned.cli.base import F, cli, json_option, milestone_argument, open_engine, print_json, say, warn
+from milestoned.cli.base import F, cli, json_option, print_json, say, warn
 
 if TYPE_CHECKING:
-    from milestoned.engine.engine import Engine
     from milestoned.files.workspace import Workspace
 
 
@@ -88,8 +87,6 @@ def daemon_status(as_json: bool) -> int:
         say(f"  last test run: {outcome} on {run['commit'][:12]}")
     for problem in info["problems"]:
         warn(problem)
-    if info.get("warning"):
-        warn(info["warning"])
     return 0
 
 
@@ -138,73 +135,3 @@ def uninstall(systemd: bool, launchd: bool) -> None:
 
     for line in service.uninstall(_workspace(), _kind(systemd, launchd)):
         say(line)
-
-
-# -- blockers ---------------------------------------------------------------------------
-def _recheck(engine: Engine, mid: str, *, err: bool) -> None:
-    """Run the test command on HEAD if it was never run there, then judge the blockers again."""
-    # start-up: loaded only when this command runs
-    from milestoned.engine import blockers
-    from milestoned.engine.testruns import TestCommand
-    from milestoned.git import queries as gitutil
-    from milestoned.model.config import load_config
-
-    config = load_config(engine.ws.config_path)
-    head = gitutil.head_commit(engine.ws.root) if engine.ws.is_git else None
-    if head and config.test_command and config.detect_test_failures:
-        run = TestCommand(engine.ws).run(config.test_command, config.test_timeout, head)
-        say(f"test command {run.outcome} on {head[:12]}", err=err)
-    probe = blockers.gather(engine.ws, config)
-    with engine.transaction() as txn:
-        outcome = blockers.recheck(txn, txn.milestone(mid), config=config, probe=probe)
-    for cleared in outcome.cleared:
-        say(f"{mid}: cleared {cleared.get('type')}: {cleared.get('detail')}", err=err)
-    if outcome.message:
-        say(outcome.message, err=err)
-
-
-@cli.command("blockers")
-@milestone_argument
-@json_option
-@click.option("--recheck", is_flag=True, help="Look again now: clear what is resolved, escalate what is new.")
-def blockers_command(milestone: str | None, as_json: bool, recheck: bool) -> None:
-    """What blocks a milestone (default: the current one, else every active milestone)."""
-    # start-up: loaded only when this command runs
-    from milestoned.core.errors import UserError
-    from milestoned.engine import blockers
-    from milestoned.model.plan import NotAMilestone
-    from milestoned.model.views import describe
-
-    engine = open_engine()
-    if milestone is None and engine.current_id() is None:
-        mids = [p.stem for p in engine.milestone_paths() if p.parent.name != "completed"]
-    else:
-        mids = [engine.resolve(milestone)]
-    chosen = []
-    for mid in mids:
-        try:
-            if recheck:
-                _recheck(engine, mid, err=as_json)  # --json keeps stdout for the JSON
-            chosen.append(engine.load(mid))
-        except NotAMilestone:
-            continue
-        except UserError as exc:
-            if len(mids) == 1:
-                raise
-            warn(str(exc))
-    view = blockers.view(chosen)
-    if as_json:
-        print_json(view)
-        return
-    for row in view["milestones"]:
-        if not row["blockers"] and not row["blocked_tasks"]:
-            say(f"{row['milestone_id']} ({row['status']}): no blockers")
-            continue
-        say(f"{row['milestone_id']} ({row['status']})")
-        for blocker in row["blockers"]:
-            since = f"  (since {blocker['since']})" if blocker.get("since") else ""
-            say(f"  {describe(blocker)}{since}")
-        for task in row["blocked_tasks"]:
-            say(f"  task {task['id']} blocked: {task.get('reason', '')}")
-        if row["resume"]:
-            say(f"resolve them, then run `{row['resume']}`")

@@ -41,14 +41,13 @@ from watchdog.events import (
 )
 from watchdog.observers import Observer
 
-from milestoned.files.workspace import Workspace
+from milestoned.files.workspace import PLAN_SUFFIXES, Workspace
 
 if TYPE_CHECKING:
     from watchdog.observers.api import BaseObserver, ObservedWatch
 
 log = logging.getLogger("milestoned.watch")
 
-MILESTONE_SUFFIXES = (".yaml", ".yml")
 # files of a git dir (common or per-worktree) whose change may mean a commit or a conflict
 GIT_FILES = frozenset({"HEAD", "index", "packed-refs", "MERGE_HEAD", "CHERRY_PICK_HEAD", "REVERT_HEAD", "AUTO_MERGE"})
 
@@ -109,7 +108,7 @@ class Watcher:
         name, parent = p.name, p.parent
         ws = self.ws
         if parent in (ws.active_dir, ws.completed_dir):
-            if p.suffix in MILESTONE_SUFFIXES and not name.startswith("."):
+            if p.suffix in PLAN_SUFFIXES and not name.startswith("."):
                 return Change("milestone", p.stem)
             return None
         if parent == ws.milestones_dir:

@@ -26,8 +26,8 @@ from typing import Any
 
 from milestoned.core import clock
 from milestoned.engine import sessions
-from milestoned.engine.engine import Transaction
-from milestoned.engine.testruns import Ledger, TestRun
+from milestoned.engine.engine import Engine, Transaction
+from milestoned.engine.testruns import Ledger, TestCommand, TestRun
 from milestoned.files.workspace import Workspace
 from milestoned.git import queries as gitutil
 from milestoned.model.config import Config, load_config
@@ -284,6 +284,19 @@ def recheck(txn: Transaction, milestone: Milestone, *, config: Config | None = N
     probe = probe or gather(txn.ws, config)
     found, covered = detect(milestone, config, probe)
     return settle(txn, milestone, found, covered, escalate=milestone.running)
+
+
+def look_again(engine: Engine, milestone_id: str) -> tuple[TestRun | None, Outcome]:
+    """``blockers --recheck``: run the test command on HEAD if it never ran there (the user asked),
+    then judge the blockers again; (that run, if one was made, and what changed)."""
+    config = load_config(engine.ws.config_path)
+    head = gitutil.head_commit(engine.ws.root) if engine.ws.is_git else None
+    run = None
+    if head and config.test_command and config.detect_test_failures:
+        run = TestCommand(engine.ws).run(config.test_command, config.test_timeout, head)
+    probe = gather(engine.ws, config)
+    with engine.transaction() as txn:
+        return run, recheck(txn, txn.milestone(milestone_id), config=config, probe=probe)
 
 
 # -- the read view ----------------------------------------------------------------------

@@ -103,11 +103,13 @@ class _Reader:
             self.fail((section, key), f"{section}.{key} must be a duration", "write e.g. 90s, 30m or 1h")
         return seconds
 
-    def number(self, section: str, key: str, default: float | None, *, integer: bool = False) -> Any:
+    def number(self, section: str, key: str, default: float | None, *, integer: bool = False,
+               may_be_off: bool = False) -> Any:
+        """A number above 0; ``false`` turns the setting off where that means something."""
         value = self.get(section, key)
         if value is None:
             return default
-        if value is False:
+        if value is False and may_be_off:
             return None
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0 or (
             integer and not isinstance(value, int)
@@ -135,7 +137,7 @@ def load_config(path: Path) -> Config:
         detect_conflicts=r.boolean("blockers", "git_conflicts", True),
         detect_test_failures=r.boolean("blockers", "test_failures", True),
         long_running_after=r.duration("blockers", "long_running_after", 3600.0),
-        disk_usage_percent=r.number("blockers", "disk_usage_percent", 90.0),
+        disk_usage_percent=r.number("blockers", "disk_usage_percent", 90.0, may_be_off=True),
         detect_dependency_violations=r.boolean("blockers", "dependency_violations", True),
         detect_failed_commands=r.boolean("blockers", "failed_commands", True),
         lease=r.duration("claims", "lease", 1800.0) or 1800.0,
