@@ -187,3 +187,19 @@ def test_no_test_module_imports_another() -> None:
             elif isinstance(node, ast.Import):
                 found += [f"{path.name}:{node.lineno} imports {a.name}" for a in node.names if a.name in names]
     assert not found, "\n".join(found)
+
+
+def test_only_the_engine_records_events_or_takes_the_state_lock() -> None:
+    """The doors call the engine's verbs; none of them writes an event or locks the state itself."""
+    found = []
+    for name, path in modules().items():
+        if name.startswith("milestoned.engine"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+                target = ast.unparse(node.func.value)
+                if node.func.attr == "record" and target.endswith("txn"):
+                    found.append(f"{name}:{node.lineno} records an event itself")
+                if node.func.attr == "held" and target.endswith("lock"):
+                    found.append(f"{name}:{node.lineno} takes the state lock itself")
+    assert not found, "\n".join(found)
