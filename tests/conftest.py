@@ -233,12 +233,6 @@ def daemons() -> Iterator[Daemons]:
         started.cleanup()
 
 
-@pytest.fixture(autouse=True)
-def milestoned_on_path(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The hooks look ``milestoned`` up on PATH at run time, as a user's shell would find it."""
-    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-
-
 def commit(cwd: Path, message: str, *trailers: str, name: str = "work.txt") -> str:
     """Change a file and make a real commit (hooks fire); returns its sha."""
     path = cwd / name

@@ -25,8 +25,25 @@ def test_fresh_repository_is_told_to_install_hooks_and_start_the_daemon(repo: Pa
     assert by_area(report, "state branch")[0]["fix"] == "milestoned session save"
     assert invoke("hooks", "install").exit_code == 0
     _, report = checks("--offline")
-    assert [c["status"] for c in by_area(report, "hooks")] == ["ok"]
+    hooks = by_area(report, "hooks")
+    assert [c["status"] for c in hooks] == ["ok", "warn"]  # installed; not yet proven to run
+    assert hooks[1]["detail"] == "git has not run the post-commit hook since it was installed"
     assert not by_area(report, "notes")
+    git("commit", "-q", "--allow-empty", "-m", "a commit", cwd=repo)
+    _, report = checks("--offline")
+    hooks = by_area(report, "hooks")
+    assert [c["status"] for c in hooks] == ["ok", "ok"]
+    assert hooks[1]["detail"].startswith("git ran the post-commit hook at ")
+
+
+def test_doctor_says_when_git_does_not_reach_the_hooks(repo: Path) -> None:
+    must("hooks", "install")
+    git("config", "core.hooksPath", str(repo / "elsewhere"), cwd=repo)  # set after: git looks elsewhere now
+    git("commit", "-q", "--allow-empty", "-m", "a commit", cwd=repo)
+    _, report = checks("--offline")
+    warned = [c for c in by_area(report, "hooks") if c["status"] == "warn"]
+    assert warned and all(c["fix"] == "milestoned hooks install" for c in warned)
+    assert any(str(repo / "elsewhere") in c["detail"] for c in warned)  # where git looks now
 
 
 def test_broken_milestone_and_config_fail_with_their_lines(repo: Path) -> None:

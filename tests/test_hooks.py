@@ -152,11 +152,10 @@ def test_install_from_a_linked_worktree_serves_every_worktree(repo: Path, tmp_pa
 
 
 def test_hooks_do_nothing_and_say_nothing_when_milestoned_is_gone(repo: Path, tmp_path: Path) -> None:
+    """Uninstalled by hand (its state directory deleted, the package removed): git goes on as before."""
     must("hooks", "install")
-    bare_path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep)
-                                if not (Path(p) / "milestoned").exists())
-    assert shutil.which("milestoned", path=bare_path) is None
-    env = {**os.environ, "PATH": bare_path, "PYTHONPATH": str(tmp_path)}
+    shutil.rmtree(repo / ".git" / "milestoned")
+    env = {**os.environ, "PATH": "/usr/bin:/bin", "PYTHONPATH": str(tmp_path)}
     (repo / "f").write_text("x\n")
     git("add", "f", cwd=repo)
     proc = subprocess.run(["git", "commit", "-q", "-m", "no milestoned"], cwd=repo, env=env, capture_output=True,
@@ -258,15 +257,22 @@ repos:
     git("add", ".pre-commit-config.yaml", cwd=repo)
 
 
+@pytest.fixture
+def tools_on_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pre-commit and lefthook, installed by the test extra beside this interpreter, look themselves
+    up on PATH when git runs their hooks (they need that; milestoned's hooks do not)."""
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+
+
 def _run_tool(*args: str, cwd: Path) -> None:
-    tool = shutil.which(args[0])
+    tool = shutil.which(args[0], path=str(Path(sys.executable).parent)) or shutil.which(args[0])
     assert tool, f"{args[0]} is installed by the test extra"
     subprocess.run([tool, *args[1:]], cwd=cwd, check=True, capture_output=True)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("ours_first", [False, True])
-def test_pre_commit_hooks_and_ours_both_fire(repo: Path, tmp_path: Path, ours_first: bool) -> None:
+def test_pre_commit_hooks_and_ours_both_fire(repo: Path, tmp_path: Path, ours_first: bool, tools_on_path: None) -> None:
     fired = tmp_path / "fired"
     _pre_commit_config(repo, fired)
     if ours_first:
@@ -285,7 +291,7 @@ def test_pre_commit_hooks_and_ours_both_fire(repo: Path, tmp_path: Path, ours_fi
 
 
 @pytest.mark.slow
-def test_lefthook_and_ours_both_fire_whichever_is_installed_first(repo: Path, tmp_path: Path) -> None:
+def test_lefthook_and_ours_both_fire_whichever_is_installed_first(repo: Path, tmp_path: Path, tools_on_path: None) -> None:
     fired = tmp_path / "fired"
     (repo / "lefthook.yml").write_text(f"post-commit:\n  commands:\n    hello:\n      run: echo lefthook >> {fired}\n")
     git("add", "lefthook.yml", cwd=repo)
@@ -306,7 +312,7 @@ def test_lefthook_and_ours_both_fire_whichever_is_installed_first(repo: Path, tm
 
 
 @pytest.mark.slow
-def test_lefthook_first_then_ours(repo: Path, tmp_path: Path) -> None:
+def test_lefthook_first_then_ours(repo: Path, tmp_path: Path, tools_on_path: None) -> None:
     fired = tmp_path / "fired"
     (repo / "lefthook.yml").write_text(f"post-commit:\n  commands:\n    hello:\n      run: echo lefthook >> {fired}\n")
     _run_tool("lefthook", "install", cwd=repo)

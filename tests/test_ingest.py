@@ -256,14 +256,22 @@ def test_nothing_new_costs_no_git_process(active: Path, monkeypatch: pytest.Monk
     assert not refwatch.nothing_new(ws)
 
 
-def test_a_commit_made_without_milestoned_on_path_is_caught_by_reconciliation(active: Path) -> None:
-    bare_path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep)
-                                if not (Path(p) / "milestoned").exists())
+def test_a_commit_made_without_milestoned_on_path_is_recorded_by_the_hook(active: Path) -> None:
+    """An IDE or GUI client runs hooks with a PATH of its own: recording a commit needs only sh."""
     (active / "f").write_text("x\n")
     git("add", "f", cwd=active)
     subprocess.run(["git", "commit", "-q", "-m", "from an IDE", "--trailer", "Task: T3"], cwd=active, check=True,
-                   env={**os.environ, "PATH": bare_path})
-    assert inbox_lines(active) == []  # the hook did nothing
+                   env={**os.environ, "PATH": "/usr/bin:/bin"})
+    assert len(inbox_lines(active)) == 1  # the hook wrote its line all the same
+    assert statuses()["T3"] == "in_progress"
+
+
+def test_a_commit_made_without_any_hook_is_caught_by_reconciliation(active: Path) -> None:
+    must("hooks", "uninstall")
+    (active / "f").write_text("x\n")
+    git("add", "f", cwd=active)
+    git("commit", "-q", "-m", "no hooks", "--trailer", "Task: T3", cwd=active)
+    assert inbox_lines(active) == []
     assert statuses()["T3"] == "in_progress"
 
 

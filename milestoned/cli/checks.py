@@ -8,10 +8,12 @@ skipped with ``offline``.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from milestoned.core import clock
 from milestoned.core.errors import MilestonedError, display_path
 from milestoned.daemon import client
 from milestoned.daemon import control as daemonctl
@@ -95,6 +97,14 @@ def check_hooks(engine: Engine) -> Iterator[Check]:
                     "milestoned hooks install")
     if not broken and not stale:
         yield Check("hooks", "ok", f"{len(rows)} hooks installed in {rows[0].path.parent}" if rows else "no hooks")
+        ran = hooks.last_run(engine.ws, "post-commit")
+        if ran is None:
+            yield Check("hooks", "warn", "git has not run the post-commit hook since it was installed",
+                        "make a commit; if this stays, git does not reach the hooks: check `git config core.hooksPath` "
+                        "and the hooks directory git uses (`git rev-parse --git-path hooks`)")
+        else:
+            when = clock.format_time(dt.datetime.fromtimestamp(ran, dt.timezone.utc))
+            yield Check("hooks", "ok", f"git ran the post-commit hook at {when}: commits reach milestoned")
     if not hooks.config_view(engine.ws)["notes.rewriteRef"]:
         yield Check("notes", "warn", "notes.rewriteRef is not set: amend and rebase drop milestoned notes",
                     "milestoned hooks install")

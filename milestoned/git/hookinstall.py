@@ -297,6 +297,16 @@ def uninstall(ws: Workspace) -> dict[str, str]:
     return done
 
 
+def last_run(ws: Workspace, name: str) -> float | None:
+    """When git last ran our hook ``name`` (each leaves a marker), if it did since it was installed."""
+    try:
+        ran = (ws.state_dir / f"seen.{name}").stat().st_mtime
+        installed = _config_record(ws).stat().st_mtime
+    except OSError:
+        return None
+    return ran if ran >= installed else None
+
+
 def config_view(ws: Workspace) -> dict[str, Any]:
     return {
         "notes.rewriteRef": _config_get_all(ws, "notes.rewriteRef"),
