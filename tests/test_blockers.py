@@ -33,7 +33,7 @@ from conftest import (
 from milestoned.core import clock
 from milestoned.engine import blockers
 from milestoned.engine.engine import Engine, Transaction
-from milestoned.engine.testruns import Ledger, TestCommand
+from milestoned.engine.testruns import TestCommand, RunLedger
 from milestoned.files.workspace import Workspace
 from milestoned.model.config import Config, load_config
 
@@ -141,7 +141,7 @@ def test_a_failing_test_command_on_a_new_commit_blocks_until_a_commit_passes(run
     (repo / "ok").write_text("")
     git("add", "ok", cwd=repo)
     git("commit", "-q", "-m", "tests pass", cwd=repo)
-    ledger = Ledger(Workspace.discover(repo))
+    ledger = RunLedger(Workspace.discover(repo))
     daemons.start(repo)
     wait_for(lambda: ledger.get(git("rev-parse", "HEAD", cwd=repo)), "the daemon to test HEAD")
     assert unblocked(repo)

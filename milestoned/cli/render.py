@@ -9,16 +9,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from milestoned.model.views import describe
+from milestoned.model.views import STATUS_STYLE, describe
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
     from rich.panel import Panel
 
-STATUS_STYLE = {
-    "completed": "green", "in_progress": "cyan", "blocked": "red", "pending": "dim",
-    "planned": "dim", "paused": "yellow",
-}
 
 
 def event_line(event: dict[str, Any]) -> str:

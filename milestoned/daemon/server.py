@@ -46,7 +46,7 @@ from milestoned.daemon.watch import Change, Watcher
 from milestoned.engine import blockers, claims, ingest, sessions
 from milestoned.engine.blockers import Probe
 from milestoned.engine.engine import Engine
-from milestoned.engine.testruns import Ledger, TestCommand, TestRun, TestWorker
+from milestoned.engine.testruns import TestCommand, RunLedger, TestRun, TestWorker
 from milestoned.files.durable import atomic_write
 from milestoned.files.workspace import Workspace
 from milestoned.git import queries as gitutil
@@ -332,7 +332,7 @@ class Daemon:
         if not (head and cfg.test_command and cfg.detect_test_failures):
             return
         running = any(entry.milestone.running for m in self.cache.ids() if (entry := self.cache.known(m)))
-        known = Ledger(self.ws).get(head)
+        known = RunLedger(self.ws).get(head)
         if running and (known is None or known.command != cfg.test_command):
             self.tests.want(head, cfg.test_command, cfg.test_timeout)
 
@@ -346,7 +346,7 @@ class Daemon:
             self.probe = blockers.gather(self.ws, cfg)
         else:
             self.probe = dataclasses.replace(
-                self.probe, now=clock.now(), tests=Ledger(self.ws).last(),
+                self.probe, now=clock.now(), tests=RunLedger(self.ws).last(),
                 disk_percent=blockers.disk_percent(self.ws) if cfg.disk_usage_percent is not None else None,
             )
         for mid in self.cache.ids():

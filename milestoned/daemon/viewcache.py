@@ -32,7 +32,7 @@ OTHER_DIRECTORIES = 8  # client directories whose rendering of a view is kept
 
 
 def compact_json(data: Any) -> bytes:
-    """What ``--json`` prints when its output is not a terminal (see ``cli.base.json_text``)."""
+    """What ``--json`` prints when its output is not a terminal (``core.jsonout.json_text``)."""
     return json_text(data, pretty=False).encode("utf-8")
 
 
@@ -105,7 +105,7 @@ class ViewCache:
         show as a stale entry, read again at the next request."""
         log_stamp = readcache.stamp(log_path)
         milestone = self.engine.load(milestone_id)
-        milestone._events = None  # the whole log is not kept in memory
+        milestone.forget_events()
         return Entry(milestone, plan_stamp, log_stamp, self._render(milestone))
 
     def _extend(self, entry: Entry, log_path: Path, log_stamp: readcache.Stamp) -> bool:

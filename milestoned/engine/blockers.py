@@ -27,7 +27,7 @@ from typing import Any
 from milestoned.core import clock
 from milestoned.engine import sessions
 from milestoned.engine.engine import Engine, Transaction
-from milestoned.engine.testruns import Ledger, TestCommand, TestRun
+from milestoned.engine.testruns import TestCommand, RunLedger, TestRun
 from milestoned.files.workspace import Workspace
 from milestoned.git import queries as gitutil
 from milestoned.model.config import Config, load_config
@@ -117,7 +117,7 @@ def gather(ws: Workspace, config: Config, *, git: bool = True) -> Probe:
         now=clock.now(),
         conflicts=find_conflicts(ws) if git and config.detect_conflicts else None,
         disk_percent=disk_percent(ws) if config.disk_usage_percent is not None else None,
-        tests=Ledger(ws).last(),
+        tests=RunLedger(ws).last(),
     )
 
 

@@ -2,15 +2,18 @@
 
 Every door — the CLI, hook ingest, the daemon, the runner, the socket — calls the
 engine.  A change happens inside a ``transaction``: take the lock, load fresh, check,
-record events, then on success append them to the log (fsync) and write what derives
-from them (the session, the current milestone, the read cache).  An exception inside
-the transaction writes nothing.
+record events, then on success write the files the events name (a session, the
+current milestone, a plan edit), append the events to the log (fsync), refresh the
+read cache, and run the git writes that follow (notes, the state branch, a claim's
+local copy).  An exception inside the transaction writes nothing.
 
 The state lives in the git dir (``Workspace.state_dir``); the working tree holds only
 the user's plan, which the engine writes for plan edits alone (``new``, ``task add``,
 ``archive``).  A crash at any instant loses at most the change in flight: the log is
-the truth, appended before anything derived from it is written, and nothing derived
-is ever read back as a command.
+the truth, nothing derived is ever read back as a command, and what an event names is
+written before it.  A transaction that touches several milestones appends their logs
+one after the other: a crash between two leaves the first milestone's events alone,
+each of them whole.
 
 Reading needs no lock: files are only ever replaced whole and logs only appended.
 """
@@ -317,6 +320,17 @@ class Transaction:
 
     # -- the commit ---------------------------------------------------------------------
     def commit(self) -> None:
+        """Write what the events will name first (plans, sessions, the current milestone), then the
+        events, then the git writes that follow them.  A crash between two steps leaves at worst a
+        file the log does not name yet, never an event naming a file that is not there."""
+        for path, text in self._plans.items():
+            atomic_write(path, text)
+        for source, target in self._moves:
+            target.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+            os.replace(source, target)
+        for session_id, text in self._sessions.items():
+            atomic_write(self.ws.session_path(session_id), text, 0o600)
+        self._write_current()
         for milestone_id, (merged, unreadable) in self._merged.items():
             loaded = self._milestones.get(milestone_id)
             pending = loaded.pending if loaded else []
@@ -326,14 +340,6 @@ class Transaction:
         for milestone in self._milestones.values():
             if milestone.id not in self._merged:
                 self._append(milestone)
-        for session_id, text in self._sessions.items():
-            atomic_write(self.ws.session_path(session_id), text, 0o600)
-        self._write_current()
-        for path, text in self._plans.items():
-            atomic_write(path, text)
-        for source, target in self._moves:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(source, target)
         for action in self._after:
             action()
 

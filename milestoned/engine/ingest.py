@@ -57,7 +57,7 @@ from milestoned.engine import lifecycle
 from milestoned.engine.lifecycle import Refusal
 from milestoned.files import inbox
 from milestoned.git import notes
-from milestoned.git.hookinstall import let_go_everywhere
+from milestoned.git.hookinstall import let_go_of_finished
 from milestoned.git.notes import line
 from milestoned.git.refwatch import (
     Commit,
@@ -83,7 +83,7 @@ _RECORDS = (*_MOVES, "commit_refused")
 Row = tuple[str | None, str, str | None]  # (task, event, session)
 
 
-class Ledger:
+class CommitLedger:
     """Commit -> rows of a milestone's log, and task moves -> the commits that made them."""
 
     def __init__(self, milestone: Milestone) -> None:
@@ -138,7 +138,7 @@ class _Drain:
         self.order = commits
         self.branches = branches  # sha -> the branch a hook saw it made on
         self.rewrites = rewrites  # new sha -> the shas it replaced
-        self.ledgers: dict[str, Ledger | None] = {}
+        self.ledgers: dict[str, CommitLedger | None] = {}
         self.rows: dict[str, list[list[Any]]] = {}  # milestone -> commits_ingested rows
         self.notes: dict[str, list[str]] = {}  # sha -> note lines
         self.done: set[str] = set()
@@ -154,14 +154,14 @@ class _Drain:
             milestone = self.txn.milestone(mid)
             self.txn.record(milestone, "commits_ingested", commits=rows)
 
-    def ledger(self, mid: str) -> Ledger | None:
+    def ledger(self, mid: str) -> CommitLedger | None:
         if mid not in self.ledgers:
             try:
                 self.engine.path_of(mid)
             except UserError:
                 self.ledgers[mid] = None  # no such milestone: nothing to record the commit in
                 return None
-            self.ledgers[mid] = Ledger(self.txn.milestone(mid))
+            self.ledgers[mid] = CommitLedger(self.txn.milestone(mid))
         return self.ledgers[mid]
 
     def ingest(self, commit: Commit) -> None:
@@ -192,7 +192,7 @@ class _Drain:
             self.ingested += 1
             self._apply(ledger, commit, intent)
 
-    def _apply(self, ledger: Ledger, commit: Commit, intent: Intent) -> None:
+    def _apply(self, ledger: CommitLedger, commit: Commit, intent: Intent) -> None:
         """Each move through the life cycle's own rule; what it refuses is logged, not re-judged."""
         milestone = self.txn.milestone(ledger.milestone_id)
         for task_id, move in intent.moves:
@@ -221,12 +221,12 @@ class _Drain:
                                 via="commit")
             self._note(commit.sha, ledger.add(commit.sha, task_id, move, milestone.state.session_id))
 
-    def _refuse(self, ledger: Ledger, milestone: Milestone, commit: Commit, task_id: str, refusal: Refusal) -> None:
+    def _refuse(self, ledger: CommitLedger, milestone: Milestone, commit: Commit, task_id: str, refusal: Refusal) -> None:
         self.txn.record(milestone, "commit_refused", commit=commit.sha, task_id=task_id, reason=refusal.message,
                         dependencies=list(refusal.dependencies) or None)
         self._note(commit.sha, ledger.add(commit.sha, task_id, "commit_refused", milestone.state.session_id))
 
-    def _row(self, ledger: Ledger, sha: str, task: str | None, event: str, session: str | None) -> None:
+    def _row(self, ledger: CommitLedger, sha: str, task: str | None, event: str, session: str | None) -> None:
         self.rows.setdefault(ledger.milestone_id, []).append([sha, task, event, session])
         self._note(sha, ledger.add(sha, task, event, session))
 
@@ -251,7 +251,7 @@ class _Drain:
                 replaced.append(sha)
         notes.write(self.ws.worktree, changed, replaced)
 
-    def _same_change(self, ledger: Ledger, sha: str, task_id: str, move: str) -> str | None:
+    def _same_change(self, ledger: CommitLedger, sha: str, task_id: str, move: str) -> str | None:
         """An earlier commit that moved this task the same way with the same patch (a copy of it)."""
         earlier = [s for s in ledger.moves.get((task_id, move), []) if s != sha]
         if not earlier:
@@ -309,7 +309,7 @@ def _drain_in(txn: Transaction) -> int:
         drained.run()
         count = drained.ingested
         txn.after_commit(drained.write_notes)
-        txn.after_commit(lambda: let_go_everywhere(ws, drained.finished))
+        txn.after_commit(lambda: let_go_of_finished(ws, drained.finished))
 
     def done() -> None:
         remember_refs(ws, tips, stamp, racy)

@@ -55,7 +55,7 @@ class TestRun:
         return "passed" if self.ok else f"exited {self.exit_code}"
 
 
-class Ledger:
+class RunLedger:
     """Test runs by commit, newest last: ``<runtime dir>/tests.json``."""
 
     def __init__(self, ws: Workspace) -> None:
@@ -99,7 +99,7 @@ class TestCommand:
 
     def __init__(self, ws: Workspace) -> None:
         self.ws = ws
-        self.ledger = Ledger(ws)
+        self.ledger = RunLedger(ws)
         self._proc: subprocess.Popen[bytes] | None = None
         self._cancelled = False
 

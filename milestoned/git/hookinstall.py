@@ -355,7 +355,7 @@ def let_go(ws: Workspace, milestone_id: str, task_ids: list[str]) -> None:
         hold_task(ws, None, None)
 
 
-def let_go_everywhere(ws: Workspace, finished: set[tuple[str, str]]) -> None:
+def let_go_of_finished(ws: Workspace, finished: set[tuple[str, str]]) -> None:
     """Tasks a commit finished (``Completes:``): no worktree adds their trailers any more."""
     if ws.common_dir is None or not finished:
         return

@@ -151,6 +151,10 @@ class Milestone:
             self._events = read_log(self.log_path, self.plan, self.fold.size)[1]
         return [*self._events, *self.pending]
 
+    def forget_events(self) -> None:
+        """Drop the whole log read on demand (the daemon keeps only the recent events in memory)."""
+        self._events = None
+
     def recent_events(self, count: int) -> list[Event]:
         events = [*self.fold.recent, *self.pending]
         return events[-count:] if count else []

@@ -17,6 +17,11 @@ from milestoned.model.plan import NotAMilestone
 
 SCHEMA = 2  # 2: state in the git dir; milestone status derived from the plan; log path; plan warnings
 RECENT = 10
+# how every door colours a status (rich style names)
+STATUS_STYLE = {
+    "completed": "green", "in_progress": "cyan", "blocked": "red", "pending": "dim",
+    "planned": "dim", "paused": "yellow",
+}
 
 
 def describe(blocker: dict[str, Any]) -> str:

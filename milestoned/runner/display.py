@@ -16,10 +16,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from milestoned.cli.render import STATUS_STYLE
 from milestoned.core import graph
 from milestoned.core.errors import display_path
 from milestoned.git.worktrees import MERGE_CONFLICT
+from milestoned.model.views import STATUS_STYLE
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
