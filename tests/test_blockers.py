@@ -33,7 +33,7 @@ from conftest import (
 from milestoned.core import clock
 from milestoned.engine import blockers
 from milestoned.engine.engine import Engine, Transaction
-from milestoned.engine.testruns import TestCommand, RunLedger
+from milestoned.engine.testruns import RunLedger, TestCommand
 from milestoned.files.workspace import Workspace
 from milestoned.model.config import Config, load_config
 

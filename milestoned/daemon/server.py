@@ -46,7 +46,7 @@ from milestoned.daemon.watch import Change, Watcher
 from milestoned.engine import blockers, claims, ingest, sessions
 from milestoned.engine.blockers import Probe
 from milestoned.engine.engine import Engine
-from milestoned.engine.testruns import TestCommand, RunLedger, TestRun, TestWorker
+from milestoned.engine.testruns import RunLedger, TestCommand, TestRun, TestWorker
 from milestoned.files.durable import atomic_write
 from milestoned.files.workspace import Workspace
 from milestoned.git import queries as gitutil

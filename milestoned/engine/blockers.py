@@ -27,7 +27,7 @@ from typing import Any
 from milestoned.core import clock
 from milestoned.engine import sessions
 from milestoned.engine.engine import Engine, Transaction
-from milestoned.engine.testruns import TestCommand, RunLedger, TestRun
+from milestoned.engine.testruns import RunLedger, TestCommand, TestRun
 from milestoned.files.workspace import Workspace
 from milestoned.git import queries as gitutil
 from milestoned.model.config import Config, load_config
