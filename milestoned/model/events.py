@@ -61,6 +61,9 @@ def parse_lines(data: bytes, first_line: int = 1) -> LogRead:
     for number, raw in enumerate(data.splitlines(), start=first_line):
         if not raw.strip():
             continue
+        if not raw.strip(b"\x00 \t"):
+            out.problems.append((number, f"{raw.count(0)} NUL bytes, the leftover of a crash or a power loss"))
+            continue
         try:
             event = json.loads(raw)
         except json.JSONDecodeError as exc:

@@ -228,8 +228,7 @@ def apply(state: State, event: Event) -> None:
     elif name == "task_blocked":
         task.status = "blocked"
         task.lease_until = None
-        task.blocker = {k: event[k] for k in ("reason", "exit_code", "paths", "output", "tail", "worktree")
-                        if k in event}
+        task.blocker = _blocker_fields(event)
         task.output = _text(event.get("output")) or task.output
     elif name in ("task_reopened", "claim_released", "claim_expired", "task_requeued"):
         task.status = "pending"
@@ -237,6 +236,21 @@ def apply(state: State, event: Event) -> None:
         task.lease_until = None
         task.blocker = None
         task.agent = None
+
+
+def _blocker_fields(event: Event) -> dict[str, Any]:
+    """Why a task is blocked, each field only when it has the type every reader expects."""
+    fields: dict[str, Any] = {}
+    for key in ("reason", "output", "worktree"):
+        if isinstance(event.get(key), str):
+            fields[key] = event[key]
+    if isinstance(event.get("exit_code"), int) and not isinstance(event.get("exit_code"), bool):
+        fields["exit_code"] = event["exit_code"]
+    for key in ("paths", "tail"):
+        value = event.get(key)
+        if isinstance(value, list) and all(isinstance(item, str) for item in value):
+            fields[key] = value
+    return fields
 
 
 def _blocker_list(value: object) -> list[dict[str, Any]]:

@@ -43,6 +43,7 @@ from milestoned.engine.engine import Engine, Transaction
 from milestoned.engine.lifecycle import Refusal
 from milestoned.files.durable import LOCK_TIMEOUT
 from milestoned.git import queries as gitutil
+from milestoned.git import reflocks
 from milestoned.git.identity import FALLBACK, Identity
 from milestoned.git.worktrees import MERGE_CONFLICT, GitStepFailed, Worktrees, task_branch
 from milestoned.model.config import Config, load_config
@@ -204,6 +205,8 @@ class Runner:
 
     def _prepare(self, *, resume: bool, force: bool) -> Milestone:
         """Check, activate or resume, and requeue what a dead runner left: one transaction."""
+        for lock in reflocks.clear(self.ws, f"heads/milestone/{self.mid}"):  # we hold the runner lock
+            self.display.note(f"removed {display_path(lock)}, a lock a killed run left on a task branch")
         with self.engine.transaction() as txn:
             ms = txn.milestone(self.mid)
             self.engine.pin(ms.plan)  # the plan it started with, whatever is checked out meanwhile
@@ -384,7 +387,9 @@ class Runner:
             self.inbox.put(NotStarted(task.id, slot, exc.message, theirs=True))
             return
         except Exception as exc:  # noqa: BLE001 - git or the disk said no: a blocker for this task only
-            self.inbox.put(NotStarted(task.id, slot, f"could not make its worktree: {exc}"))
+            held = reflocks.stale(self.ws, f"heads/milestone/{self.mid}") if ".lock" in str(exc) else []
+            fix = f" (a killed git left {display_path(held[0])}: delete it, then reopen {task.id})" if held else ""
+            self.inbox.put(NotStarted(task.id, slot, f"could not make its worktree: {exc}{fix}"))
             return
         argv = task_argv(task, self.config.agent_command, self.mid, worktree)
         env = gitutil.git_env({**self.identity.env, "MILESTONED_MILESTONE_ID": self.mid, "MILESTONED_TASK_ID": task.id})
