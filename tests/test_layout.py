@@ -56,12 +56,13 @@ def imports_of(name: str, path: Path, known: dict[str, Path]) -> list[Import]:
     found: list[Import] = []
 
     def commented(node: ast.stmt) -> bool:
-        """A reason on the import's line, or on the line above the run of imports it is in."""
+        """A reason on the import's line, or on the line above the run of imports it is in (isort's
+        blank line between the standard library and our own modules does not end a run)."""
         if DEFERRED_REASON in lines[node.lineno - 1].partition("#")[2]:
             return True
         above = node.lineno - 2
-        while above >= 0 and lines[above].strip().startswith(("from ", "import ", ")")) or (
-                above >= 0 and lines[above].rstrip().endswith(",")):
+        while above >= 0 and (lines[above].strip().startswith(("from ", "import ", ")"))
+                              or lines[above].rstrip().endswith(",") or not lines[above].strip()):
             above -= 1
         return above >= 0 and lines[above].strip().startswith("#") and DEFERRED_REASON in lines[above]
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import click
 
@@ -32,20 +33,41 @@ from milestoned.core.errors import MilestonedError
 __all__ = ["cli", "main"]
 
 
+def _crash_dir() -> Path:
+    """A private directory for crash reports: the repository's state dir, else ``$XDG_STATE_HOME``.
+
+    Never a fixed name in the shared ``/tmp``, where a planted link would make the report
+    (of a root user, say) append to any file."""
+    # start-up: only a crash needs these
+    from milestoned.files.workspace import Workspace
+
+    try:
+        ws = Workspace.discover()
+        if ws.is_git and ws.state_dir.is_dir() and not ws.state_dir.is_symlink():
+            return ws.state_dir
+    except OSError:
+        pass  # the current directory is gone, say
+    base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "milestoned"
+    base.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(base, 0o700)
+    return base
+
+
 def _report_bug(exc: BaseException) -> int:
     # start-up: only a crash needs these (~8 ms for every command otherwise)
     import platform
-    import tempfile
     import traceback
 
-    log = os.path.join(tempfile.gettempdir(), f"milestoned-crash-{os.getuid()}.log")
+    from milestoned.files.durable import open_append
+
+    log = str(_crash_dir() / "crash.log")
     try:
-        with open(log, "a", encoding="utf-8") as handle:
+        with os.fdopen(open_append(Path(log)), "a", encoding="utf-8") as handle:
             handle.write(f"milestoned {__version__}, Python {platform.python_version()}, {platform.platform()}\n")
             handle.write(f"argv: {sys.argv}\n")
             traceback.print_exception(exc, file=handle)
             handle.write("\n")
-    except OSError:
+    except (OSError, MilestonedError):
         log = "(could not write a log)"
     click.echo(f"milestoned: internal error: {type(exc).__name__}: {exc}", err=True)
     click.echo(f"milestoned: this is a bug; the details are in {log}", err=True)

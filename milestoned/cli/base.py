@@ -16,6 +16,7 @@ import click
 from milestoned import __version__
 from milestoned.core.errors import MilestonedError
 from milestoned.core.jsonout import json_text
+from milestoned.files.durable import private_umask
 
 if TYPE_CHECKING:
     from milestoned.engine.engine import Engine
@@ -47,6 +48,7 @@ def cli(ctx: click.Context, directory: str | None) -> None:
     Commits and agents move its tasks along; the state lives in the git dir and on
     its own branch, so no git operation on your files ever changes it.
     """
+    private_umask()  # nothing milestoned creates is writable by others, whatever umask it was started with
     if directory:
         os.chdir(directory)
 

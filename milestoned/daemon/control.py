@@ -23,6 +23,7 @@ from typing import Any
 from milestoned.core.errors import RuntimeFailure
 from milestoned.daemon import client
 from milestoned.daemon.client import socket_path
+from milestoned.files.durable import open_append
 from milestoned.files.workspace import Workspace
 from milestoned.git import queries as gitutil
 
@@ -117,7 +118,7 @@ def start(ws: Workspace, *, timeout: float = 30.0) -> tuple[bool, dict[str, Any]
     if log_path.exists() and log_path.stat().st_size > MAX_LOG:
         os.replace(log_path, log_path.with_suffix(".log.1"))
     env = gitutil.git_env()  # a detached daemon is nobody's notify service, nor inside a hook's repository
-    fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    fd = open_append(ws.writable(log_path))
     try:
         child = subprocess.Popen(
             [sys.executable, "-m", "milestoned", "daemon", "run"], cwd=ws.root, env=env,

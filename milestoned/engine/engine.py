@@ -193,6 +193,7 @@ class Engine:
             yield self._txn
             return
         self.migrate()
+        self.ws.check_state_dir()
         with self.lock.held():
             txn = Transaction(self)
             self._txn = txn
@@ -224,6 +225,7 @@ class Transaction:
         """Load under the lock; the first write records the baseline and what the plan changed."""
         if milestone_id in self._milestones:
             return self._milestones[milestone_id]
+        self.ws.writable(self.ws.log_path(milestone_id))  # a planted link is refused before anything is decided
         if milestone_id in self._merged:
             plan = self.engine._plan(milestone_id)
             events, _ = self._merged[milestone_id]
@@ -324,12 +326,13 @@ class Transaction:
         events, then the git writes that follow them.  A crash between two steps leaves at worst a
         file the log does not name yet, never an event naming a file that is not there."""
         for path, text in self._plans.items():
-            atomic_write(path, text)
+            atomic_write(self.ws.writable(path), text)
         for source, target in self._moves:
+            self.ws.writable(target)
             target.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
             os.replace(source, target)
         for session_id, text in self._sessions.items():
-            atomic_write(self.ws.session_path(session_id), text, 0o600)
+            atomic_write(self.ws.writable(self.ws.session_path(session_id)), text, 0o600)
         self._write_current()
         for milestone_id, (merged, unreadable) in self._merged.items():
             loaded = self._milestones.get(milestone_id)

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from milestoned.core import clock
-from milestoned.files.durable import atomic_write
+from milestoned.files.durable import atomic_write, open_fresh
 from milestoned.files.workspace import Workspace
 from milestoned.git import queries as gitutil
 
@@ -122,7 +122,7 @@ class TestCommand:
         return run
 
     def _execute(self, command: tuple[str, ...], timeout: float, log_path: Path) -> tuple[int | None, bool]:
-        with log_path.open("wb") as out:
+        with os.fdopen(open_fresh(self.ws.writable(log_path)), "wb") as out:
             try:
                 proc = subprocess.Popen(
                     list(command), cwd=self.ws.root, stdin=subprocess.DEVNULL, stdout=out,

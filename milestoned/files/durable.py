@@ -3,6 +3,12 @@
 The lock is an ``flock`` (through filelock), so it dies with its process: a crashed
 writer never leaves a stale lock that slows every later command.  It is re-entrant
 within a process and shared by its threads (the runner's workers), behind a mutex.
+
+Nothing is ever written through a link: a file opened to append or to fill is opened
+with ``O_NOFOLLOW`` (a link planted in its place is refused, not followed), and the
+workspace checks that the directories written into stay inside the repository
+(``Workspace.writable``).  What milestoned creates is never writable by other users,
+whatever the umask it was started with (``private_umask``).
 """
 
 from __future__ import annotations
@@ -15,12 +21,39 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from milestoned.core.errors import RuntimeFailure
+from milestoned.core.errors import RuntimeFailure, UserError
 
 if TYPE_CHECKING:
     from filelock import BaseFileLock
 
 LOCK_TIMEOUT = 60.0
+_NO_LINK = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def private_umask() -> None:
+    """Take group and other write away from everything this process creates (git's children too)."""
+    old = os.umask(0o022)
+    os.umask(old | 0o022)
+
+
+def _open_no_link(path: Path, flags: int, mode: int) -> int:
+    try:
+        return os.open(path, flags | _NO_LINK, mode)
+    except OSError as exc:
+        if path.is_symlink():
+            raise UserError(f"is a link to {os.readlink(path)}: milestoned never writes through a link",
+                            path=path, hint="replace the link with the file itself") from None
+        raise RuntimeFailure(f"cannot write {path}: {exc.strerror}") from None
+
+
+def open_append(path: Path, mode: int = 0o600) -> int:
+    """A descriptor appending to ``path`` (created ``mode``; readable with ``pread``), never through a link."""
+    return _open_no_link(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, mode)
+
+
+def open_fresh(path: Path, mode: int = 0o600) -> int:
+    """A descriptor writing ``path`` from empty (a log of one run), never through a link."""
+    return _open_no_link(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
 
 
 def atomic_write(path: Path, data: str | bytes, mode: int = 0o644, *, durable: bool = True) -> None:
@@ -28,7 +61,7 @@ def atomic_write(path: Path, data: str | bytes, mode: int = 0o644, *, durable: b
 
     ``durable=False`` skips the fsyncs, for caches that may be lost in a crash.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
     raw = data.encode("utf-8") if isinstance(data, str) else data
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:

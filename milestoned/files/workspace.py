@@ -178,6 +178,33 @@ class Workspace:
     def inbox_path(self) -> Path:
         return self.state_dir / "inbox"
 
+    # -- writing safely ----------------------------------------------------------------
+    def _homes(self) -> list[Path]:
+        """Where milestoned may write: the worktrees and the git dirs, as the filesystem has them."""
+        places = [self.root, self.worktree, self.state_dir.parent]
+        places += [p for p in (self.git_dir, self.common_dir) if p is not None]
+        return [p.resolve() for p in places]
+
+    def writable(self, path: Path) -> Path:
+        """``path``, once sure that no link leads the write out of the repository or the git dir."""
+        existing = path.parent
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        resolved = existing.resolve()
+        if not any(resolved == home or home in resolved.parents for home in self._homes()):
+            raise UserError(f"leads to {resolved}, outside the repository: milestoned never writes through a link",
+                            path=existing, hint="replace the link with a plain directory")
+        if path.is_symlink():
+            raise UserError(f"is a link to {os.readlink(path)}: milestoned never writes through a link", path=path,
+                            hint="replace the link with the file itself")
+        return path
+
+    def check_state_dir(self) -> None:
+        """Refuse to write state when one of its folders was replaced by a link leading elsewhere."""
+        for folder in (self.state_dir, self.log_dir, self.sessions_dir, self.cache_dir, self.state_dir / "output"):
+            if folder.is_symlink() or folder.exists():
+                self.writable(folder / ".probe")
+
     # -- what earlier versions and the seed kept in the working tree (read, never written) --
     def legacy_dirs(self) -> list[Path]:
         """``.milestones/`` folders that may hold logs, sessions or ``current.txt`` of old."""

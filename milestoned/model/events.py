@@ -21,6 +21,7 @@ from typing import Any
 
 from milestoned.core import clock as clocks
 from milestoned.core.ids import new_event_id
+from milestoned.files.durable import open_append
 
 Event = dict[str, Any]
 
@@ -98,7 +99,11 @@ def sort_key(event: Event) -> tuple[int, str, str]:
 
 
 def read(path: Path) -> LogRead:
-    """Every readable event of a log, in fold order, and the lines that could not be read."""
+    """Every readable event of a log, in fold order, and the lines that could not be read.
+
+    A log that is a link (planted to pass some other file off as ours) is not read."""
+    if path.is_symlink():
+        return LogRead(problems=[(1, "is a link, not our log: not read")])
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -172,16 +177,13 @@ def append(path: Path, new_events: list[Event]) -> None:
     """
     if not new_events:
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     payload = "".join(_line(e) + "\n" for e in new_events)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    fd = open_append(path)
     try:
         size = os.fstat(fd).st_size
-        if size:
-            with open(path, "rb") as reader:
-                reader.seek(size - 1)
-                if reader.read(1) != b"\n":
-                    payload = "\n" + payload
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            payload = "\n" + payload
         os.write(fd, payload.encode("utf-8"))
         os.fsync(fd)
     finally:

@@ -65,13 +65,19 @@ class LogFold:
 
 
 def read_log(log_path: Path, plan: Plan, size: int | None = None) -> tuple[LogFold, list[Event]]:
-    """The whole log folded (up to ``size`` bytes: what a stamp taken before promised)."""
-    try:
-        with log_path.open("rb") as handle:
-            data = handle.read() if size is None else handle.read(size)
-    except FileNotFoundError:
-        data = b""
-    read = eventlog.parse_lines(data)
+    """The whole log folded (up to ``size`` bytes: what a stamp taken before promised).
+
+    A log that is a link (planted to read some other file as ours) is not read: its one
+    problem says so, and writing to it is refused."""
+    if log_path.is_symlink():
+        read, data = eventlog.read(log_path), b""  # not read: its one problem says why
+    else:
+        try:
+            with log_path.open("rb") as handle:
+                data = handle.read() if size is None else handle.read(size)
+        except FileNotFoundError:
+            data = b""
+        read = eventlog.parse_lines(data)
     events = read.events
     keys = [eventlog.sort_key(e) for e in events]
     if any(a > b for a, b in zip(keys, keys[1:])):

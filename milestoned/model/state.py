@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from milestoned.model.events import Event
-from milestoned.model.plan import Plan
+from milestoned.model.plan import MILESTONE_STATUSES, TASK_STATUSES, Plan
 
 # events that change state; every other event is a record only
 STATE_EVENTS = frozenset(
@@ -129,6 +129,14 @@ def _text(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def _task_status(value: object) -> str | None:
+    return value if value in TASK_STATUSES else None
+
+
+def _milestone_status(value: object) -> str | None:
+    return value if value in MILESTONE_STATUSES else None
+
+
 def _task_of(state: State, event: Event) -> TaskState | None:
     task_id = event.get("task_id")
     return state.task(task_id) if isinstance(task_id, str) and task_id else None
@@ -137,7 +145,7 @@ def _task_of(state: State, event: Event) -> TaskState | None:
 def _baseline(state: State, event: Event) -> None:
     """The file's statuses when milestoned first wrote: the state starts over from them."""
     state.has_baseline = True
-    state.status = _text(event.get("status")) or state.status
+    state.status = _milestone_status(event.get("status")) or state.status
     state.started_at = _text(event.get("started_at"))
     state.completed_at = _text(event.get("completed_at"))
     state.session_id = _text(event.get("execution_session_id"))
@@ -146,7 +154,7 @@ def _baseline(state: State, event: Event) -> None:
     for tid, fields in (tasks.items() if isinstance(tasks, dict) else ()):
         if isinstance(tid, str) and isinstance(fields, dict):
             state.tasks[tid] = TaskState(
-                _text(fields.get("status")) or "pending", _text(fields.get("started_at")),
+                _task_status(fields.get("status")) or "pending", _text(fields.get("started_at")),
                 _text(fields.get("completed_at")), _text(fields.get("agent")),
             )
     _acknowledge(state, event)
@@ -155,10 +163,10 @@ def _baseline(state: State, event: Event) -> None:
 def _acknowledge(state: State, event: Event) -> None:
     """``state_baseline`` and ``plan_acknowledged``: the file's statuses, as read then."""
     tasks = event.get("tasks")
-    statuses = {"": _text(event.get("status")) or "planned"}
+    statuses = {"": _milestone_status(event.get("status")) or "planned"}
     for tid, fields in (tasks.items() if isinstance(tasks, dict) else ()):
         if isinstance(tid, str) and isinstance(fields, dict):
-            statuses[tid] = _text(fields.get("status")) or "pending"
+            statuses[tid] = _task_status(fields.get("status")) or "pending"
     state.acknowledged = statuses
 
 
@@ -201,11 +209,10 @@ def apply(state: State, event: Event) -> None:
         if not state.blockers and state.status == "blocked":
             state.status = "in_progress"
     elif name == "status_set_manually":
-        to = _text(event.get("to"))
         if task is not None:
-            task.status = to or task.status
+            task.status = _task_status(event.get("to")) or task.status
         elif event.get("task_id") is None:
-            state.status = to or state.status
+            state.status = _milestone_status(event.get("to")) or state.status
     elif task is None:
         return
     elif name in ("task_started", "task_claimed"):

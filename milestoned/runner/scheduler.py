@@ -41,7 +41,7 @@ from milestoned.core.errors import MilestonedError, UserError, display_path
 from milestoned.engine import blockers, lifecycle, sessions
 from milestoned.engine.engine import Engine, Transaction
 from milestoned.engine.lifecycle import Refusal
-from milestoned.files.durable import LOCK_TIMEOUT
+from milestoned.files.durable import LOCK_TIMEOUT, open_append, open_fresh
 from milestoned.git import queries as gitutil
 from milestoned.git import reflocks
 from milestoned.git.identity import FALLBACK, Identity
@@ -394,8 +394,8 @@ class Runner:
         argv = task_argv(task, self.config.agent_command, self.mid, worktree)
         env = gitutil.git_env({**self.identity.env, "MILESTONED_MILESTONE_ID": self.mid, "MILESTONED_TASK_ID": task.id})
         try:
-            log.parent.mkdir(parents=True, exist_ok=True)
-            with log.open("wb") as out:
+            log.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            with os.fdopen(open_fresh(self.ws.writable(log)), "wb") as out:
                 proc = subprocess.Popen(argv, cwd=worktree, stdin=subprocess.DEVNULL, stdout=out,
                                         stderr=subprocess.STDOUT, env=env, start_new_session=True)
         except OSError as exc:
@@ -452,7 +452,7 @@ class Runner:
                     self.trees.commit_leftovers(run.task.id, run.task.title)
                 except GitStepFailed as exc:
                     failure = str(exc)
-                    with run.log.open("a", encoding="utf-8") as handle:
+                    with os.fdopen(open_append(run.log), "a", encoding="utf-8") as handle:
                         handle.write(f"\nmilestoned: {exc}\n{exc.output}\n")
         self.inbox.put(Ended(run, code, failure, tail(run.log) if failure else None))
 
