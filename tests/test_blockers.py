@@ -138,6 +138,7 @@ def test_a_failing_test_command_on_a_new_commit_blocks_until_a_commit_passes(run
         "sys.exit(0 if pathlib.Path('ok').exists() else 1)\n"
     )
     configure(repo, f"tests:\n  command: [{json.dumps(sys.executable)}, {json.dumps(str(script))}]\n  timeout: 60s\n")
+    cli(repo, "trust")  # this clone's user approves the command: the daemon may run it by itself
     (repo / "ok").write_text("")
     git("add", "ok", cwd=repo)
     git("commit", "-q", "-m", "tests pass", cwd=repo)

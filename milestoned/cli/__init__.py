@@ -26,6 +26,7 @@ from milestoned.cli import (  # noqa: F401 - each module registers its commands
     reading,
     sessions,
     tasks,
+    trust,
 )
 from milestoned.cli.base import cli
 from milestoned.core.errors import MilestonedError

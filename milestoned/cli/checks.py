@@ -17,7 +17,7 @@ from milestoned.core import clock
 from milestoned.core.errors import MilestonedError, display_path
 from milestoned.daemon import client
 from milestoned.daemon import control as daemonctl
-from milestoned.engine import legacy
+from milestoned.engine import legacy, trust
 from milestoned.engine.engine import Engine
 from milestoned.git import hookinstall as hooks
 from milestoned.git import remotes, statebranch
@@ -35,12 +35,17 @@ class Check:
 
 def check_config(engine: Engine) -> Iterator[Check]:
     try:
-        load_config(engine.ws.config_path)
+        config = load_config(engine.ws.config_path)
     except MilestonedError as exc:
         yield Check("config", "fail", str(exc), "fix the line it names")
         return
     where = display_path(engine.ws.config_path)
     yield Check("config", "ok", where if engine.ws.config_path.exists() else "no config.yaml: defaults apply")
+    for command in trust.commands(engine.ws, config):
+        if command.approved:
+            yield Check("trust", "ok", f"{command.setting} {command.shown} is approved on this clone")
+        else:
+            yield Check("trust", "warn", trust.note(command, engine.ws.config_path), "milestoned trust")
 
 
 def check_milestones(engine: Engine) -> Iterator[Check]:

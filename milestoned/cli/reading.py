@@ -33,6 +33,24 @@ def _status_view(engine: Engine, milestone: str | None) -> dict[str, Any]:
     return views.status(engine.load(engine.resolve(milestone)))
 
 
+def _say_what_awaits_trust(engine: Engine) -> None:
+    """A test command that arrived in config.yaml and waits for `milestoned trust` (the daemon won't run it)."""
+    if not engine.ws.config_path.is_file():
+        return
+    # start-up: only a repository with a config reads it
+    from milestoned.core.errors import UserError
+    from milestoned.engine import trust
+    from milestoned.model.config import load_config
+
+    try:
+        config = load_config(engine.ws.config_path)
+    except UserError:
+        return  # `validate` and `doctor` say what is wrong with it
+    for command in trust.waiting(engine.ws, config):
+        if command.setting == "tests.command" and config.detect_test_failures:
+            warn(trust.note(command, engine.ws.config_path))
+
+
 @cli.command()
 @milestone_argument
 @json_option
@@ -49,6 +67,7 @@ def status(milestone: str | None, as_json: bool, fmt: str | None, watch: bool, i
     from milestoned.cli import render
 
     engine = open_engine()
+    _say_what_awaits_trust(engine)
     if fmt == "yaml":
         # start-up: loaded only when this command runs
         from milestoned.core.errors import UserError

@@ -43,7 +43,7 @@ from milestoned.daemon.client import socket_path
 from milestoned.daemon.control import LOCK_NAME, RECORD_NAME, private_dir, read_record, remove_files, try_lock
 from milestoned.daemon.viewcache import ViewCache
 from milestoned.daemon.watch import Change, Watcher
-from milestoned.engine import blockers, claims, ingest, sessions
+from milestoned.engine import blockers, claims, ingest, sessions, trust
 from milestoned.engine.blockers import Probe
 from milestoned.engine.engine import Engine
 from milestoned.engine.testruns import RunLedger, TestCommand, TestRun, TestWorker
@@ -110,6 +110,7 @@ class Daemon:
         self.work = threading.RLock()
         self.config = Config()
         self.config_error: str | None = None
+        self.untrusted_said: set[tuple[str, ...]] = set()  # test commands whose wait was logged
         self.probe = Probe(now=clock.now())
         self.tests = TestWorker(TestCommand(ws), self._tests_done)
         self.head: str | None = None
@@ -222,6 +223,7 @@ class Daemon:
             return
         if "config" in kinds:
             self._load_config()
+            self._maybe_test(self.head)  # a command approved, or changed, just now
         if kinds & {"inbox", "git"}:
             self._drain()  # refs that moved without a hook (libgit2 clients) are ingested too
         touched = {c.name for c in changes if c.kind in ("milestone", "log") and c.name}
@@ -331,10 +333,20 @@ class Daemon:
         cfg = self.config
         if not (head and cfg.test_command and cfg.detect_test_failures):
             return
+        if not trust.is_trusted(self.ws, cfg.test_command):  # it came with a pull, say: not ours to run yet
+            if cfg.test_command not in self.untrusted_said:
+                self.untrusted_said.add(cfg.test_command)
+                log.warning("%s", self._trust_notes()[0])
+            return
         running = any(entry.milestone.running for m in self.cache.ids() if (entry := self.cache.known(m)))
         known = RunLedger(self.ws).get(head)
         if running and (known is None or known.command != cfg.test_command):
             self.tests.want(head, cfg.test_command, cfg.test_timeout)
+
+    def _trust_notes(self) -> list[str]:
+        """The test command awaits approval: the daemon will not run it (the agent command it never runs)."""
+        return [trust.note(c, self.ws.config_path) for c in trust.waiting(self.ws, self.config)
+                if c.setting == "tests.command" and self.config.detect_test_failures]
 
     def _tests_done(self, run: TestRun) -> None:
         self.watcher.push(Change("tests"))
@@ -490,7 +502,7 @@ class Daemon:
             "started_at": self.started_at,
             "milestones": self.cache.ids(),
             "problems": [self.cache.errors[m] for m in sorted(self.cache.errors)]
-            + ([self.config_error] if self.config_error else []),
+            + ([self.config_error] if self.config_error else []) + self._trust_notes(),
             "watching": self.watcher.watched(),
             "watcher_alive": self.watcher.healthy(),
             "resyncs": self.resyncs,

@@ -118,6 +118,8 @@ class Watcher:
         if parent == ws.state_dir:
             if name == ws.inbox_path.name:
                 return Change("inbox")
+            if name == "trust.json":
+                return Change("config")  # a command approved: the daemon may run it now
             return Change("current") if name == ws.current_path.name else None
         if self._common is None or name.endswith(".lock"):
             return None
