@@ -362,3 +362,24 @@ def test_a_claimed_task_gives_the_agents_commits_its_trailers_until_done(active:
     assert invoke("done", claimed, "--agent", "bot").exit_code == 0
     commit(active, "after")
     assert "Task:" not in git("log", "-1", "--format=%B", cwd=active)
+
+
+@pytest.mark.parametrize("bad", ["../../etc/passwd", "a/b", "m1; rm -rf /"])
+def test_an_invalid_milestone_trailer_ignores_the_commits_trailers_with_one_refusal(active: Path, bad: str) -> None:
+    sha = commit(active, "hostile", f"Milestone: {bad}", "Task: T1", "Completes: T3")
+    assert statuses() == {"T1": "pending", "T2": "pending", "T3": "pending"}  # no fall-back to the current one
+    refused = events("commit_refused")
+    assert [(e["commit"], e.get("task_id")) for e in refused] == [(sha, None)]
+    assert refused[0]["reason"] == f"Milestone: {bad!r} is not a milestone id: the commit's trailers are ignored"
+
+
+def test_a_flood_of_trailers_is_capped_and_the_excess_refused_in_one_event(active: Path) -> None:
+    from milestoned.git.trailers import MAX_MOVES
+
+    sha = commit(active, "flood", "Task: T1", *(f"Task: X{i}" for i in range(10_000)))
+    assert statuses()["T1"] == "in_progress"
+    refused = [e for e in events("commit_refused") if e["commit"] == sha]
+    assert len(refused) == MAX_MOVES  # the unknown tasks among the first ones read, and the excess at once
+    assert [e["reason"] for e in refused if e.get("task_id") is None] == [
+        f"10001 task trailers, more than {MAX_MOVES}: the first {MAX_MOVES} are read, the rest refused"]
+    assert len(json.loads(invoke("events", "m1", "--json", "-n", "0").stdout)["events"]) < 100

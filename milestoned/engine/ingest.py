@@ -174,7 +174,7 @@ class _Drain:
             if old in self.by_sha:
                 self.ingest(self.by_sha[old])  # what it replaced first, so it can inherit
         intent = intent_of(commit, self.branches.get(sha) or commit.source)
-        if not intent.moves and not origins:
+        if not intent.moves and not origins and intent.problem is None:
             return
         mid = intent.milestone or next(iter(note_milestones(commit.note)), None) or self.engine.current_id()
         ledger = self.ledger(mid) if mid else None
@@ -183,6 +183,10 @@ class _Drain:
         if sha in ledger.rows:
             self._note(sha, *ledger.note_lines(sha))  # a note lost in a crash comes back
             return
+        if intent.problem is not None:  # said once, in the milestone the commit would have reached
+            milestone = self.txn.milestone(ledger.milestone_id)
+            self.txn.record(milestone, "commit_refused", commit=sha, reason=intent.problem)
+            self._row(ledger, sha, None, "commit_refused", milestone.state.session_id)
         inherited = [row for old in origins for row in ledger.rows.get(old, ())]
         if inherited:
             self.ingested += 1

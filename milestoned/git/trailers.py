@@ -3,6 +3,11 @@
 ``Milestone: <id>``, ``Task: <id>`` (start) and ``Completes: <id>`` (complete); a
 branch ``milestone/<mid>/<tid>`` implies the milestone and the task for commits that
 say nothing, and merge commits take nothing from their branch.
+
+Trailers are data someone else wrote.  A ``Milestone:`` whose value is no valid id
+makes the commit's trailers ignored (it never falls back to another milestone), and a
+commit asks for at most ``MAX_MOVES`` moves; either way the intent carries a
+``problem``, which ingest records once.
 """
 
 from __future__ import annotations
@@ -14,12 +19,15 @@ from dataclasses import dataclass
 from milestoned.core.ids import is_valid_id
 from milestoned.git.refwatch import Commit
 
-
 # -- what a commit means ---------------------------------------------------------------
+MAX_MOVES = 32  # task moves one commit may ask for
+
+
 @dataclass(frozen=True)
 class Intent:
     milestone: str | None
     moves: tuple[tuple[str, str], ...]  # (task, task_completed|task_started), completions first
+    problem: str | None = None  # what was refused of the trailers, to record once
 
 
 @functools.lru_cache(maxsize=4096)
@@ -52,6 +60,9 @@ def _intent(trailers: str, branch: str) -> Intent:
     for item in trailers.split("\x1e"):
         key, sep, value = item.partition(":")
         key, value = key.strip().lower(), value.strip()
+        if sep and key == "milestone" and milestone is None and not _valid(value):
+            shown = value if len(value) <= 40 else value[:40] + "..."
+            return Intent(None, (), f"Milestone: {shown!r} is not a milestone id: the commit's trailers are ignored")
         if not sep or not _valid(value):
             continue
         if key == "milestone" and milestone is None:
@@ -66,6 +77,9 @@ def _intent(trailers: str, branch: str) -> Intent:
     if tid and not tasks and milestone == mid:
         tasks.append(tid)
     moves = [(t, "task_completed") for t in completes] + [(t, "task_started") for t in tasks if t not in completes]
+    if len(moves) > MAX_MOVES:
+        problem = f"{len(moves)} task trailers, more than {MAX_MOVES}: the first {MAX_MOVES} are read, the rest refused"
+        return Intent(milestone, tuple(moves[:MAX_MOVES]), problem)
     return Intent(milestone, tuple(moves))
 
 
