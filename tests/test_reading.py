@@ -119,3 +119,26 @@ def test_status_watch_redraws_on_a_terminal_and_stops_on_ctrl_c(repo: Path) -> N
         proc.wait(timeout=20)
         os.close(master)
     assert proc.returncode == 0
+
+
+def test_control_characters_in_titles_never_reach_the_terminal_raw(repo: Path) -> None:
+    write_milestone(repo, "m1", """
+        id: m1
+        title: "Evil\\e[2J title"
+        tasks:
+          - {id: T1, title: "red \\e[31m then CR\\r over\\nand newline \\u202e reversed"}
+          - {id: T2, title: 'quote " back\\slash', dependencies: [T1]}
+        """)
+    for args in (("status", "m1"), ("status",), ("graph", "m1"), ("graph", "m1", "--format", "dot")):
+        out = invoke(*args).stdout
+        assert "\x1b" not in out and "\r" not in out and "\u202e" not in out, args
+    listed = invoke("status", "m1").stdout
+    assert "red \\x1b[31m then CR\\r over\\nand newline \\u202e reversed" in listed
+    assert "Evil\\x1b[2J title" in listed
+    mermaid = invoke("graph", "m1").stdout
+    assert 't0["T1: red \\x1b[31m then CR\\r over\\nand newline \\u202e reversed"]' in mermaid
+    assert len(mermaid.splitlines()) == 8  # no title broke a line
+    dot = invoke("graph", "m1", "--format", "dot").stdout
+    assert '[label="T2\\nquote \\" back\\\\slash"' in dot
+    view = json.loads(invoke("status", "m1", "--json").stdout)
+    assert view["tasks"][0]["title"] == "red \x1b[31m then CR\r over\nand newline \u202e reversed"  # data kept

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from milestoned.core.text import visible
 from milestoned.model.views import STATUS_STYLE, describe
 
 if TYPE_CHECKING:
@@ -21,13 +22,13 @@ def event_line(event: dict[str, Any]) -> str:
     skip = {"id", "clock", "timestamp", "event", "milestone_id", "session_id", "tasks"}
     detail = " ".join(f"{k}={v}" for k, v in event.items() if k not in skip and not isinstance(v, (dict, list)))
     name = event.get("event", event.get("event_type", "?"))
-    return f"{event.get('timestamp', '')} {name} {detail}".rstrip()
+    return visible(f"{event.get('timestamp', '')} {name} {detail}".rstrip())
 
 
 def status_lines(view: dict[str, Any]) -> Iterable[str]:
     m = view["milestone"]
     p = m["progress"]
-    yield f"{m['id']} — {m['title']}"
+    yield f"{m['id']} — {visible(m['title'])}"
     yield (f"status: {m['status']}   progress: {p['percentage']}% ({p['tasks_completed']}/{p['tasks_total']} tasks)"
            + (f"   session: {m['session_id']}" if m.get("session_id") else ""))
     for blocker in m.get("blockers") or []:
@@ -43,7 +44,8 @@ def status_lines(view: dict[str, Any]) -> Iterable[str]:
             extra.append(f"blocked: {t['blocker'].get('reason', '')}")
         if t["output"] and t["status"] in ("in_progress", "blocked"):
             extra.append(f"log={t['output']}")
-        yield f"  {t['id']:<{width}}  {t['status']:<11}  {t['title']}" + (f"  [{'; '.join(extra)}]" if extra else "")
+        yield (f"  {t['id']:<{width}}  {t['status']:<11}  {visible(t['title'])}"
+               + (f"  [{visible('; '.join(extra))}]" if extra else ""))
     agents = view.get("active_agents") or []
     yield f"active agents: {', '.join(agents) if agents else 'none'}"
     if view.get("recent_events"):
@@ -74,7 +76,7 @@ def status_rich(view: dict[str, Any]) -> Panel:
         table.add_column(column)
     for t in view["tasks"]:
         status = Text(t["status"] + (" (ready)" if t["ready"] else ""), STATUS_STYLE.get(t["status"], ""))
-        table.add_row(t["id"], status, t["title"], t["agent"] or "", ", ".join(t["dependencies"]))
+        table.add_row(t["id"], status, visible(t["title"]), visible(t["agent"] or ""), ", ".join(t["dependencies"]))
     parts: list[RenderableType] = [head, bar]
     for blocker in m.get("blockers") or []:
         parts.append(Text(f"blocker: {describe(blocker)}", "red"))
@@ -84,7 +86,7 @@ def status_rich(view: dict[str, Any]) -> Panel:
     if view.get("recent_events"):
         parts.append(Text("recent events:", "bold"))
         parts.extend(Text("  " + event_line(e), "dim") for e in view["recent_events"][-5:])
-    return Panel(Group(*parts), title=f"{m['id']} — {m['title']}", title_align="left")
+    return Panel(Group(*parts), title=f"{m['id']} — {visible(m['title'])}", title_align="left")
 
 
 def overview_lines(view: dict[str, Any]) -> Iterable[str]:
@@ -93,7 +95,7 @@ def overview_lines(view: dict[str, Any]) -> Iterable[str]:
     for m in view["milestones"]:
         mark = "*" if m["id"] == view.get("current") else " "
         p = m["progress"]
-        yield f"{mark} {m['id']:<24} {m['status']:<11} {p['percentage']:>3}% ({p['tasks_completed']}/{p['tasks_total']})  {m['title']}"
+        yield f"{mark} {m['id']:<24} {m['status']:<11} {p['percentage']:>3}% ({p['tasks_completed']}/{p['tasks_total']})  {visible(m['title'])}"
     for error in view["errors"]:
         yield f"! {error}"
 
@@ -102,7 +104,7 @@ def mermaid(view: dict[str, Any]) -> str:
     node = {t["id"]: f"t{i}" for i, t in enumerate(view["tasks"])}
     lines = ["graph TD"]
     for t in view["tasks"]:
-        label = f"{t['id']}: {t['title']}".replace('"', "#quot;")
+        label = f"{t['id']}: {visible(t['title'])}".replace('"', "#quot;")
         lines.append(f'    {node[t["id"]]}["{label}"]:::{t["status"]}')
     for t in view["tasks"]:
         for dep in t["dependencies"]:
@@ -120,7 +122,8 @@ def dot(view: dict[str, Any]) -> str:
     colors = {"completed": "palegreen", "blocked": "lightcoral", "in_progress": "lightblue", "pending": "white"}
     lines = [f'digraph "{view["milestone"]["id"]}" {{', "    rankdir=LR;", "    node [shape=box, style=filled];"]
     for t in view["tasks"]:
-        label = f"{t['id']}\\n{t['title']}".replace('"', '\\"')
+        title = visible(t["title"]).replace("\\", "\\\\").replace('"', '\\"')
+        label = f"{t['id']}\\n{title}"
         lines.append(f'    "{t["id"]}" [label="{label}", fillcolor={colors[t["status"]]}];')
     for t in view["tasks"]:
         for dep in t["dependencies"]:

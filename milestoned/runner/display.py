@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from milestoned.core import graph
 from milestoned.core.errors import display_path
+from milestoned.core.text import visible
 from milestoned.git.worktrees import MERGE_CONFLICT
 from milestoned.model.views import STATUS_STYLE
 
@@ -56,10 +57,10 @@ class PlainDisplay:
         self.echo(f"started    {task_id}  {agent}  log {log}")
 
     def finished(self, task_id: str, status: str, detail: str) -> None:
-        self.echo(f"{status:<10} {task_id}  {detail}")
+        self.echo(f"{status:<10} {task_id}  {visible(detail)}")
 
     def note(self, text: str) -> None:
-        self.echo(f"note: {text}")
+        self.echo(f"note: {visible(text)}")
 
     def end(self) -> None:
         pass
@@ -129,7 +130,7 @@ class LiveDisplay:
         total = len(header.tasks)
         done = sum(1 for s in status.values() if s == "completed")
         now = time.monotonic()
-        head = Text.assemble((f"{header.milestone_id}", "bold"), f" — {header.title}   ",
+        head = Text.assemble((f"{header.milestone_id}", "bold"), f" — {visible(header.title)}   ",
                              f"{done}/{total} tasks   {len(agents)}/{header.workers} workers busy   ",
                              (header.branch, "dim"))
         table = Table(expand=True, show_edge=False, pad_edge=False)
@@ -141,7 +142,7 @@ class LiveDisplay:
             if task_id in agents:
                 name, since = agents[task_id]
                 agent = f"{name} {now - since:4.0f}s"
-            table.add_row(task_id, Text(st, STATUS_STYLE.get(st, "")), title, agent)
+            table.add_row(task_id, Text(st, STATUS_STYLE.get(st, "")), visible(title), agent)
         parts: list[RenderableType] = [head, ProgressBar(total=max(total, 1), completed=done), table]
         busy = ", ".join(f"{a} on {t}" for t, (a, _) in agents.items())
         parts.append(Text(f"active agents: {busy or 'none'}"))
