@@ -416,3 +416,17 @@ def events_named(name: str, milestone: str = "m1") -> list[dict[str, Any]]:
 
 def show(repo: Path, path: str, ref: str = BRANCH) -> str:
     return git("show", f"{ref}:{path}", cwd=repo)
+
+
+def conflict(root: Path, branch: str = "other") -> None:
+    """A real merge stopped on a conflict in ``root`` (a worktree of the repository)."""
+    git("checkout", "-q", "-b", branch, cwd=root)
+    (root / "f.txt").write_text(f"theirs on {branch}\n")
+    git("add", "f.txt", cwd=root)
+    git("commit", "-q", "-m", "theirs", cwd=root)
+    git("checkout", "-q", "-", cwd=root)
+    (root / "f.txt").write_text(f"ours against {branch}\n")
+    git("add", "f.txt", cwd=root)
+    git("commit", "-q", "-m", "ours", cwd=root)
+    git("merge", "-q", branch, cwd=root, check=False)
+    assert git("ls-files", "--unmerged", cwd=root)

@@ -168,3 +168,26 @@ def test_broken_file_does_not_hide_the_other_milestones(repo: Path) -> None:
     assert result.exit_code == 0
     assert "good" in result.stdout
     assert "! .milestones/active/bad.yaml:3: YAML syntax error" in result.stdout
+
+
+def test_validate_one_and_validate_all_check_the_same_things(repo: Path) -> None:
+    write_milestone(repo, "m1", "id: m1\ntitle: t\ndependencies: {requires: [ghost]}\ntasks: []\n")
+    write_milestone(repo, "m2", "id: m2\ntitle: t\ndependencies: {requires: [m2]}\ntasks: []\n")
+    unknown = ".milestones/active/m1.yaml:3: milestone m1 requires unknown milestone ghost"
+    itself = ".milestones/active/m2.yaml:3: milestone m2 requires itself (remove it from dependencies.requires)"
+    every = invoke("validate", "--all")
+    assert every.exit_code == 2 and unknown in every.stderr and itself in every.stderr
+    assert unknown in invoke("validate", "m1").stderr and itself in invoke("validate", "m2").stderr
+
+
+def test_whether_a_milestone_can_start_now_is_a_note_not_an_error(repo: Path) -> None:
+    write_milestone(repo, "m0", "id: m0\ntitle: base\ntasks: [{id: A, title: a}]\n")
+    write_milestone(repo, "m1", "id: m1\ntitle: t\ndependencies: {requires: [m0]}\ntasks: [{id: B, title: b}]\n")
+    waiting = invoke("validate", "m1")
+    assert waiting.exit_code == 0
+    assert "note: milestone m1 requires m0, not completed yet (complete those first, or " \
+           "`milestoned activate m1 --force`)" in waiting.stdout
+    assert invoke("activate", "m0").exit_code == 0
+    running = invoke("validate", "m0")
+    assert running.exit_code == 0 and "note: milestone m0 is in_progress" in running.stdout
+    assert "--force" not in running.stdout

@@ -9,6 +9,7 @@ the blocker cleared once the cause is gone.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import sys
@@ -21,6 +22,7 @@ from hypothesis import strategies as st
 from conftest import (
     TWO_TASKS,
     Daemons,
+    conflict,
     event_names,
     events_of,
     git,
@@ -64,20 +66,6 @@ def unblocked(root: Path, mid: str = "m1") -> bool:
     return view["status"] == "in_progress" and not view["blockers"]
 
 
-def conflict(root: Path, branch: str = "other") -> None:
-    """A real merge stopped on a conflict in ``root`` (a worktree of the repository)."""
-    git("checkout", "-q", "-b", branch, cwd=root)
-    (root / "f.txt").write_text(f"theirs on {branch}\n")
-    git("add", "f.txt", cwd=root)
-    git("commit", "-q", "-m", "theirs", cwd=root)
-    git("checkout", "-q", "-", cwd=root)
-    (root / "f.txt").write_text(f"ours against {branch}\n")
-    git("add", "f.txt", cwd=root)
-    git("commit", "-q", "-m", "ours", cwd=root)
-    git("merge", "-q", branch, cwd=root, check=False)
-    assert git("ls-files", "--unmerged", cwd=root)
-
-
 @pytest.fixture
 def running(repo: Path) -> Path:
     write_milestone(repo, "m1", MILESTONE)
@@ -96,10 +84,10 @@ def test_a_merge_conflict_blocks_the_milestone_until_it_is_resolved(running: Pat
     names = event_names(repo, "m1")
     assert names.index("blocker_detected") < names.index("blockers_escalated") < len(names)
     escalated = [e for e in events_of(repo, "m1") if e["event"] == "blockers_escalated"][-1]
-    assert "run `milestoned resume`" in escalated["message"]
+    assert "commit, then `milestoned resume`" in escalated["message"]
     saved = [e for e in events_of(repo, "m1") if e["event"] == "session_saved"][-1]
     assert saved["reason"] == "blocker_detected" and session_file(repo, saved["session"]).is_file()
-    assert "resolve them, then run `milestoned resume`" in cli(repo, "blockers")
+    assert "then: resolve the conflicted paths, commit, then `milestoned resume`" in cli(repo, "blockers")
     # the daemon looked, and touched nothing of the user's
     assert git("rev-parse", "HEAD", cwd=repo) == head and (repo / ".git/MERGE_HEAD").exists()
 
@@ -330,3 +318,38 @@ def test_the_default_config_enables_every_detector(repo: Path) -> None:
     config = load_config(Workspace.discover(repo).config_path)
     assert config.detect_conflicts and config.detect_test_failures and config.detect_dependency_violations
     assert config.detect_failed_commands and config.long_running_after == 3600 and config.disk_usage_percent == 90
+
+
+def test_without_a_daemon_status_and_blockers_see_an_unmerged_merge(running: Path) -> None:
+    repo = running
+    conflict(repo)
+    view = json.loads(cli(repo, "status", "m1", "--json"))
+    assert view["milestone"]["status"] == "blocked"
+    assert [b["type"] for b in view["milestone"]["blockers"]] == ["git_conflicts"]
+    assert "unmerged paths in" in cli(repo, "blockers")
+    git("add", "f.txt", cwd=repo)
+    git("commit", "-q", "--no-edit", cwd=repo)
+    assert unblocked(repo)  # and once resolved, status says so by itself
+
+
+def test_a_failed_command_says_what_works_and_reopening_it_unblocks(repo: Path) -> None:
+    write_milestone(repo, "m1", f"id: m1\ntitle: t\ntasks:\n  - {{id: T1, title: fails, run: [{json.dumps(sys.executable)},"
+                                " \"-c\", \"raise SystemExit(3)\"]}\n")
+    result = invoke("execute", "m1")
+    assert result.exit_code == 1
+    message = [e for e in json.loads(cli(repo, "events", "m1", "--json", "-n", "0"))["events"]
+               if e["event"] == "blockers_escalated"][-1]["message"]
+    assert "`milestoned task reopen T1 -m m1` and `milestoned execute m1 --resume`" in message
+    assert "milestoned resume" not in message.replace("execute m1 --resume", "")
+    assert milestone_view(repo, "m1")["status"] == "blocked"
+    cli(repo, "task", "reopen", "T1", "-m", "m1")
+    assert unblocked(repo)  # its one blocker is resolved: it no longer shows blocked
+
+
+def test_a_long_running_tasks_age_is_the_age_when_shown() -> None:
+    from milestoned.model.views import describe
+
+    started = clock.format_time(clock.now() - dt.timedelta(hours=2, minutes=5))
+    frozen = {"type": "long_running_tasks", "task_id": "T1", "detail": "T1 in progress for 4s (threshold 1s)",
+              "started_at": started, "threshold": 1.0}
+    assert describe(frozen) == "long_running_tasks: T1 in progress for 2h05m (threshold 1s)"

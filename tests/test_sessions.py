@@ -7,7 +7,20 @@ from pathlib import Path
 
 import yaml
 
-from conftest import as_json, at, clone, git, invoke, must, ok, project, session_file, snapshot_tree, write_milestone
+from conftest import (
+    as_json,
+    at,
+    clone,
+    conflict,
+    git,
+    invoke,
+    must,
+    ok,
+    project,
+    session_file,
+    snapshot_tree,
+    write_milestone,
+)
 from milestoned.engine import blockers
 from milestoned.engine.engine import Engine
 from milestoned.files.workspace import Workspace
@@ -159,16 +172,27 @@ def test_resume_marks_the_session_logs_it_and_commits_it(two_task_milestone: Pat
 
 def test_resume_clears_blockers_that_are_resolved(two_task_milestone: Path, repo: Path) -> None:
     must("activate", "m1")
-    must("task", "start", "T2", "--force")  # before T1: a dependency violation
+    conflict(repo)
     engine = Engine(Workspace.discover(repo))
     with engine.transaction() as txn:
         escalated = blockers.recheck(txn, txn.milestone("m1"))
-    assert [b["type"] for b in escalated.detected] == ["dependency_violation"]
-    assert as_json(repo, "status", "m1")["milestone"]["status"] == "blocked"
-    must("task", "done", "T1")  # the cause is gone
+    assert [b["type"] for b in escalated.detected] == ["git_conflicts"]
+    git("add", "f.txt", cwd=repo)
+    git("commit", "-q", "--no-edit", cwd=repo)  # the cause is gone; no command looked since
     result = invoke("resume")
     assert result.exit_code == 0, result.output
-    assert "cleared blocker: dependency_violation: T2 was started before T1 completed" in result.stdout
+    assert "cleared blocker: git_conflicts: unmerged paths in" in result.stdout
+    assert as_json(repo, "status", "m1")["milestone"]["status"] == "in_progress"
+
+
+def test_a_blocker_that_a_task_move_resolves_is_cleared_at_once(two_task_milestone: Path, repo: Path) -> None:
+    must("activate", "m1")
+    must("task", "start", "T2", "--force")  # before T1: a dependency violation
+    engine = Engine(Workspace.discover(repo))
+    with engine.transaction() as txn:
+        blockers.recheck(txn, txn.milestone("m1"))
+    assert as_json(repo, "status", "m1")["milestone"]["status"] == "blocked"
+    must("task", "done", "T1")  # the cause is gone, and the state alone says so
     assert as_json(repo, "status", "m1")["milestone"]["status"] == "in_progress"
 
 

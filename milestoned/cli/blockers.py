@@ -35,7 +35,7 @@ def blockers_command(milestone: str | None, as_json: bool, recheck: bool) -> Non
                     say(f"{mid}: cleared {cleared.get('type')}: {cleared.get('detail')}", err=as_json)
                 if outcome.message:
                     say(outcome.message, err=as_json)
-            chosen.append(engine.load(mid))
+            chosen.append(blockers.quick_look(engine, engine.load(mid)))
         except NotAMilestone:
             continue
         except UserError as exc:
@@ -51,10 +51,9 @@ def blockers_command(milestone: str | None, as_json: bool, recheck: bool) -> Non
             say(f"{row['milestone_id']} ({row['status']}): no blockers")
             continue
         say(f"{row['milestone_id']} ({row['status']})")
-        for blocker in row["blockers"]:
+        for blocker, step in zip(row["blockers"], row["next"]):
             since = f"  (since {blocker['since']})" if blocker.get("since") else ""
             say(f"  {describe(blocker)}{since}")
+            say(f"    then: {step}")
         for task in row["blocked_tasks"]:
             say(f"  task {task['id']} blocked: {task.get('reason', '')}")
-        if row["resume"]:
-            say(f"resolve them, then run `{row['resume']}`")

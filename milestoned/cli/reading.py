@@ -21,6 +21,7 @@ def _status_view(engine: Engine, milestone: str | None) -> dict[str, Any]:
     """From the daemon when one answers, else from the files: the same view either way."""
     # start-up: loaded only when this command runs
     from milestoned.daemon import client
+    from milestoned.engine import blockers
     from milestoned.model import views
 
     answer = client.status(engine.ws, milestone)
@@ -30,7 +31,8 @@ def _status_view(engine: Engine, milestone: str | None) -> dict[str, Any]:
         return answer.view()
     if milestone is None and engine.current_id() is None:
         return views.overview(engine)
-    return views.status(engine.load(engine.resolve(milestone)))
+    # no daemon watches: the cheap detectors look now (an unmerged path, a resolved failure)
+    return views.status(blockers.quick_look(engine, engine.load(engine.resolve(milestone))))
 
 
 def _say_what_awaits_trust(engine: Engine) -> None:

@@ -28,6 +28,15 @@ def now_iso() -> str:
     return format_time(now())
 
 
+def duration_text(seconds: float) -> str:
+    """``45s``, ``12m``, ``3h05m``: how long, as a person says it."""
+    seconds = int(seconds)
+    if seconds < 120:
+        return f"{seconds}s"
+    hours, minutes = divmod(seconds // 60, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m"
+
+
 def format_time(moment: dt.datetime) -> str:
     return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 

@@ -35,6 +35,7 @@ from milestoned.model.milestone import Milestone
 from milestoned.model.views import describe
 
 SHOWN_PATHS = 5
+IN_THE_MIDDLE = ("MERGE_HEAD", "CHERRY_PICK_HEAD", "REVERT_HEAD", "rebase-merge", "rebase-apply", "AUTO_MERGE")
 
 # the causes each detector is responsible for, as key prefixes
 CONFLICTS, TASK_CONFLICTS, TESTS = "git_conflicts:", "task_conflict:", "test_failures"
@@ -136,14 +137,6 @@ def _age(since: str | None, now: dt.datetime) -> float | None:
     return (now - moment).total_seconds() if moment else None
 
 
-def _duration(seconds: float) -> str:
-    seconds = int(seconds)
-    if seconds < 120:
-        return f"{seconds}s"
-    hours, minutes = divmod(seconds // 60, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m"
-
-
 def _listing(paths: list[str] | tuple[str, ...]) -> str:
     shown = ", ".join(paths[:SHOWN_PATHS])
     return shown + (f" and {len(paths) - SHOWN_PATHS} more" if len(paths) > SHOWN_PATHS else "")
@@ -200,8 +193,9 @@ def detect(milestone: Milestone, config: Config, probe: Probe) -> tuple[list[dic
             if age is not None and age > config.long_running_after:
                 found.append(_blocker(
                     "long_running_tasks", LONG_RUNNING + task.id,
-                    f"{task.id} in progress for {_duration(age)} (threshold {_duration(config.long_running_after)})",
-                    task_id=task.id, started_at=ts.started_at,
+                    f"{task.id} in progress for {clock.duration_text(age)} "
+                    f"(threshold {clock.duration_text(config.long_running_after)})",
+                    task_id=task.id, started_at=ts.started_at, threshold=config.long_running_after,
                 ))
 
     if config.disk_usage_percent is None or probe.disk_percent is not None:
@@ -233,11 +227,33 @@ def _judged(key: str, covered: frozenset[str]) -> bool:
     return any(key == prefix or (prefix.endswith(":") and key.startswith(prefix)) for prefix in covered)
 
 
+def how_to_go_on(milestone_id: str, blocker: dict[str, Any]) -> str:
+    """What to run once a blocker's cause is dealt with: the command that works for its kind."""
+    task = blocker.get("task_id")
+    kind = blocker.get("type")
+    if kind == "failed_command" and isinstance(task, str):
+        return f"fix its cause, then `milestoned task reopen {task} -m {milestone_id}` and " \
+               f"`milestoned execute {milestone_id} --resume`"
+    if kind == "git_conflicts" and isinstance(task, str) and blocker.get("key", "").startswith(TASK_CONFLICTS):
+        return f"resolve it in the task's worktree, commit, then `milestoned execute {milestone_id} --resume`"
+    if kind == "git_conflicts":
+        return "resolve the conflicted paths, commit, then `milestoned resume`"
+    if kind == "long_running_tasks" and isinstance(task, str):
+        return f"finish it (`milestoned task done {task} -m {milestone_id}`) or give it back " \
+               f"(`milestoned task reopen {task} -m {milestone_id}`)"
+    if kind == "dependency_violation" and isinstance(task, str):
+        return f"complete what it depends on, or `milestoned task reopen {task} -m {milestone_id}`"
+    if kind == "test_failures":
+        return "fix the tests and commit: a passing commit clears it (or `milestoned blockers --recheck`)"
+    if kind == "disk_space":
+        return "free some disk space, then `milestoned blockers --recheck`"
+    return "resolve it, then `milestoned resume`"
+
+
 def escalation_message(milestone_id: str, blockers: list[dict[str, Any]]) -> str:
-    """One line for the log and the event: what blocks, and how to go on."""
-    causes = "; ".join(describe(b) for b in blockers)
-    return (f"milestone {milestone_id} is blocked ({causes}); resolve that, then run `milestoned resume` "
-            "(a running daemon also clears each blocker once its cause is gone)")
+    """One line for the log and the event: what blocks, and what to run to go on."""
+    steps = "; ".join(f"{describe(b)}: {how_to_go_on(milestone_id, b)}" for b in blockers)
+    return f"milestone {milestone_id} is blocked ({steps})"
 
 
 # -- escalation -------------------------------------------------------------------------
@@ -271,6 +287,45 @@ def differs(milestone: Milestone, found: list[dict[str, Any]], covered: frozense
     if milestone.running and found_keys - existing:
         return True
     return any(_judged(k, covered) and k not in found_keys for k in existing)
+
+
+def clear_resolved(txn: Transaction, milestone: Milestone) -> Outcome:
+    """After a task moved: blockers its state alone judges (a failed command, a dependency
+    violation) whose cause is gone are cleared at once; nothing is raised here."""
+    found, _ = detect(milestone, Config(), Probe(now=clock.now()))
+    return settle(txn, milestone, found, frozenset({TASK_CONFLICTS, DEPENDENCIES, FAILED}), escalate=False)
+
+
+def quick_conflicts(ws: Workspace) -> tuple[Conflict, ...] | None:
+    """Unmerged paths, found cheaply: ``git ls-files`` runs only in a worktree that is in the middle
+    of a merge, a rebase, a cherry-pick or a revert (seen by a few ``stat`` calls); None outside git."""
+    if ws.common_dir is None:
+        return None
+    git_dirs = [ws.common_dir]
+    linked = ws.common_dir / "worktrees"
+    if linked.is_dir():
+        git_dirs += sorted(p for p in linked.iterdir() if p.is_dir())
+    if not any((d / name).exists() for d in git_dirs for name in IN_THE_MIDDLE):
+        return ()
+    return find_conflicts(ws)
+
+
+def quick_look(engine: Engine, milestone: Milestone) -> Milestone:
+    """What ``status`` and ``blockers`` see without a daemon: unmerged paths (cheaply) and what the
+    state alone says; recorded (escalated, or cleared) only when that changes something."""
+    if not milestone.running and not milestone.blockers:
+        return milestone
+    config = load_config(engine.ws.config_path)
+    probe = Probe(now=clock.now(), conflicts=quick_conflicts(engine.ws) if config.detect_conflicts else None)
+    found, covered = detect(milestone, config, probe)
+    covered -= {TESTS, LONG_RUNNING}  # judged by the daemon, which runs the tests and watches the clock
+    found = [b for b in found if _judged(key_of(b), covered)]
+    if not differs(milestone, found, covered):
+        return milestone
+    with engine.transaction() as txn:
+        fresh = txn.milestone(milestone.id)
+        settle(txn, fresh, found, covered, escalate=fresh.running)
+    return engine.load(milestone.id)
 
 
 def recheck(txn: Transaction, milestone: Milestone, *, config: Config | None = None,
@@ -313,5 +368,6 @@ def view(milestones: list[Milestone]) -> dict[str, Any]:
             "blockers": ms.blockers,
             "blocked_tasks": blocked_tasks,
             "resume": "milestoned resume" if ms.blockers else None,
+            "next": [how_to_go_on(ms.id, b) for b in ms.blockers],
         })
     return {"schema": 1, "milestones": rows}

@@ -15,7 +15,7 @@ from typing import Any
 
 from milestoned.core import ids
 from milestoned.core.errors import UserError
-from milestoned.engine import sessions
+from milestoned.engine import blockers, sessions
 from milestoned.engine.engine import Engine, Transaction
 from milestoned.files.durable import atomic_write
 from milestoned.files.workspace import STATE_DIR, Workspace
@@ -180,7 +180,7 @@ def check_executable(engine: Engine | Transaction, milestone: Milestone, *, forc
             f"milestone {milestone.id} requires {', '.join(missing)}, not completed yet",
             path=milestone.path,
             line=milestone.plan.line_of("dependencies", "requires"),
-            hint="complete those first, or pass --force",
+            hint=f"complete those first, or `milestoned activate {milestone.id} --force`",
         )
 
 
@@ -236,6 +236,7 @@ def complete(txn: Transaction, milestone: Milestone, task_id: str, *, force: boo
         return refusal
     txn.record(milestone, "task_completed", task_id=task_id, forced=force or None, **detail)
     progress_changed(txn, milestone)
+    blockers.clear_resolved(txn, milestone)
     return None
 
 
@@ -261,6 +262,7 @@ def reopen(txn: Transaction, milestone: Milestone, task_id: str) -> Refusal | No
     if was_completed:
         txn.record(milestone, "milestone_reopened", task_id=task_id)
     progress_changed(txn, milestone)
+    blockers.clear_resolved(txn, milestone)
     return None
 
 

@@ -242,6 +242,9 @@ def read_plan(data: object, path: Path) -> tuple[Plan | None, list[Problem]]:
         requires = _id_list(milestone_deps.get("requires"), ("dependencies", "requires"), "requires", problems)
     else:
         requires = _id_list(milestone_deps, ("dependencies",), "dependencies", problems)
+    if mid in requires:
+        where = ("dependencies", "requires") if isinstance(milestone_deps, dict) else ("dependencies",)
+        problems.append(Problem(where, f"milestone {mid} requires itself", "remove it from dependencies.requires"))
     raw_tasks = data.get("tasks")
     if raw_tasks is None:
         raw_tasks = []

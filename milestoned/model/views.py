@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Protocol
 
-from milestoned.core import graph
+from milestoned.core import clock, graph
 from milestoned.core.errors import UserError, display_path
 from milestoned.model.milestone import Milestone
 from milestoned.model.plan import NotAMilestone
@@ -25,8 +25,14 @@ STATUS_STYLE = {
 
 
 def describe(blocker: dict[str, Any]) -> str:
-    """``type: detail``: the one wording of a blocker, in every door."""
-    return f"{blocker.get('type', '?')}: {blocker.get('detail', '')}"
+    """``type: detail``: the one wording of a blocker, in every door (a long-running task's age as of now)."""
+    detail = blocker.get("detail", "")
+    started, threshold = clock.parse_time(blocker.get("started_at")), blocker.get("threshold")
+    if blocker.get("type") == "long_running_tasks" and started and isinstance(threshold, (int, float)):
+        age = (clock.now() - started).total_seconds()
+        detail = (f"{blocker.get('task_id')} in progress for {clock.duration_text(age)} "
+                  f"(threshold {clock.duration_text(threshold)})")
+    return f"{blocker.get('type', '?')}: {detail}"
 
 
 def task_rows(milestone: Milestone) -> list[dict[str, Any]]:
