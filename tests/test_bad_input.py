@@ -191,3 +191,33 @@ def test_whether_a_milestone_can_start_now_is_a_note_not_an_error(repo: Path) ->
     running = invoke("validate", "m0")
     assert running.exit_code == 0 and "note: milestone m0 is in_progress" in running.stdout
     assert "--force" not in running.stdout
+
+
+def test_a_directory_given_to_c_that_does_not_exist_is_one_line(repo: Path, tmp_path: Path) -> None:
+    result = invoke("-C", str(tmp_path / "nowhere"), "status")
+    assert result.exit_code == 2
+    assert result.stderr == (f"milestoned: error: -C {tmp_path / 'nowhere'}: No such file or directory "
+                             "(give -C a directory that exists)\n")
+
+
+def test_a_current_milestone_without_a_plan_says_where_its_id_came_from(repo: Path) -> None:
+    write_milestone(repo, "m1", "id: m1\ntitle: t\ntasks: [{id: A, title: a}]\n")
+    assert invoke("activate", "m1").exit_code == 0
+    (repo / ".milestones/active/m1.yaml").unlink()
+    result = invoke("next")
+    assert result.exit_code == 2
+    assert result.stderr == ("milestoned: error: the current milestone, m1, has no plan in .milestones (it was set "
+                             "by `milestoned activate m1`; name a milestone, or activate another)\n")
+
+
+@pytest.mark.parametrize("deps, message", [
+    (["A,B"], "--depends-on 'A,B': dependency 'A,B' is not allowed"),
+    (["Z"], "--depends-on Z: milestone m1 has no task Z (tasks: A)"),
+])
+def test_task_add_errors_speak_of_the_command_not_of_a_line(repo: Path, deps: list[str], message: str) -> None:
+    write_milestone(repo, "m1", "id: m1\ntitle: t\ntasks: [{id: A, title: a}]\n")
+    before = snapshot_tree(repo)
+    result = invoke("task", "add", "B", "-m", "m1", "--title", "b", *[f"--depends-on={d}" for d in deps])
+    assert result.exit_code == 2 and result.stderr.startswith(f"milestoned: error: {message}")
+    assert ".yaml:" not in result.stderr and len(result.stderr.splitlines()) == 1
+    assert snapshot_tree(repo) == before

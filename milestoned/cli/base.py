@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from milestoned import __version__
-from milestoned.core.errors import MilestonedError
+from milestoned.core.errors import MilestonedError, UserError
 from milestoned.core.jsonout import json_text
 from milestoned.files.durable import private_umask
 
@@ -50,7 +50,10 @@ def cli(ctx: click.Context, directory: str | None) -> None:
     """
     private_umask()  # nothing milestoned creates is writable by others, whatever umask it was started with
     if directory:
-        os.chdir(directory)
+        try:
+            os.chdir(directory)
+        except OSError as exc:
+            raise UserError(f"-C {directory}: {exc.strerror}", hint="give -C a directory that exists") from None
 
 
 def json_option(func: F) -> F:

@@ -117,6 +117,10 @@ class Engine:
         if milestone_id:
             return milestone_id
         current = self.current_id()
+        if current and not self.exists(current):
+            raise UserError(f"the current milestone, {current}, has no plan in {display_path(self.ws.milestones_dir)}",
+                            hint=f"it was set by `milestoned activate {current}`; name a milestone, or activate "
+                                 "another")
         if current:
             return current
         self.ws.require_initialized()

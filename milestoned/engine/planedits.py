@@ -24,9 +24,19 @@ def add_task(txn: Transaction, milestone: Milestone, task_id: str, *, title: str
         raise UserError(problem)
     if milestone.plan.has_task(task_id):
         raise UserError(f"milestone {milestone.id} already has a task {task_id}",
-                        path=milestone.path, line=milestone.plan.line_of("tasks", milestone.plan.task(task_id).index))
+                        path=milestone.path, line=milestone.plan.line_of("tasks", milestone.plan.task(task_id).index),
+                        hint="give the new task another id")
     if run is not None and prompt is not None:
         raise UserError("a task has either --run or --prompt, not both")
+    for dep in depends_on:  # said of the command, not of a line of a file that does not exist yet
+        problem = id_problem(dep, "dependency")
+        if problem:
+            raise UserError(f"--depends-on {dep!r}: {problem}", hint="repeat --depends-on for each task: "
+                            "--depends-on T1 --depends-on T2")
+        if not milestone.plan.has_task(dep):
+            known = ", ".join(t.id for t in milestone.plan.tasks[:10]) or "none yet"
+            raise UserError(f"--depends-on {dep}: milestone {milestone.id} has no task {dep} (tasks: {known})",
+                            hint="add that task first, or drop --depends-on")
     doc = yamlroundtrip.rt_load(milestone.plan.text)
     tasks = doc.get("tasks")
     if not isinstance(tasks, list):
