@@ -253,7 +253,10 @@ def test_on_a_terminal_a_live_panel_shows_progress_tasks_agents_and_events(repo:
     display.end()
     last_frame = screen.getvalue().rsplit("m1 — Runner test", 1)[1]
     assert outcome.exit_code == 0
-    assert "2/2 tasks" in last_frame and "━" in last_frame  # the progress bar
+    assert "2/2 tasks" in last_frame
+    bar_line = next(line for line in last_frame.splitlines() if "█" in line)
+    assert bar_line.strip(" │") == "█" * 40  # the progress bar, whole, on a line of its own, no colour needed
+    assert any("task" in line and "status" in line and "agent" in line for line in last_frame.splitlines())
     rows = [line.replace("│", " ").split() for line in last_frame.splitlines() if line.strip().startswith("T")]
     assert [row[:3] for row in rows] == [["T1", "completed", "First"], ["T2", "completed", "Second"]]
     assert "active agents: none" in last_frame

@@ -46,11 +46,15 @@ def test_plain_dashboard_names_everything_the_seed_showed(repo: Path) -> None:
 def test_rich_dashboard_has_a_progress_bar_and_a_task_table(repo: Path) -> None:
     _progressed(repo)
     view = json.loads(invoke("status", "m1", "--json").stdout)
-    console = Console(record=True, width=100, force_terminal=True, color_system=None)
+    console = Console(record=True, width=100, force_terminal=True, color_system=None)  # as NO_COLOR makes it
     console.print(render.status_rich(view))
     text = console.export_text()
     assert 'm1 — Reading "the" state' in text and "25% (1/4 tasks)" in text
-    assert "━" in text  # the progress bar
+    bar_line = next(line for line in text.splitlines() if "█" in line)
+    assert "░" in bar_line and "task" not in bar_line  # a bar that reads uncoloured, on a line of its own
+    assert bar_line.count("█") == 10 and bar_line.count("░") == 30  # a quarter of 40
+    header = next(line for line in text.splitlines() if "status" in line and "title" in line)
+    assert "depends on" in header  # the table's header whole
     assert "T3" in text and "Waits on stuck" in text and "T2" in text
 
 
@@ -118,6 +122,48 @@ def test_status_watch_redraws_on_a_terminal_and_stops_on_ctrl_c(repo: Path) -> N
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=20)
         os.close(master)
+    assert proc.returncode == 0
+
+
+def _lines(proc: subprocess.Popen[bytes], count: int, timeout: float = 30) -> list[bytes]:
+    seen = b""
+    while seen.count(b"\n") < count:
+        chunk = _read_until(proc.stdout.fileno(), b"\n", timeout)  # type: ignore[union-attr]
+        assert chunk, f"no line after {seen!r}"
+        seen += chunk
+    return seen.splitlines()
+
+
+def test_status_watch_piped_prints_a_line_per_change(repo: Path) -> None:
+    _progressed(repo)
+    proc = subprocess.Popen([sys.executable, "-m", "milestoned", "status", "m1", "--watch", "--interval", "0.1"],
+                            cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        first = _lines(proc, 1)[0].decode()
+        assert "m1 in_progress 25% (1/4)" in first and "blocked: T2" in first and "ready: T4" in first
+        time.sleep(0.5)  # nothing changed: no new line
+        must("task", "start", "T4", "--agent", "ada")
+        second = _lines(proc, 1)[0].decode()
+        assert "running: T4" in second and "ready" not in second
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=20)
+    assert proc.returncode == 0
+
+
+def test_status_watch_json_prints_one_object_per_change(repo: Path) -> None:
+    _progressed(repo)
+    proc = subprocess.Popen([sys.executable, "-m", "milestoned", "status", "m1", "--watch", "--json",
+                             "--interval", "0.1"], cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        first = json.loads(_lines(proc, 1)[0])
+        assert first["milestone"]["progress"]["tasks_completed"] == 1
+        must("task", "done", "T4")
+        second = json.loads(_lines(proc, 1)[0])
+        assert second["milestone"]["progress"]["tasks_completed"] == 2
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=20)
     assert proc.returncode == 0
 
 

@@ -90,6 +90,9 @@ def status(milestone: str | None, as_json: bool, fmt: str | None, watch: bool, i
             sys.stdout.flush()
             sys.stdout.buffer.write(answer.raw)
             return
+    if watch and (as_json or not sys.stdout.isatty()):
+        _follow_changes(engine, milestone, interval, as_json)
+        return
     view = _status_view(engine, milestone)
     if as_json:
         print_json(view)
@@ -110,6 +113,27 @@ def status(milestone: str | None, as_json: bool, fmt: str | None, watch: bool, i
     else:
         for line in render.status_lines(view):
             say(line)
+
+
+def _follow_changes(engine: Engine, milestone: str | None, interval: float, as_json: bool) -> None:
+    """``status --watch`` for a program: a line (or, with ``--json``, one JSON object) each time the
+    state changes, until interrupted or the reader goes away."""
+    # start-up: loaded only when this command runs
+    from milestoned.cli import render
+    from milestoned.core.jsonout import json_text
+
+    last = None
+    try:
+        while True:
+            view = _status_view(engine, milestone)
+            if view != last:
+                text = json_text(view, pretty=False) if as_json else render.change_line(view) + "\n"
+                sys.stdout.write(text)
+                sys.stdout.flush()
+                last = view
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        pass
 
 
 def _watch(engine: Engine, milestone: str | None, interval: float) -> None:

@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from milestoned.core.text import visible
+from milestoned.core import clock
+from milestoned.core.text import bar, visible
 from milestoned.model.views import STATUS_STYLE, describe
 
 if TYPE_CHECKING:
@@ -59,7 +60,6 @@ def status_rich(view: dict[str, Any]) -> Panel:
     # start-up: rich costs ~35 ms, and only a terminal needs it
     from rich.console import Group
     from rich.panel import Panel
-    from rich.progress_bar import ProgressBar
     from rich.table import Table
     from rich.text import Text
 
@@ -70,14 +70,15 @@ def status_rich(view: dict[str, Any]) -> Panel:
         f"   {p['percentage']}% ({p['tasks_completed']}/{p['tasks_total']} tasks)",
         f"   session {m['session_id']}" if m.get("session_id") else "",
     )
-    bar = ProgressBar(total=max(p["tasks_total"], 1), completed=p["tasks_completed"], width=60)
+    filled, rest = bar(p["tasks_completed"], p["tasks_total"])
+    progress = Text.assemble((filled, "green"), (rest, "grey50"))  # a line of its own, glyphs that read uncoloured
     table = Table(expand=True, show_edge=False)
     for column in ("task", "status", "title", "agent", "depends on"):
         table.add_column(column)
     for t in view["tasks"]:
         status = Text(t["status"] + (" (ready)" if t["ready"] else ""), STATUS_STYLE.get(t["status"], ""))
         table.add_row(t["id"], status, visible(t["title"]), visible(t["agent"] or ""), ", ".join(t["dependencies"]))
-    parts: list[RenderableType] = [head, bar]
+    parts: list[RenderableType] = [head, progress]
     for blocker in m.get("blockers") or []:
         parts.append(Text(f"blocker: {describe(blocker)}", "red"))
     parts.append(table)
@@ -87,6 +88,20 @@ def status_rich(view: dict[str, Any]) -> Panel:
         parts.append(Text("recent events:", "bold"))
         parts.extend(Text("  " + event_line(e), "dim") for e in view["recent_events"][-5:])
     return Panel(Group(*parts), title=f"{m['id']} — {visible(m['title'])}", title_align="left")
+
+
+def change_line(view: dict[str, Any]) -> str:
+    """One line of ``status --watch`` when piped: when, what stands where, what is ready or stuck."""
+    if "milestones" in view:
+        shown = ", ".join(f"{m['id']} {m['status']} {m['progress']['percentage']}%" for m in view["milestones"])
+        return f"{clock.now_iso()} {visible(shown) or 'no milestones'}"
+    m, p = view["milestone"], view["milestone"]["progress"]
+    running = [t["id"] for t in view["tasks"] if t["status"] == "in_progress"]
+    blocked = [t["id"] for t in view["tasks"] if t["status"] == "blocked"]
+    parts = [f"{clock.now_iso()} {m['id']} {m['status']} {p['percentage']}% ({p['tasks_completed']}/{p['tasks_total']})"]
+    parts += [f"{label}: {', '.join(ids)}" for label, ids in (("running", running), ("blocked", blocked),
+                                                               ("ready", view["ready"])) if ids]
+    return "  ".join(parts)
 
 
 def overview_lines(view: dict[str, Any]) -> Iterable[str]:

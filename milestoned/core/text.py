@@ -19,3 +19,9 @@ def visible(text: str) -> str:
     """``text`` with every control and bidi-override character written out."""
     return _UNSAFE.sub(lambda m: _NAMED.get(m.group(), f"\\u{ord(m.group()):04x}" if ord(m.group()) > 0xff
                                             else f"\\x{ord(m.group()):02x}"), text)
+
+
+def bar(done: int, total: int, width: int = 40) -> tuple[str, str]:
+    """A progress bar as (done, still to do): two glyphs, so it reads without colour too (``NO_COLOR``)."""
+    filled = round(width * done / total) if total else 0
+    return "\u2588" * filled, "\u2591" * (width - filled)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from milestoned.core import graph
 from milestoned.core.errors import display_path
-from milestoned.core.text import visible
+from milestoned.core.text import bar, visible
 from milestoned.git.worktrees import MERGE_CONFLICT
 from milestoned.model.views import STATUS_STYLE
 
@@ -116,7 +116,6 @@ class LiveDisplay:
     def _render(self) -> RenderableType:
         # start-up: rich costs ~35 ms, and only a terminal needs it
         from rich.console import Group
-        from rich.progress_bar import ProgressBar
         from rich.table import Table
         from rich.text import Text
 
@@ -143,7 +142,9 @@ class LiveDisplay:
                 name, since = agents[task_id]
                 agent = f"{name} {now - since:4.0f}s"
             table.add_row(task_id, Text(st, STATUS_STYLE.get(st, "")), visible(title), agent)
-        parts: list[RenderableType] = [head, ProgressBar(total=max(total, 1), completed=done), table]
+        filled, rest = bar(done, total)
+        progress = Text.assemble((filled, "green"), (rest, "grey50"))  # a line of its own, glyphs that read uncoloured
+        parts: list[RenderableType] = [head, progress, table]
         busy = ", ".join(f"{a} on {t}" for t, (a, _) in agents.items())
         parts.append(Text(f"active agents: {busy or 'none'}"))
         parts.extend(Text("  " + line, "dim") for line in recent)
