@@ -69,6 +69,16 @@ def test_graph_marks_done_and_blocked_tasks(repo: Path) -> None:
     assert '"T2" [label="T2\\nStuck one", fillcolor=lightcoral];' in dot and '"T1" -> "T2";' in dot
 
 
+def test_graph_json_gives_nodes_with_status_and_edges_from_dependency_to_dependent(repo: Path) -> None:
+    _progressed(repo)
+    answer = json.loads(invoke("graph", "m1", "--json").stdout)
+    assert answer["milestone"] == {"id": "m1", "title": 'Reading "the" state', "status": "in_progress"}
+    status = {n["id"]: (n["status"], n["ready"], n["waiting_on_blocked"]) for n in answer["nodes"]}
+    assert status == {"T1": ("completed", False, False), "T2": ("blocked", False, False),
+                      "T3": ("pending", False, True), "T4": ("pending", True, False)}
+    assert answer["edges"] == [{"from": "T1", "to": "T2"}, {"from": "T2", "to": "T3"}]
+
+
 def test_events_filter_by_name_task_and_count(repo: Path) -> None:
     _progressed(repo)
 

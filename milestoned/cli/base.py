@@ -61,13 +61,37 @@ def json_option(func: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON (stable schema).")(func)
 
 
+def _completing(kind: str) -> Callable[..., Any]:
+    """A shell-completion callback that loads ``cli.complete`` only when the shell asks for it."""
+    def complete(ctx: click.Context, param: click.Parameter, incomplete: str) -> Any:
+        # start-up: loaded only when the shell asks for a completion
+        from milestoned.cli import complete as completions
+
+        return getattr(completions, kind)(ctx, param, incomplete)
+    return complete
+
+
+complete_milestones = _completing("milestones")
+complete_tasks = _completing("tasks")
+complete_sessions = _completing("sessions")
+
+
 def milestone_argument(func: F) -> F:
-    return click.argument("milestone", required=False)(func)
+    return click.argument("milestone", required=False, shell_complete=complete_milestones)(func)
 
 
 def milestone_option(func: F) -> F:
-    return click.option("-m", "--milestone", default=None,
+    return click.option("-m", "--milestone", default=None, shell_complete=complete_milestones,
                         help="Milestone id (default: the current one).")(func)
+
+
+def task_argument(*, required: bool = True) -> Callable[[F], F]:
+    """A task of the milestone given with ``-m`` (or the current one)."""
+    return click.argument("task_id", required=required, shell_complete=complete_tasks)
+
+
+def session_argument(func: F) -> F:
+    return click.argument("session_id", required=False, shell_complete=complete_sessions)(func)
 
 
 def print_json(data: Any) -> None:

@@ -19,6 +19,7 @@ from milestoned.cli.base import (
     print_json,
     printed_as_json,
     say,
+    task_argument,
     warn,
 )
 
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
     from milestoned.model.milestone import Milestone
 
 agent_option = click.option("--agent", required=True, help="The agent's name, as given to `next --claim`.")
-task_argument = click.argument("task_id", required=False)
 lease_option = click.option("--lease", default=None,
                             help="How long the claim holds without a heartbeat (default: claims.lease, 30m).")
 
@@ -110,7 +110,7 @@ def _claim(engine: Engine, mid: str, agent: str | None, lease: str | None, remot
 
 
 @cli.command()
-@task_argument
+@task_argument(required=False)
 @milestone_option
 @agent_option
 @lease_option
@@ -135,7 +135,7 @@ def heartbeat(task_id: str | None, milestone: str | None, agent: str, lease: str
 
 
 @cli.command()
-@task_argument
+@task_argument(required=False)
 @milestone_option
 @agent_option
 @json_option
@@ -153,7 +153,7 @@ def release(task_id: str | None, milestone: str | None, agent: str, as_json: boo
 
 
 @cli.command()
-@task_argument
+@task_argument(required=False)
 @milestone_option
 @agent_option
 @json_option

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from milestoned.cli.base import cli, json_option, milestone_argument, open_engine, print_json, say
+from milestoned.cli.base import cli, complete_milestones, json_option, milestone_argument, open_engine, print_json, say
 from milestoned.core.errors import display_path
 
 
@@ -138,7 +138,7 @@ def pause(milestone: str | None, reason: str | None) -> None:
 
 
 @cli.command()
-@click.argument("milestone")
+@click.argument("milestone", shell_complete=complete_milestones)
 def archive(milestone: str) -> None:
     """Move a completed milestone's plan from active/ to completed/ (the seed's layout)."""
     # start-up: loaded only when this command runs

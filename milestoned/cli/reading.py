@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from milestoned.cli.base import cli, json_option, milestone_argument, open_engine, print_json, say, warn
+from milestoned.cli.base import cli, complete_tasks, json_option, milestone_argument, open_engine, print_json, say, warn
 
 if TYPE_CHECKING:
     from milestoned.engine.engine import Engine
@@ -158,7 +158,7 @@ def _watch(engine: Engine, milestone: str | None, interval: float) -> None:
 @milestone_argument
 @json_option
 @click.option("--event", "names", multiple=True, help="Only these event names (repeatable).")
-@click.option("--task", "task_id", default=None, help="Only events about this task.")
+@click.option("--task", "task_id", default=None, shell_complete=complete_tasks, help="Only events about this task.")
 @click.option("-n", "--limit", default=50, show_default=True, help="At most this many, the most recent (0: all).")
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new events as they are logged.")
 def events(milestone: str | None, as_json: bool, names: tuple[str, ...], task_id: str | None, limit: int,
@@ -236,12 +236,17 @@ def _follow(path: Path, keep: Callable[[Event], bool], emit: Callable[[Event], N
 @cli.command()
 @milestone_argument
 @click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True)
-def graph(milestone: str | None, fmt: str) -> None:
-    """The task dependency graph, done and blocked tasks marked."""
+@json_option
+def graph(milestone: str | None, fmt: str, as_json: bool) -> None:
+    """The task dependency graph, done and blocked tasks marked (--json: nodes with status, and edges)."""
     # start-up: loaded only when this command runs
     from milestoned.cli import render
     from milestoned.model import views
 
     engine = open_engine()
-    view = views.status(engine.load(engine.resolve(milestone)), recent=0)
+    loaded = engine.load(engine.resolve(milestone))
+    if as_json:
+        print_json(views.graph_view(loaded))
+        return
+    view = views.status(loaded, recent=0)
     sys.stdout.write(render.mermaid(view) if fmt == "mermaid" else render.dot(view))

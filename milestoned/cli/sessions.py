@@ -18,6 +18,7 @@ from milestoned.cli.base import (
     print_json,
     printed_as_json,
     say,
+    session_argument,
     warn,
 )
 from milestoned.core.errors import display_path
@@ -101,7 +102,7 @@ def sessions_(as_json: bool) -> None:
 
 
 @session.command("show")
-@click.argument("session_id", required=False)
+@session_argument
 @json_option
 def show(session_id: str | None, as_json: bool) -> None:
     """One session in full (default: the newest)."""
@@ -130,7 +131,7 @@ def _remote_for(engine: Engine, remote: str | None) -> str | None:
 
 
 @cli.command()
-@click.argument("session_id", required=False)
+@session_argument
 @click.option("--remote", default=None, help="Fetch the state from this remote (default: origin, or the only one).")
 @click.option("--no-fetch", is_flag=True, help="Resume from this clone's state branch only.")
 @timeout_option

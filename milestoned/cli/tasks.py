@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import click
 
-from milestoned.cli.base import cli, milestone_option, open_engine, say
+from milestoned.cli.base import cli, complete_tasks, milestone_option, open_engine, say, task_argument
 
 
 @cli.group()
@@ -18,7 +18,8 @@ def task() -> None:
 @click.argument("task_id")
 @milestone_option
 @click.option("--title", required=True, help="What the task does.")
-@click.option("--depends-on", "depends_on", multiple=True, help="A task that must be completed first (repeatable).")
+@click.option("--depends-on", "depends_on", multiple=True, shell_complete=complete_tasks,
+              help="A task that must be completed first (repeatable).")
 @click.option("--run", "run", default=None, help='The command to run, split like a shell would: "pytest -q".')
 @click.option("--shell", is_flag=True, help="Run --run through sh -c (only for commands you wrote).")
 @click.option("--prompt", default=None, help="Text handed to the configured agent command.")
@@ -60,7 +61,7 @@ def _task_verb(verb: str, task_id: str, milestone: str | None, **kwargs: object)
 
 
 @task.command("start")
-@click.argument("task_id")
+@task_argument()
 @milestone_option
 @click.option("--agent", default=None, help="Who works on it.")
 @click.option("--force", is_flag=True, help="Start even if its dependencies are not completed (logged).")
@@ -70,7 +71,7 @@ def start(task_id: str, milestone: str | None, agent: str | None, force: bool) -
 
 
 @task.command("done")
-@click.argument("task_id")
+@task_argument()
 @milestone_option
 @click.option("--force", is_flag=True, help="Complete even if its dependencies are not (logged).")
 def done(task_id: str, milestone: str | None, force: bool) -> None:
@@ -79,7 +80,7 @@ def done(task_id: str, milestone: str | None, force: bool) -> None:
 
 
 @task.command("block")
-@click.argument("task_id")
+@task_argument()
 @milestone_option
 @click.option("--reason", required=True, help="What blocks it.")
 def block(task_id: str, milestone: str | None, reason: str) -> None:
@@ -88,7 +89,7 @@ def block(task_id: str, milestone: str | None, reason: str) -> None:
 
 
 @task.command("reopen")
-@click.argument("task_id")
+@task_argument()
 @milestone_option
 def reopen(task_id: str, milestone: str | None) -> None:
     """Put a completed, blocked or started task back to pending."""

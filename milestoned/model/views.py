@@ -91,6 +91,16 @@ def status(milestone: Milestone, recent: int = RECENT) -> dict[str, Any]:
     }
 
 
+def graph_view(milestone: Milestone) -> dict[str, Any]:
+    """``graph --json``: the tasks as nodes with their status, and an edge from each dependency to its
+    dependent (the direction work flows), in plan order; a program draws it as it likes."""
+    nodes = [{key: row[key] for key in ("id", "title", "status", "ready", "waiting_on_blocked", "agent")}
+             for row in task_rows(milestone)]
+    edges = [{"from": dep, "to": task.id} for task in milestone.plan.tasks for dep in task.dependencies]
+    return {"schema": SCHEMA, "milestone": {"id": milestone.id, "title": milestone.plan.title,
+                                            "status": milestone.status}, "nodes": nodes, "edges": edges}
+
+
 class Milestones(Protocol):
     """What the overview asks of whoever holds the milestones: the engine, or the daemon's memory."""
 
