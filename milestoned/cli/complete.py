@@ -69,7 +69,7 @@ def sessions(ctx: click.Context) -> Iterable[str]:
     here = sorted(path.stem for path in ws.sessions_dir.glob("*.yaml")) if ws.sessions_dir.is_dir() else []
     repo = statebranch.open_repo(ws)
     refs = [statebranch.REF]
-    for remote in repo.remotes.names():
+    for remote in filter(None, repo.remotes.names()):
         refs += [remotes.tracking_state(remote), f"refs/remotes/{remote}/{statebranch.BRANCH}"]
     shared = {key[len("sessions/"):-len(".yaml")] for ref in refs
               for key in statebranch.blobs_at(repo, statebranch.tip(repo, ref))
