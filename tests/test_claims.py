@@ -104,6 +104,8 @@ def test_release_gives_the_task_back(milestone: Path) -> None:
     claim_json(milestone, "a1")
     released = as_json(milestone, "release", "--agent", "a1")
     assert released["released"] == ["T1"] and released["ready"][0] == "T1"
+    task = next(t for t in as_json(milestone, "status", "m1")["tasks"] if t["id"] == "T1")
+    assert (task["status"], task["agent"], task["started_at"]) == ("pending", None, None)  # as if never started
     assert claim_json(milestone, "a2")["claimed"]["id"] == "T1"
     refused = at(milestone, "done", "T1", "--agent", "a1")
     assert refused.exit_code == 2

@@ -301,6 +301,8 @@ def test_kill_9_then_resume_runs_no_completed_task_again(repo: Path, tmp_path: P
     assert all(runs.count(t) == 1 for t in done_before), runs
     assert set(runs) == {f"T{i}" for i in range(1, 9)}
     assert {e["task_id"] for e in events_named("task_requeued")} == running_before
+    assert [e["workers"] for e in events_named("execute_resumed")] == [2]  # as many as the run it resumes
+    assert events_named("milestone_activated")[-1]["workers"] == 2
     assert all(show(repo, f"T{i}.txt") == "x" for i in range(1, 9))
     assert not events_named("status_set_manually")
     assert git("status", "--porcelain", cwd=repo) == "?? .milestones/"  # the plan, and nothing of ours
@@ -326,7 +328,7 @@ def test_ctrl_c_stops_the_tasks_saves_the_session_and_resume_finishes(repo: Path
     with pytest.raises(ProcessLookupError):
         os.kill(int(pid_file.read_text()), 0)
     tasks = tasks_by_id(status_of())
-    assert tasks["long"]["status"] == "pending"
+    assert (tasks["long"]["status"], tasks["long"]["started_at"]) == ("pending", None)  # back in the queue
     saved = events_named("session_saved")[-1]
     assert saved["reason"] == "execute interrupted by SIGINT" and session_file(repo, saved["session"]).is_file()
 

@@ -196,6 +196,23 @@ def test_a_blocker_that_a_task_move_resolves_is_cleared_at_once(two_task_milesto
     assert as_json(repo, "status", "m1")["milestone"]["status"] == "in_progress"
 
 
+def test_sessions_show_a_paused_and_a_completed_session_as_such(two_task_milestone: Path, repo: Path) -> None:
+    must("activate", "m1")
+
+    def listed() -> list[tuple[str, str]]:
+        return [(row["status"], row["save_reason"]) for row in as_json(repo, "sessions")["sessions"]]
+
+    must("session", "save")
+    assert listed() == [("active", "manual_save")]
+    must("pause", "m1")
+    assert listed() == [("paused", "paused")]
+    must("activate", "m1")
+    must("task", "done", "T1")
+    must("task", "done", "T2")  # the last task: the milestone completes, and its session with it
+    assert listed()[0][0] == "completed"
+    assert "completed" in invoke("sessions").stdout
+
+
 def test_bad_session_requests_are_one_line_and_change_nothing(two_task_milestone: Path, repo: Path) -> None:
     before = snapshot_tree(repo)
     no_session = invoke("session", "save", "m1")

@@ -6,7 +6,8 @@ import click
 
 from milestoned.cli.base import cli, milestone_argument, open_engine
 
-WORKERS_HELP = "Tasks run at once (default: execute.workers in .milestones/config.yaml)."
+WORKERS_HELP = ("Tasks run at once (default: with --resume, as many as the run it resumes; else execute.workers "
+                "in .milestones/config.yaml).")
 
 
 @cli.command()
@@ -29,7 +30,6 @@ def execute(ctx: click.Context, milestone: str | None, workers: int | None, resu
     # start-up: loaded only when this command runs
     import sys
 
-    # start-up: loaded only when this command runs
     from milestoned.runner.scheduler import execute_with_display
 
     engine = open_engine()
@@ -53,7 +53,6 @@ def demo(ctx: click.Context, directory: str | None, workers: int) -> None:
     # start-up: loaded only when this command runs
     import sys
 
-    # start-up: loaded only when this command runs
     from milestoned.cli.demo import run_demo
 
     ctx.exit(run_demo(directory, workers=workers, tty=sys.stdout.isatty(), echo=click.echo))

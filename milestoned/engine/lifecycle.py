@@ -199,11 +199,12 @@ def _dependents(txn: Transaction, milestone_id: str) -> list[Milestone]:
     return found
 
 
-def activate(txn: Transaction, milestone: Milestone, *, force: bool = False) -> str:
-    """planned|paused -> in_progress, with a new session; returns the session id."""
+def activate(txn: Transaction, milestone: Milestone, *, force: bool = False, workers: int | None = None) -> str:
+    """planned|paused -> in_progress, with a new session; returns the session id.  ``execute``
+    names its worker count, so that ``execute --resume`` runs as many again."""
     check_executable(txn, milestone, force=force)
     session_id = ids.new_session_id(milestone.id)
-    txn.record(milestone, "milestone_activated", session_id=session_id, forced=force or None)
+    txn.record(milestone, "milestone_activated", session_id=session_id, forced=force or None, workers=workers)
     txn.set_current(milestone.id)
     for other in _dependents(txn, milestone.id):
         txn.record(other, "required_milestone_activated", required=milestone.id)

@@ -42,6 +42,12 @@ def _git_context(ws: Workspace, milestone_id: str) -> tuple[dict[str, Any], int,
     return context, len(changes), checkpoints.take(ws, milestone_id, changes)
 
 
+def session_status(milestone_status: str) -> str:
+    """A session is over when its milestone completed, idle while it is paused, else active
+    (``resumed``, the seed's word, is set by ``resume``)."""
+    return milestone_status if milestone_status in ("completed", "paused") else "active"
+
+
 def snapshot(ws: Workspace, milestone: Milestone, reason: str) -> dict[str, Any]:
     """The session record for ``milestone`` as it stands now."""
     context, uncommitted, checkpoint = _git_context(ws, milestone.id)
@@ -50,7 +56,7 @@ def snapshot(ws: Workspace, milestone: Milestone, reason: str) -> dict[str, Any]
         "session": {
             "id": milestone.state.session_id,
             "milestone_id": milestone.id,
-            "status": "active",
+            "status": session_status(milestone.status),
             "saved_at": clock.now_iso(),
             "save_reason": reason,
         },

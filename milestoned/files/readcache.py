@@ -25,7 +25,7 @@ from pathlib import Path
 
 from milestoned.files.durable import atomic_write
 
-VERSION = 3
+VERSION = 4  # 4: State.workers
 WORTH_CACHING = 256 * 1024  # bytes below which parsing is cheaper than a cache write
 RACY = 2.0  # seconds: a plan modified more recently is not cached
 

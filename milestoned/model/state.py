@@ -46,6 +46,7 @@ STATE_EVENTS = frozenset(
         "claim_released",
         "claim_expired",
         "task_requeued",
+        "execute_resumed",
         "status_set_manually",  # written by earlier versions for hand edits: still facts
     }
 )
@@ -71,6 +72,7 @@ class State:
     started_at: str | None = None
     completed_at: str | None = None
     session_id: str | None = None
+    workers: int | None = None  # how many tasks the session's run ran at once: what `execute --resume` keeps
     last_update: str | None = None
     blockers: list[dict[str, Any]] = field(default_factory=list)
     tasks: dict[str, TaskState] = field(default_factory=dict)
@@ -127,6 +129,10 @@ def baseline_fields(plan: Plan) -> dict[str, Any]:
 
 def _text(value: object) -> str | None:
     return value if isinstance(value, str) else None
+
+
+def _count(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
 def _task_status(value: object) -> str | None:
@@ -192,6 +198,9 @@ def apply(state: State, event: Event) -> None:
         state.session_id = _text(event.get("session_id")) or state.session_id
         state.started_at = state.started_at or when
         state.completed_at = None
+        state.workers = _count(event.get("workers"))  # a new session: none when activated by hand
+    elif name == "execute_resumed":
+        state.workers = _count(event.get("workers")) or state.workers
     elif name == "milestone_paused":
         state.status = "paused"
     elif name == "milestone_completed":
@@ -211,6 +220,7 @@ def apply(state: State, event: Event) -> None:
     elif name == "status_set_manually":
         if task is not None:
             task.status = _task_status(event.get("to")) or task.status
+            task.started_at = None if task.status == "pending" else task.started_at
         elif event.get("task_id") is None:
             state.status = _milestone_status(event.get("to")) or state.status
     elif task is None:
@@ -239,6 +249,7 @@ def apply(state: State, event: Event) -> None:
         task.output = _text(event.get("output")) or task.output
     elif name in ("task_reopened", "claim_released", "claim_expired", "task_requeued"):
         task.status = "pending"
+        task.started_at = None  # back in the queue: its next start is its start
         task.completed_at = None
         task.lease_until = None
         task.blocker = None

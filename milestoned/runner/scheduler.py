@@ -220,7 +220,7 @@ class Runner:
                 lifecycle.run_resumed(txn, ms, runner_pid=os.getpid(), runner_host=HOST, workers=self.workers,
                                       requeued=requeued or None)
             else:
-                lifecycle.activate(txn, ms, force=force)
+                lifecycle.activate(txn, ms, force=force, workers=self.workers)
             for task_id in [t for t in ms.ready if ms.plan.task(t).runnable][:self.workers]:
                 self.preparing.add(task_id)  # their worktrees are made while this transaction is written
                 self.cleaner.submit(self.trees.prepare, task_id)
@@ -583,6 +583,8 @@ def _complete(txn: Transaction, ms: Milestone, task_id: str, fields: dict[str, A
 def execute_with_display(engine: Engine, milestone_id: str, *, workers: int | None, resume: bool, force: bool,
                          tty: bool, echo: Callable[[str], None]) -> Outcome:
     """``milestoned execute`` as a person sees it: the live display, then the summary."""
+    if resume and workers is None:  # as many at once as the run it resumes
+        workers = engine.load(milestone_id).state.workers
     display = make_display(tty, echo)
     try:
         outcome = Runner(engine, milestone_id, workers=workers, display=display).execute(resume=resume, force=force)
