@@ -39,6 +39,8 @@ def test_demo_runs_a_sample_milestone_to_completion_without_a_git_identity(tmp_p
     assert "milestoned hooks install: post-commit" in proc.stdout
     assert "milestoned daemon start: pid" in proc.stdout and "milestoned daemon stop: stopped" in proc.stdout
     assert "the same state" in proc.stdout
+    assert "sync origin: the milestoned/state branch and the notes pushed to" in proc.stdout
+    assert f"git push origin main {branch}: the code, pushed by the demo itself" in proc.stdout
     clone = json.loads(run_subprocess("status", "greeter", "--json", cwd=base / "clone").stdout)
     assert [(t["id"], t["status"]) for t in clone["tasks"]] == [(t["id"], t["status"]) for t in status["tasks"]]
     assert git("show", "milestoned/state:README", cwd=base / "clone")

@@ -219,7 +219,9 @@ def save_and_sync(demo: Demo) -> None:
     demo.git("push", "-q", "origin", "main", demo.branch)
     sync.sync(engine, "origin")
     demo.echo(f"milestoned session save: session {ms.state.session_id} on branch milestoned/state")
-    demo.echo(f"milestoned sync origin: state, notes and code pushed to {demo.remote}")
+    demo.echo(f"git push origin main {demo.branch}: the code, pushed by the demo itself (sync never pushes "
+              "your branches)")
+    demo.echo(f"milestoned sync origin: the milestoned/state branch and the notes pushed to {demo.remote}")
 
 
 def resume_in_a_fresh_clone(demo: Demo) -> None:
