@@ -152,10 +152,38 @@ def test_resume_checks_out_the_recorded_branch_but_never_over_uncommitted_work(t
 
     git("checkout", "-q", "--", "README.md", cwd=b)
     answer = as_json(b, "resume")
-    assert answer["checkout"] == "checked out feature"
+    assert answer["checkout"] == "checked out feature (fetched from origin)"
     assert git("symbolic-ref", "--short", "HEAD", cwd=b) == "feature"
     assert (b / "feature.txt").read_text() == "work in progress\n"
     assert answer["milestone"]["id"] == "m1" and answer["ready"] == ["T1", "T2", "T3", "T4"]
+
+
+def test_resume_fetches_a_branch_this_clone_lacks_and_stops_when_it_is_nowhere(tmp_path: Path) -> None:
+    remote, a = project(tmp_path)
+    git("checkout", "-q", "-b", "feature", cwd=a)
+    git("commit", "-q", "--allow-empty", "-m", "feature work", cwd=a)
+    session_id = as_json(a, "session", "save")["session"]["id"]
+    ok(a, "sync")  # the state and the notes: not the feature branch, which is the user's to push
+    b = clone(remote, tmp_path / "b")
+
+    def untouched() -> tuple[object, ...]:
+        return (snapshot_tree(b), git("for-each-ref", "refs/heads", "refs/notes", cwd=b),
+                git("symbolic-ref", "HEAD", cwd=b), (b / ".git/milestoned").exists())
+
+    before = untouched()
+    refused = at(b, "resume")
+    assert refused.exit_code == 2
+    assert refused.stderr.strip() == (
+        f"milestoned: error: session {session_id} was saved on branch feature, which is neither on this clone "
+        f"nor on origin (push it from the clone that saved the session (`git push origin feature`), then run "
+        f"`milestoned resume` again; nothing was changed here)")
+    assert untouched() == before
+
+    git("push", "-q", "origin", "feature", cwd=a)  # after b was cloned: b's remote-tracking refs know nothing of it
+    answer = as_json(b, "resume")
+    assert answer["checkout"] == "checked out feature (fetched from origin)"
+    assert git("rev-parse", "--abbrev-ref", "feature@{upstream}", cwd=b) == "origin/feature"
+    assert git("rev-parse", "HEAD", cwd=b) == git("rev-parse", "feature", cwd=a)
 
 
 def test_resume_marks_the_session_logs_it_and_commits_it(two_task_milestone: Path, repo: Path) -> None:

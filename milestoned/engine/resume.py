@@ -8,20 +8,19 @@ plan the branch lacks, mark the session resumed and judge its blockers again.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import pygit2
 import yaml
 
 from milestoned.core import ids
 from milestoned.core.errors import RuntimeFailure, UserError
+from milestoned.core.text import visible
 from milestoned.engine import blockers, sessions, statemerge, statetree
 from milestoned.engine.engine import Engine, Transaction
 from milestoned.files.workspace import STATE_DIR, Workspace
 from milestoned.git import hookinstall, remotes, statebranch
 from milestoned.git import queries as gitutil
-
-if TYPE_CHECKING:
-    import pygit2
 
 
 def _records_in(repo: pygit2.Repository, commit_id: pygit2.Oid | None) -> dict[str, dict[str, Any]]:
@@ -58,27 +57,42 @@ def _choose_session(ws: Workspace, repo: pygit2.Repository, commits: list[pygit2
     return max(records.values(), key=sessions.newness)
 
 
-def _switch_to(ws: Workspace, branch: str | None) -> str | None:
+def _switch_to(ws: Workspace, repo: pygit2.Repository, record: dict[str, Any], remote: str | None,
+               timeout: float) -> str | None:
     """Check out the session's branch (the one place we move HEAD: the user asked); a note, or None.
 
-    Refused over uncommitted changes to tracked files: they are the user's work (plans
-    included), and a checkout could carry them somewhere they do not belong.
+    A branch this clone lacks is fetched from ``remote``; one that is nowhere to be had
+    stops the resume before anything is written.  Refused over uncommitted changes to
+    tracked files: they are the user's work (plans included), and a checkout could
+    carry them somewhere they do not belong.
     """
-    if not branch or branch == gitutil.head_branch(ws.worktree):
+    branch = (record.get("context") or {}).get("git_branch")
+    if not isinstance(branch, str) or not branch or branch == gitutil.head_branch(ws.worktree):
         return None
-    if branch.startswith("-"):
-        return f"the session names branch {branch!r}, which is not a branch name; staying where you are"
+    if branch.startswith("-") or not pygit2.reference_is_valid_name(f"refs/heads/{branch}"):
+        return f"the session names branch {visible(branch)!r}, which is not a branch name; staying where you are"
     dirty = [line[3:] for line in gitutil.porcelain_status(ws.worktree) if not line.startswith("??")]
     if dirty:
         shown = ", ".join(dirty[:3]) + (f" and {len(dirty) - 3} more" if len(dirty) > 3 else "")
         raise UserError(f"cannot check out {branch}: uncommitted changes in {shown}",
                         hint="commit or stash them, then run `milestoned resume` again")
-    proc = gitutil.run_git(["switch", branch], ws.worktree, check=False)
+    switch, fetched = ["switch", branch], ""
+    if repo.references.get(f"refs/heads/{branch}") is None:
+        start = remotes.fetch_branch(ws, remote, branch, timeout=timeout) if remote else None
+        if start is None:
+            where = (f"neither on this clone nor on {remotes.public_remote(remote)}" if remote
+                     else "not on this clone, and no remote was fetched")
+            raise UserError(f"session {record['session'].get('id')} was saved on branch {branch}, which is {where}",
+                            hint=f"push it from the clone that saved the session (`git push origin {branch}`), then "
+                                 "run `milestoned resume` again; nothing was changed here")
+        if start.startswith("refs/remotes/"):
+            switch, fetched = ["switch", "--track", start[len("refs/remotes/"):]], f" (fetched from {remote})"
+        else:
+            fetched = f" (fetched from {remotes.public_remote(str(remote))})"
+    proc = gitutil.run_git(switch, ws.worktree, check=False)
     if proc.returncode == 0:
-        return f"checked out {branch}"
+        return f"checked out {branch}{fetched}"
     detail = (proc.stderr.strip().splitlines() or [""])[-1]
-    if "invalid reference" in detail:
-        return f"branch {branch} does not exist here (push it from the clone that saved the session)"
     raise UserError(f"git switch {branch} failed: {detail}", hint="resolve that, then run `milestoned resume` again")
 
 
@@ -113,19 +127,21 @@ def resume(engine: Engine, session_id: str | None, *, remote: str | None, timeou
     """
     ws = engine.ws
     repo = statebranch.open_repo(ws)
-    incoming, warnings = None, []
+    incoming, warnings, reached = None, [], remote
     if remote is not None:
         try:
-            remotes.fetch(ws, remote, timeout=timeout)
+            remotes.fetch(ws, remote, timeout=timeout)  # into tracking refs only: nothing of ours changes yet
             incoming = statebranch.tip(repo, remotes.tracking_state(remote))
-            remotes.merge_notes(ws, remote, repo)  # `git log --notes=milestoned` works at once
         except RuntimeFailure as exc:
             if not remote_optional:
                 raise
             warnings.append(f"{exc}; resuming from this clone's state")
+            reached = None
     record = _choose_session(ws, repo, [incoming, statebranch.tip(repo)], session_id)
     session_id, milestone_id = str(record["session"]["id"]), str(record["session"]["milestone_id"])
-    note = _switch_to(ws, (record.get("context") or {}).get("git_branch"))
+    note = _switch_to(ws, repo, record, reached, timeout)
+    if reached is not None:
+        remotes.merge_notes(ws, reached, repo)  # `git log --notes=milestoned` works at once
     with engine.transaction() as txn:
         merged = statemerge.integrate(txn, incoming, subject=f"resume: merge state from {remote}",
                                       prefer_incoming=True)

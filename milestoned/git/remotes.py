@@ -117,6 +117,22 @@ def fetch(ws: Workspace, remote: str, *, timeout: float = TIMEOUT, refspecs: Ite
         raise failure("fetching from", remote, proc)
 
 
+def fetch_branch(ws: Workspace, remote: str, branch: str, *, timeout: float = TIMEOUT) -> str | None:
+    """Fetch one code branch (a resumed session's) from ``remote``; the ref to start it from, or None
+    when the remote has no such branch.  A named remote's branch lands where git keeps it,
+    ``refs/remotes/<remote>/<branch>``, so the branch made from it tracks it; a URL's becomes the
+    local branch itself (there is nothing to track)."""
+    named = remote in {name for name in statebranch.open_repo(ws).remotes.names() if name is not None}
+    target = f"refs/remotes/{remote}/{branch}" if named else f"refs/heads/{branch}"
+    proc = network_git(ws, ["fetch", "--quiet", "--no-tags", "--no-write-fetch-head", remote,
+                            f"+refs/heads/{branch}:{target}"], timeout=timeout)
+    if proc.returncode == 0:
+        return target
+    if "couldn't find remote ref" in proc.stderr:
+        return None
+    raise failure("fetching from", remote, proc)
+
+
 def push(ws: Workspace, remote: str, specs: list[str], *, options: Iterable[str] = (),
          timeout: float = TIMEOUT) -> dict[str, str]:
     """``git push --porcelain``: for each destination ref, ``ok``, ``uptodate`` or ``rejected: why``."""
