@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pty
@@ -10,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from rich.console import Console
@@ -103,19 +105,27 @@ def _read_until(fd: int, needle: bytes, timeout: float = 30) -> bytes:
     return seen
 
 
-def test_events_follow_prints_new_events_as_they_are_logged(repo: Path) -> None:
-    _progressed(repo)
-    proc = subprocess.Popen([sys.executable, "-m", "milestoned", "events", "m1", "--follow", "--json", "-n", "1"],
-                            cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+@contextlib.contextmanager
+def following(repo: Path, *args: str) -> Iterator[int]:
+    """A command that keeps printing (``--follow``, ``--watch``) on a pipe: its stdout's fd, then Ctrl-C,
+    which it must take as the normal way to stop."""
+    proc = subprocess.Popen([sys.executable, "-m", "milestoned", *args], cwd=repo, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
     try:
-        assert b"task_blocked" in _read_until(proc.stdout.fileno(), b"task_blocked")
-        assert invoke("task", "start", "T4", "--agent", "ada").exit_code == 0
-        line = _read_until(proc.stdout.fileno(), b"task_started").strip().splitlines()[-1]
-        assert json.loads(line)["agent"] == "ada"
+        yield proc.stdout.fileno()  # type: ignore[union-attr]
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=20)
     assert proc.returncode == 0
+
+
+def test_events_follow_prints_new_events_as_they_are_logged(repo: Path) -> None:
+    _progressed(repo)
+    with following(repo, "events", "m1", "--follow", "--json", "-n", "1") as out:
+        assert b"task_blocked" in _read_until(out, b"task_blocked")
+        assert invoke("task", "start", "T4", "--agent", "ada").exit_code == 0
+        line = _read_until(out, b"task_started").strip().splitlines()[-1]
+        assert json.loads(line)["agent"] == "ada"
 
 
 def test_status_watch_redraws_on_a_terminal_and_stops_on_ctrl_c(repo: Path) -> None:
@@ -135,46 +145,34 @@ def test_status_watch_redraws_on_a_terminal_and_stops_on_ctrl_c(repo: Path) -> N
     assert proc.returncode == 0
 
 
-def _lines(proc: subprocess.Popen[bytes], count: int, timeout: float = 30) -> list[bytes]:
+def _next_line(fd: int, timeout: float = 30) -> bytes:
+    """The next whole line the command printed (the lines come one per change, so one read is one line)."""
     seen = b""
-    while seen.count(b"\n") < count:
-        chunk = _read_until(proc.stdout.fileno(), b"\n", timeout)  # type: ignore[union-attr]
+    while not seen.endswith(b"\n"):
+        chunk = _read_until(fd, b"\n", timeout)
         assert chunk, f"no line after {seen!r}"
         seen += chunk
-    return seen.splitlines()
+    assert seen.count(b"\n") == 1, f"more than one line: {seen!r}"
+    return seen
 
 
 def test_status_watch_piped_prints_a_line_per_change(repo: Path) -> None:
     _progressed(repo)
-    proc = subprocess.Popen([sys.executable, "-m", "milestoned", "status", "m1", "--watch", "--interval", "0.1"],
-                            cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        first = _lines(proc, 1)[0].decode()
+    with following(repo, "status", "m1", "--watch", "--interval", "0.1") as out:
+        first = _next_line(out).decode()
         assert "m1 in_progress 25% (1/4)" in first and "blocked: T2" in first and "ready: T4" in first
-        time.sleep(0.5)  # nothing changed: no new line
+        time.sleep(0.5)  # nothing changes: no line (the next one read must be the change's)
         must("task", "start", "T4", "--agent", "ada")
-        second = _lines(proc, 1)[0].decode()
+        second = _next_line(out).decode()
         assert "running: T4" in second and "ready" not in second
-    finally:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=20)
-    assert proc.returncode == 0
 
 
 def test_status_watch_json_prints_one_object_per_change(repo: Path) -> None:
     _progressed(repo)
-    proc = subprocess.Popen([sys.executable, "-m", "milestoned", "status", "m1", "--watch", "--json",
-                             "--interval", "0.1"], cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        first = json.loads(_lines(proc, 1)[0])
-        assert first["milestone"]["progress"]["tasks_completed"] == 1
+    with following(repo, "status", "m1", "--watch", "--json", "--interval", "0.1") as out:
+        assert json.loads(_next_line(out))["milestone"]["progress"]["tasks_completed"] == 1
         must("task", "done", "T4")
-        second = json.loads(_lines(proc, 1)[0])
-        assert second["milestone"]["progress"]["tasks_completed"] == 2
-    finally:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=20)
-    assert proc.returncode == 0
+        assert json.loads(_next_line(out))["milestone"]["progress"]["tasks_completed"] == 2
 
 
 def test_control_characters_in_titles_never_reach_the_terminal_raw(repo: Path) -> None:
