@@ -186,6 +186,23 @@ def test_resume_fetches_a_branch_this_clone_lacks_and_stops_when_it_is_nowhere(t
     assert git("rev-parse", "HEAD", cwd=b) == git("rev-parse", "feature", cwd=a)
 
 
+def test_a_second_resume_takes_the_session_as_it_was_saved_since_not_as_this_clone_kept_it(tmp_path: Path) -> None:
+    remote, a = project(tmp_path)
+    session_id = as_json(a, "session", "save")["session"]["id"]
+    ok(a, "sync")
+    b = clone(remote, tmp_path / "b")
+    ok(b, "resume")  # b now keeps its own copy of the session, marked resumed
+    git("checkout", "-q", "-b", "later", cwd=a)
+    git("commit", "-q", "--allow-empty", "-m", "later work", cwd=a)
+    git("push", "-q", "origin", "later", cwd=a)
+    ok(a, "task", "done", "T1")
+    assert as_json(a, "session", "save")["session"]["id"] == session_id  # saved again, on branch later
+    ok(a, "sync")
+    answer = as_json(b, "resume")
+    assert answer["checkout"] == "checked out later (fetched from origin)"
+    assert answer["session"]["git_branch"] == "later" and answer["milestone"]["progress_percentage"] == 25
+
+
 def test_resume_marks_the_session_logs_it_and_commits_it(two_task_milestone: Path, repo: Path) -> None:
     must("activate", "m1")
     session_id = as_json(repo, "session", "save")["session"]["id"]

@@ -39,12 +39,18 @@ def _records_in(repo: pygit2.Repository, commit_id: pygit2.Oid | None) -> dict[s
 
 def _choose_session(ws: Workspace, repo: pygit2.Repository, commits: list[pygit2.Oid | None],
                     session_id: str | None) -> dict[str, Any]:
-    """The session to resume: the one named, else the newest here or on the state branch."""
+    """The session to resume: the one named, else the newest here or on the state branch.
+
+    A session saved again elsewhere since this clone last resumed it is the newer record,
+    whichever copy is local: each id keeps its latest save (the fetched one on a tie).
+    """
     records: dict[str, dict[str, Any]] = {}
-    for commit_id in commits:
-        if commit_id is not None:
-            records.update(_records_in(repo, commit_id))
-    records.update({str(r["session"].get("id")): r for r in sessions.list_sessions(ws)})
+    found = [record for commit_id in commits if commit_id is not None
+             for record in _records_in(repo, commit_id).values()]
+    for record in [*found, *sessions.list_sessions(ws)]:
+        key = str(record["session"].get("id"))
+        if key not in records or sessions.newness(record) > sessions.newness(records[key]):
+            records[key] = record
     if session_id is not None:
         problem = ids.id_problem(session_id, "session id")
         if problem or session_id not in records:
