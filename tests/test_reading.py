@@ -175,6 +175,28 @@ def test_status_watch_json_prints_one_object_per_change(repo: Path) -> None:
         assert json.loads(_next_line(out))["milestone"]["progress"]["tasks_completed"] == 2
 
 
+def test_watch_and_follow_end_when_their_reader_goes_away(repo: Path) -> None:
+    _progressed(repo)
+    for args in (("status", "m1", "--watch"), ("status", "--watch", "--json"), ("events", "m1", "--follow")):
+        proc = subprocess.Popen([sys.executable, "-m", "milestoned", *args, "--interval" if "--watch" in args else "-n",
+                                 "0.1" if "--watch" in args else "1"], cwd=repo, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+        assert _next_line(proc.stdout.fileno())  # type: ignore[union-attr]
+        proc.stdout.close()  # type: ignore[union-attr]  # as `| head -1` does once it has its line
+        assert proc.wait(timeout=20) == 0, (args, proc.stderr.read())  # type: ignore[union-attr]
+        proc.stderr.close()  # type: ignore[union-attr]
+
+
+def test_status_watch_json_keeps_to_its_milestone_once_it_is_no_longer_current(repo: Path) -> None:
+    _progressed(repo)
+    with following(repo, "status", "--watch", "--json", "--interval", "0.1") as out:
+        assert json.loads(_next_line(out))["milestone"]["id"] == "m1"
+        for task in ("T2", "T3", "T4"):
+            must("task", "done", task, "--force")  # the last one completes m1: no milestone is current now
+        while (view := json.loads(_next_line(out)))["milestone"]["status"] != "completed":
+            assert view["milestone"]["id"] == "m1"
+
+
 def test_control_characters_in_titles_never_reach_the_terminal_raw(repo: Path) -> None:
     write_milestone(repo, "m1", """
         id: m1

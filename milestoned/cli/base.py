@@ -7,7 +7,9 @@ command body: ``milestoned status`` must start nearly as fast as ``import click`
 from __future__ import annotations
 
 import os
+import select
 import sys
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -131,6 +133,20 @@ def _drain(engine: Engine) -> None:
         drain(engine)
     except MilestonedError as exc:
         warn(f"commits not fully taken in (the next command tries again): {exc}")
+
+
+def wait_unless_reader_gone(seconds: float) -> bool:
+    """Wait ``seconds`` for a command that keeps printing (``--watch``, ``--follow``); True at once
+    when the reader of stdout has gone (``| head -1`` exited), so the command ends then, not at
+    its next line."""
+    try:
+        fd = sys.stdout.fileno()
+    except (OSError, ValueError):  # stdout is no file (captured by a test runner)
+        time.sleep(seconds)
+        return False
+    poller = select.poll()
+    poller.register(fd, select.POLLERR | select.POLLHUP)  # a pipe's write end says POLLERR once nobody reads
+    return bool(poller.poll(seconds * 1000))
 
 
 def say(message: str = "", *, err: bool = False) -> None:

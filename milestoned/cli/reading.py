@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from collections.abc import Callable
@@ -10,7 +11,17 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from milestoned.cli.base import cli, complete_tasks, json_option, milestone_argument, open_engine, print_json, say, warn
+from milestoned.cli.base import (
+    cli,
+    complete_tasks,
+    json_option,
+    milestone_argument,
+    open_engine,
+    print_json,
+    say,
+    wait_unless_reader_gone,
+    warn,
+)
 
 if TYPE_CHECKING:
     from milestoned.engine.engine import Engine
@@ -122,6 +133,7 @@ def _follow_changes(engine: Engine, milestone: str | None, interval: float, as_j
     from milestoned.cli import render
     from milestoned.core.jsonout import json_text
 
+    milestone = milestone or engine.current_id()  # the one watched, even once it is no longer current
     last = None
     try:
         while True:
@@ -131,7 +143,8 @@ def _follow_changes(engine: Engine, milestone: str | None, interval: float, as_j
                 sys.stdout.write(text)
                 sys.stdout.flush()
                 last = view
-            time.sleep(interval)
+            if wait_unless_reader_gone(interval):
+                return
     except KeyboardInterrupt:
         pass
 
@@ -197,7 +210,7 @@ def events(milestone: str | None, as_json: bool, names: tuple[str, ...], task_id
     if as_json and not follow:
         print_json({"schema": 1, "milestone_id": mid, "events": chosen})
         return
-    emit: Callable[[Event], None] = (lambda e: say(__import__("json").dumps(e, ensure_ascii=False))) if as_json \
+    emit: Callable[[Event], None] = (lambda e: say(json.dumps(e, ensure_ascii=False))) if as_json \
         else (lambda e: say(render.event_line(e)))
     for event in chosen:
         emit(event)
@@ -211,8 +224,7 @@ def _follow(path: Path, keep: Callable[[Event], bool], emit: Callable[[Event], N
 
     offset = path.stat().st_size if path.exists() else 0
     try:
-        while True:
-            time.sleep(0.2)
+        while not wait_unless_reader_gone(0.2):
             if not path.exists():
                 continue
             size = path.stat().st_size
