@@ -187,6 +187,17 @@ def test_watch_and_follow_end_when_their_reader_goes_away(repo: Path) -> None:
         proc.stderr.close()  # type: ignore[union-attr]
 
 
+def test_output_cut_short_by_its_reader_is_no_failure(repo: Path) -> None:
+    tasks = "".join(f"  - {{id: T{i}, title: a task with a title long enough to fill a pipe}}\n" for i in range(3000))
+    write_milestone(repo, "big", f"id: big\ntitle: Big\ntasks:\n{tasks}")
+    proc = subprocess.Popen([sys.executable, "-m", "milestoned", "status", "big"], cwd=repo, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    assert proc.stdout.readline().startswith(b"big")  # type: ignore[union-attr]
+    proc.stdout.close()  # type: ignore[union-attr]  # `| head -1`: the rest (far more than a pipe holds) has nowhere to go
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and err == b""
+
+
 def test_status_watch_json_keeps_to_its_milestone_once_it_is_no_longer_current(repo: Path) -> None:
     _progressed(repo)
     with following(repo, "status", "--watch", "--json", "--interval", "0.1") as out:

@@ -93,8 +93,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         click.echo("milestoned: interrupted", err=True)
         return 130
-    except BrokenPipeError:
-        return 0
     except Exception as exc:  # noqa: BLE001 - the last resort: never a bare traceback
         return _report_bug(exc)
     return result if isinstance(result, int) else 0

@@ -6,6 +6,7 @@ command body: ``milestoned status`` must start nearly as fast as ``import click`
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import sys
@@ -36,6 +37,10 @@ class MilestonedGroup(click.Group):
         except MilestonedError as exc:
             click.echo(f"milestoned: error: {exc}", err=True)
             ctx.exit(exc.exit_code)
+        except BrokenPipeError:  # the reader took what it wanted (`| head -1`): not a failure
+            with contextlib.suppress(OSError, ValueError):  # Python flushes stdout at exit: not into the closed pipe
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            ctx.exit(0)
 
 
 @click.group(cls=MilestonedGroup, context_settings=CONTEXT)
