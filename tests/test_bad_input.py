@@ -9,7 +9,12 @@ import pytest
 from conftest import invoke, snapshot_tree, write_milestone
 
 BAD_FILES = {
-    "syntax": ("id: m1\ntitle: x\ntasks:\n  - id: T1\n    title: [unclosed\n", ":6: YAML syntax error"),
+    # never closed: the line where it opens, not one past the end of the file
+    "syntax": ("id: m1\ntitle: x\ntasks:\n  - id: T1\n    title: [unclosed\n",
+               "m1.yaml:5: YAML syntax error: while parsing a flow sequence that starts here"),
+    "unclosed_quote": ("id: m1\ntitle: \"unclosed\ntasks:\n  - {id: T1, title: a}\n  - {id: T2, title: b}\n",
+                       "m1.yaml:2: YAML syntax error: while scanning a quoted scalar that starts here, found "
+                       "unexpected end of stream"),
     "tasks_not_list": ("id: m1\ntitle: x\ntasks: just text\n", "m1.yaml:3: tasks must be a list"),
     "deps_wrong_type": (
         "id: m1\ntasks:\n  - id: T1\n    title: a\n    dependencies: {T2: yes}\n",
@@ -167,7 +172,7 @@ def test_broken_file_does_not_hide_the_other_milestones(repo: Path) -> None:
     result = invoke("status")
     assert result.exit_code == 0
     assert "good" in result.stdout
-    assert "! .milestones/active/bad.yaml:3: YAML syntax error" in result.stdout
+    assert "! .milestones/active/bad.yaml:2: YAML syntax error" in result.stdout  # where the [ opens
 
 
 def test_validate_one_and_validate_all_check_the_same_things(repo: Path) -> None:

@@ -59,18 +59,23 @@ def load(path: Path, *, allow_empty: bool = False) -> tuple[Any, str]:
     return parse(text, path, allow_empty=allow_empty), text
 
 
+def _syntax_error(exc: yaml.MarkedYAMLError, text: str, path: Path) -> UserError:
+    """The line to look at: where the problem is, or, when libyaml only found out at the end of the
+    file (a quote or bracket never closed), where the thing it was reading began."""
+    mark, problem = exc.problem_mark or exc.context_mark, (exc.problem or exc.context or "invalid YAML").strip()
+    at_end = mark is not None and mark.index >= len(text.rstrip())
+    if at_end and exc.context_mark is not None and exc.context:
+        mark, problem = exc.context_mark, f"{exc.context.strip()} that starts here, {problem}"
+    last_line = text.count("\n") + (0 if text.endswith("\n") else 1)
+    line = min(mark.line + 1, max(last_line, 1)) if mark else None
+    return UserError(f"YAML syntax error: {problem}", path=path, line=line, hint="fix the YAML syntax")
+
+
 def parse(text: str, path: Path, *, allow_empty: bool = False) -> Any:
     try:
         data = yaml.load(text, Loader=SafeLoader)  # noqa: S506 - a safe loader
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        problem = (exc.problem or exc.context or "invalid YAML").strip()
-        raise UserError(
-            f"YAML syntax error: {problem}",
-            path=path,
-            line=mark.line + 1 if mark else None,
-            hint="fix the YAML syntax",
-        ) from None
+        raise _syntax_error(exc, text, path) from None
     except yaml.YAMLError as exc:
         raise UserError(f"YAML error: {exc}", path=path, hint="fix the YAML syntax") from None
     except RecursionError:
