@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import invoke, snapshot_tree, write_milestone
+from conftest import invoke, run_subprocess, snapshot_tree, write_milestone
 
 BAD_FILES = {
     # never closed: the line where it opens, not one past the end of the file
@@ -226,3 +226,14 @@ def test_task_add_errors_speak_of_the_command_not_of_a_line(repo: Path, deps: li
     assert result.exit_code == 2 and result.stderr.startswith(f"milestoned: error: {message}")
     assert ".yaml:" not in result.stderr and len(result.stderr.splitlines()) == 1
     assert snapshot_tree(repo) == before
+
+
+def test_usage_errors_are_one_line_naming_the_help_to_read(repo: Path) -> None:
+    for args, line in (
+        (("task", "block", "T1"), "missing option '--reason' (see `milestoned task block --help`)"),
+        (("execute", "--workers", "0"), "invalid value for '-w' / '--workers': 0 is not in the range x>=1 "
+                                        "(see `milestoned execute --help`)"),
+        (("statsu",), "no such command 'statsu' (did you mean one of: 'status', 'task'? see `milestoned --help`)"),
+    ):
+        proc = run_subprocess(*args, cwd=repo)
+        assert (proc.returncode, proc.stdout, proc.stderr) == (2, "", f"milestoned: error: {line}\n"), args

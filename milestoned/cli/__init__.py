@@ -75,6 +75,10 @@ def _report_bug(exc: BaseException) -> int:
     return 3
 
 
+def _lower_first(text: str) -> str:
+    return text[:1].lower() + text[1:]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         result = cli.main(args=list(argv) if argv is not None else None, prog_name="milestoned",
@@ -85,6 +89,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except click.exceptions.Abort:
         click.echo("milestoned: interrupted", err=True)
         return 130
+    except click.UsageError as exc:  # one line, like every other error (click's own takes three)
+        command = exc.ctx.command_path if exc.ctx is not None else "milestoned"
+        message, _, guess = exc.format_message().partition(". (")  # click's "Did you mean ...?" is a hint
+        hint = f"{guess.rstrip(')')} " if guess else ""
+        click.echo(f"milestoned: error: {_lower_first(message.rstrip('.'))} ({_lower_first(hint)}see "
+                   f"`{command} --help`)", err=True)
+        return exc.exit_code
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
