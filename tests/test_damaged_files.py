@@ -81,7 +81,8 @@ def test_a_current_milestone_file_that_is_not_utf8_is_ignored(running: Path) -> 
     (running / ".git/milestoned/current").write_bytes(b"\xff\xfe m1\n")
     result = invoke("status", "--json")
     assert result.exit_code == 0 and json.loads(result.stdout)["current"] is None  # the overview
-    refused = invoke("task", "done", "T1")
+    write_milestone(running, "m2", "id: m2\ntitle: another\ntasks: [{id: T1, title: one}]\n")
+    refused = invoke("task", "done", "T1")  # two milestones and none current: which one is not guessed
     assert refused.exit_code == 2 and refused.stderr.startswith("milestoned: error: no milestone given")
 
 

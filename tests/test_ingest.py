@@ -16,7 +16,7 @@ from pathlib import Path
 import pygit2
 import pytest
 
-from conftest import commit, events, git, inbox_lines, invoke, log_file, must, statuses
+from conftest import commit, events, git, inbox_lines, invoke, log_file, must, statuses, write_milestone
 from milestoned.engine import ingest
 from milestoned.engine.engine import Engine
 from milestoned.files import inbox
@@ -59,6 +59,18 @@ def test_a_task_trailer_on_a_paused_milestone_changes_nothing_and_says_why(activ
     assert statuses()["T1"] == "pending"
     refused = events("commit_refused")
     assert [(e["commit"], e["task_id"], e["reason"]) for e in refused] == [(sha, "T1", "cannot start T1: milestone m1 is paused")]
+
+
+def test_with_no_milestone_current_a_task_trailer_counts_for_the_one_plan_that_has_the_task(active: Path) -> None:
+    write_milestone(active, "m2", "id: m2\ntitle: later\ntasks: [{id: L1, title: later one}, {id: T1, title: x}]\n")
+    (active / ".git/milestoned/current").unlink()  # as a completed milestone leaves it
+    on_m2 = commit(active, "on the planned one", "Task: L1")
+    ambiguous = commit(active, "T1 is in both plans", "Task: T1")
+    assert invoke("status", "m2").exit_code == 0  # drains
+    assert [(e["commit"], e["reason"]) for e in events("commit_refused", "m2")] == [
+        (on_m2, "cannot start L1: milestone m2 is planned")]  # refused aloud, not dropped
+    assert all(ambiguous != e.get("commit") for name in ("m1", "m2") for e in events("commit_refused", name))
+    assert statuses()["T1"] == "pending"
 
 
 def test_a_commit_ingested_after_its_milestone_completed_is_credited_not_refused(active: Path) -> None:

@@ -114,6 +114,30 @@ def test_reopening_a_task_of_a_completed_milestone_brings_it_back(two_task_miles
     assert status_json("m1")["milestone"]["status"] == "in_progress"
     names = [e["event"] for e in json.loads(invoke("events", "m1", "--json").stdout)["events"]]
     assert names.count("milestone_reopened") == 1
+    write_milestone(repo, "m2", "id: m2\ntitle: another\ntasks: [{id: X, title: x}]\n")
+    assert status_json()["milestone"]["id"] == "m1"  # its completion left none current; the reopen made it so
+
+
+def test_activating_a_running_milestone_makes_it_current_and_keeps_its_session(two_task_milestone: Path,
+                                                                               repo: Path) -> None:
+    write_milestone(repo, "m2", "id: m2\ntitle: another\ntasks: [{id: X, title: x}]\n")
+    must("activate", "m1")
+    session = status_json("m1")["milestone"]["session_id"]
+    must("activate", "m2")
+    again = must("activate", "m1")
+    assert again.stdout == f"m1 is in_progress already (session {session}): it is the current milestone\nready: T1\n"
+    assert status_json()["milestone"]["id"] == "m1"
+    assert status_json("m1")["milestone"]["session_id"] == session
+
+
+def test_with_one_milestone_and_none_current_commands_take_that_one(repo: Path) -> None:
+    write_milestone(repo, "solo", "id: solo\ntitle: the only one\ntasks: [{id: A, title: a, dependencies: [B]},"
+                                  " {id: B, title: b}]\n")
+    assert must("validate").stdout == "ok .milestones/active/solo.yaml\n"
+    assert "A" in must("graph").stdout
+    write_milestone(repo, "broken", "id: broken\ntitle: x\ntasks: [{id: A, title: a, dependencies: [Z]}]\n")
+    checked = invoke("validate")  # two now, none current: every one is checked
+    assert checked.exit_code == 2 and "ok .milestones/active/solo.yaml" in checked.stdout and "depends on unknown task Z" in checked.stderr
 
 
 def test_a_status_edited_into_the_plan_is_reported_with_its_command_never_applied(two_task_milestone: Path) -> None:

@@ -61,7 +61,8 @@ def new(milestone_id: str, title: str, requires: tuple[str, ...], description: s
 def validate(milestone: str | None, check_all: bool, as_json: bool) -> None:
     """Check a milestone: syntax, ids, dependencies, cycles, status, required milestones.
 
-    Exits 2 and prints one line per problem (FILE:LINE: what is wrong) when any is found.
+    Without a milestone and with none current, checks them all.  Exits 2 and prints one
+    line per problem (FILE:LINE: what is wrong) when any is found.
     """
     # start-up: loaded only when this command runs
     from milestoned.core.errors import UserError
@@ -69,6 +70,7 @@ def validate(milestone: str | None, check_all: bool, as_json: bool) -> None:
     from milestoned.model.plan import NotAMilestone, all_problems
 
     engine = open_engine()
+    check_all = check_all or (milestone is None and engine.current_id() is None)
     paths = engine.milestone_paths() if check_all else [engine.path_of(engine.resolve(milestone))]
     report = []
     for path in paths:
@@ -89,7 +91,7 @@ def validate(milestone: str | None, check_all: bool, as_json: bool) -> None:
                     problems.append(exc)
                 else:
                     notes.append(exc.message + (f" ({exc.hint})" if exc.hint else ""))
-        report.append({"path": str(path), "problems": [str(p) for p in problems], "warnings": warnings,
+        report.append({"path": display_path(path), "problems": [str(p) for p in problems], "warnings": warnings,
                        "notes": notes})
     if as_json:
         print_json({"schema": 2, "ok": not any(r["problems"] for r in report), "files": report})
@@ -109,15 +111,23 @@ def validate(milestone: str | None, check_all: bool, as_json: bool) -> None:
 @milestone_argument
 @click.option("--force", is_flag=True, help="Activate even if its status or required milestones say no.")
 def activate(milestone: str | None, force: bool) -> None:
-    """Start a planned or paused milestone: in progress, a new session, the current milestone."""
+    """Start a planned or paused milestone: in progress, a new session, the current milestone.
+
+    A milestone already running only becomes the current one again, its session going on.
+    """
     # start-up: loaded only when this command runs
     from milestoned.engine import lifecycle
 
     engine = open_engine()
     with engine.transaction() as txn:
         ms = txn.milestone(engine.resolve(milestone))
-        session_id = lifecycle.activate(txn, ms, force=force)
-    say(f"activated {ms.id} (session {session_id})")
+        if ms.running and not force:
+            lifecycle.make_current(txn, ms)
+            session_id = None
+        else:
+            session_id = lifecycle.activate(txn, ms, force=force)
+    say(f"activated {ms.id} (session {session_id})" if session_id else
+        f"{ms.id} is {ms.status} already (session {ms.state.session_id}): it is the current milestone")
     ready = ms.ready
     say(f"ready: {', '.join(ready)}" if ready else "no task is ready yet")
 

@@ -124,7 +124,11 @@ class Engine:
         if current:
             return current
         self.ws.require_initialized()
-        raise UserError("no milestone given and none is current", hint="name one, or `milestoned activate ID`")
+        only = self.milestone_paths()
+        if len(only) == 1:
+            return only[0].stem  # nothing to choose between
+        raise UserError("no milestone given and none is current",
+                        hint="name one, or make one current with `milestoned activate ID`")
 
     def pin(self, plan: Plan) -> None:
         """Keep reading ``plan`` for its milestone, whatever the checkout says now (``execute``)."""

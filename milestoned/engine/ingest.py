@@ -14,7 +14,8 @@ before the next drain) was abandoned, and is not counted as progress.  Our own
 
 What a commit says:
 
-- ``Milestone: <id>`` names the milestone (else the branch, else the current one).
+- ``Milestone: <id>`` names the milestone (else the branch, else the current one, else
+  the one milestone whose plan has the tasks the commit names).
 - ``Task: <id>`` starts a pending task (pending -> in_progress).  A task whose
   dependencies are still open is started all the same (the work is happening) and
   a ``task_dependency_blocker`` event says so, for the blocker detector.
@@ -176,7 +177,8 @@ class _Drain:
         intent = intent_of(commit, self.branches.get(sha) or commit.source)
         if not intent.moves and not origins and intent.problem is None:
             return
-        mid = intent.milestone or next(iter(note_milestones(commit.note)), None) or self.engine.current_id()
+        mid = (intent.milestone or next(iter(note_milestones(commit.note)), None) or self.engine.current_id()
+               or self._only_owner(intent))
         ledger = self.ledger(mid) if mid else None
         if ledger is None:
             return
@@ -195,6 +197,22 @@ class _Drain:
         elif intent.moves:
             self.ingested += 1
             self._apply(ledger, commit, intent)
+
+    def _only_owner(self, intent: Intent) -> str | None:
+        """With no milestone named and none current, the one milestone whose plan has every task the
+        commit names, if exactly one has (so a commit on a milestone not running is refused aloud)."""
+        named = {task_id for task_id, _ in intent.moves}
+        if not named:
+            return None
+        owners = []
+        for path in self.engine.milestone_paths():
+            try:
+                plan = self.engine.load(path.stem).plan
+            except UserError:
+                continue  # a broken plan owns nothing; `validate` says what is wrong with it
+            if all(plan.has_task(task_id) for task_id in named):
+                owners.append(plan.id)
+        return owners[0] if len(owners) == 1 else None
 
     def _apply(self, ledger: CommitLedger, commit: Commit, intent: Intent) -> None:
         """Each move through the life cycle's own rule; what it refuses is logged, not re-judged."""

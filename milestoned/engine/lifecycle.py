@@ -184,6 +184,13 @@ def check_executable(engine: Engine | Transaction, milestone: Milestone, *, forc
         )
 
 
+def make_current(txn: Transaction, milestone: Milestone) -> None:
+    """A running milestone becomes this clone's current one again (``activate`` of one already
+    running: its session goes on, no new one)."""
+    require_running(milestone, "make it current")
+    txn.set_current(milestone.id)
+
+
 def _dependents(txn: Transaction, milestone_id: str) -> list[Milestone]:
     """Other milestones, not archived, that list ``milestone_id`` in ``dependencies.requires``."""
     found = []
@@ -262,6 +269,8 @@ def reopen(txn: Transaction, milestone: Milestone, task_id: str) -> Refusal | No
     txn.record(milestone, "task_reopened", task_id=task_id, previous=status)
     if was_completed:
         txn.record(milestone, "milestone_reopened", task_id=task_id)
+        if txn.engine.current_id() is None:
+            txn.set_current(milestone.id)  # its completion made none current: the work goes on here
     progress_changed(txn, milestone)
     blockers.clear_resolved(txn, milestone)
     return None
