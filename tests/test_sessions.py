@@ -115,6 +115,26 @@ def test_resume_on_a_fresh_clone_gives_back_exactly_the_saved_state(tmp_path: Pa
     assert git("status", "--porcelain", cwd=b) == ""  # all of it in the git dir: the clone is clean
 
 
+def test_a_fresh_clone_says_it_has_state_to_take_in_until_it_does(tmp_path: Path) -> None:
+    remote, a = project(tmp_path)
+    ok(a, "session", "save")
+    ok(a, "sync")
+    lacking = clone(remote, tmp_path / "lacking")  # the plan was never committed: nothing of it here
+    refused = at(lacking, "sessions")
+    assert refused.exit_code == 2 and refused.stderr.endswith(
+        "(this clone's origin has milestoned's state: `milestoned resume` brings it here, with the plans)\n")
+    git("add", ".milestones", cwd=a)
+    git("commit", "-q", "-m", "the plan", cwd=a)
+    git("push", "-q", "origin", "main", cwd=a)
+    b = clone(remote, tmp_path / "b")
+    hint = ("milestoned: warning: this clone has not taken in the state on origin/milestoned/state yet: "
+            "`milestoned resume` picks up the newest session, `milestoned sync` takes in the state alone\n")
+    for args in (("sessions",), ("status",)):
+        assert at(b, *args).stderr == hint, args
+    ok(b, "resume")
+    assert at(b, "status").stderr == "" and at(a, "status").stderr == ""
+
+
 def test_resume_restores_a_plan_the_branch_lacks_as_an_untracked_file(tmp_path: Path) -> None:
     remote, a = project(tmp_path)  # m1's plan was never committed
     ok(a, "task", "done", "T1")

@@ -113,7 +113,14 @@ def open_engine() -> Engine:
     from milestoned.files.workspace import Workspace
 
     engine = Engine(Workspace.discover())
-    engine.ws.require_initialized()
+    try:
+        engine.ws.require_initialized()
+    except UserError as exc:
+        remote = _unfetched_remote(engine)
+        if remote is None:
+            raise
+        raise UserError(exc.message, hint=f"this clone's {remote} has milestoned's state: `milestoned resume` "
+                                          "brings it here, with the plans") from None
     for warning in engine.migrate():  # logs and sessions earlier versions kept in .milestones/
         warn(warning)
     _drain(engine)
@@ -152,6 +159,24 @@ def wait_unless_reader_gone(seconds: float) -> bool:
     poller = select.poll()
     poller.register(fd, select.POLLERR | select.POLLHUP)  # a pipe's write end says POLLERR once nobody reads
     return bool(poller.poll(seconds * 1000))
+
+
+def _unfetched_remote(engine: Engine) -> str | None:
+    """A remote whose copy of the state branch this clone has not taken in (a fresh clone's), if any."""
+    # start-up: loaded only when this command runs
+    from milestoned.git.queries import unfetched_state
+    from milestoned.git.statebranch import BRANCH
+
+    remotes = unfetched_state(engine.ws.common_dir, BRANCH) if engine.ws.common_dir is not None else []
+    return remotes[0] if remotes else None
+
+
+def note_unfetched_state(engine: Engine) -> None:
+    """A fresh clone looks empty until it takes in the state its remote has: say so, and how."""
+    remote = _unfetched_remote(engine)
+    if remote is not None:
+        warn(f"this clone has not taken in the state on {remote}/milestoned/state yet: `milestoned resume` picks "
+             "up the newest session, `milestoned sync` takes in the state alone")
 
 
 def say(message: str = "", *, err: bool = False) -> None:

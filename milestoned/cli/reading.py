@@ -16,6 +16,7 @@ from milestoned.cli.base import (
     complete_tasks,
     json_option,
     milestone_argument,
+    note_unfetched_state,
     open_engine,
     print_json,
     say,
@@ -111,6 +112,7 @@ def status(milestone: str | None, as_json: bool, fmt: str | None, watch: bool, i
     if "milestones" in view:
         for line in render.overview_lines(view):
             say(line)
+        note_unfetched_state(engine)
         return
     for warning in view.get("warnings", []):
         warn(warning)

@@ -14,6 +14,7 @@ from milestoned.cli.base import (
     cli,
     json_option,
     milestone_argument,
+    note_unfetched_state,
     open_engine,
     print_json,
     printed_as_json,
@@ -81,6 +82,7 @@ def _list(as_json: bool) -> None:
         return
     if not rows:
         say("no saved session")
+        note_unfetched_state(engine)
     for r in rows:
         say(f"{r['id']}  {r['milestone_id']}  {r['status']}  {r['milestone_status']} "
             f"{r['progress_percentage']}%  saved {r['saved_at']} ({r['save_reason']})  "

@@ -105,3 +105,23 @@ def porcelain_status(cwd: Path) -> list[str]:
     ``--no-optional-locks`` skips git's index refresh, so asking writes nothing of the user's.
     """
     return [line for line in git(["--no-optional-locks", "status", "--porcelain"], cwd).splitlines() if line]
+
+
+def unfetched_state(common_dir: Path, branch: str) -> list[str]:
+    """The remotes whose copy of milestoned's state ``branch`` this clone has (a plain ``git clone``
+    brings it) while it has none of its own yet: ``resume`` or ``sync`` takes it in.  Read from the
+    ref files, without a git process: ``status`` asks it."""
+    def has(ref: str) -> bool:
+        return (common_dir / ref).is_file() or f" {ref}\n" in packed
+    try:
+        packed = (common_dir / "packed-refs").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        packed = ""
+    if has(f"refs/heads/{branch}"):
+        return []
+    remotes_dir = common_dir / "refs" / "remotes"
+    names = {line.split(" ", 1)[1][len("refs/remotes/"):-len(branch) - 1] for line in packed.splitlines()
+             if line.endswith(f"/{branch}") and " refs/remotes/" in line}
+    if remotes_dir.is_dir():
+        names |= {d.name for d in remotes_dir.iterdir() if (d / branch).is_file()}
+    return sorted(names)
