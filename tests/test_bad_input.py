@@ -42,6 +42,10 @@ BAD_FILES = {
         "  - id: T2\n    title: b\n  - id: T3\n    title: c\n    dependencies: [T1]\n",
         "m1.yaml:5: dependency cycle T1 -> T3 -> T1 (remove one of these dependencies)",
     ),
+    "self_dependency": (
+        "id: m1\ntasks:\n  - id: T1\n    title: a\n    dependencies: [T1]\n",
+        "m1.yaml:5: task T1 depends on itself (remove it from its dependencies)",
+    ),
     "traversal_task_id": ("id: m1\ntasks:\n  - id: ../x\n    title: a\n", "m1.yaml:3: task id '../x' is not allowed"),
     "slash_task_id": ("id: m1\ntasks:\n  - id: a/b\n    title: a\n", "m1.yaml:3: task id 'a/b' is not allowed"),
     "empty": ("", "m1.yaml:1: file is empty"),
@@ -237,3 +241,9 @@ def test_usage_errors_are_one_line_naming_the_help_to_read(repo: Path) -> None:
     ):
         proc = run_subprocess(*args, cwd=repo)
         assert (proc.returncode, proc.stdout, proc.stderr) == (2, "", f"milestoned: error: {line}\n"), args
+
+
+def test_a_task_that_depends_on_itself_is_named_once(repo: Path) -> None:
+    (repo / ".milestones/active/m1.yaml").write_text(BAD_FILES["self_dependency"][0])
+    result = invoke("validate", "m1")
+    assert result.exit_code == 2 and result.stderr.count("milestoned: error:") == 1  # not again as a cycle T1 -> T1

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -140,6 +141,7 @@ def test_a_failing_test_command_on_a_new_commit_blocks_until_a_commit_passes(run
     broken = git("rev-parse", "HEAD", cwd=repo)
     found = wait_for(lambda: blocked_by(repo, "test_failures"), "the failing tests to block m1")
     assert found[0]["commit"] == broken and found[0]["exit_code"] == 1
+    assert found[0]["detail"].startswith(f"`{shlex.join([sys.executable, str(script)])}` exited 1 on commit")
 
     (repo / "ok").write_text("")
     git("add", "ok", cwd=repo)
@@ -342,8 +344,18 @@ def test_a_failed_command_says_what_works_and_reopening_it_unblocks(repo: Path) 
     assert "`milestoned task reopen T1 -m m1` and `milestoned execute m1 --resume`" in message
     assert "milestoned resume" not in message.replace("execute m1 --resume", "")
     assert milestone_view(repo, "m1")["status"] == "blocked"
+    assert "    then: `milestoned task reopen T1 -m m1`, then `milestoned execute m1 --resume`" in cli(repo, "blockers")
     cli(repo, "task", "reopen", "T1", "-m", "m1")
     assert unblocked(repo)  # its one blocker is resolved: it no longer shows blocked
+
+
+def test_a_task_blocked_by_hand_says_what_to_run_when_it_can_go_on(running: Path) -> None:
+    cli(running, "task", "block", "T1", "--reason", "waiting for the API key")
+    assert cli(running, "blockers").splitlines()[-2:] == [
+        "  task T1 blocked: waiting for the API key",
+        "    then: `milestoned task reopen T1 -m m1` puts it back in the queue (or `milestoned task done T1 -m m1`)"]
+    [task] = json.loads(cli(running, "blockers", "--json"))["milestones"][0]["blocked_tasks"]
+    assert task["then"].startswith("`milestoned task reopen T1 -m m1`")
 
 
 def test_a_long_running_tasks_age_is_the_age_when_shown() -> None:

@@ -57,3 +57,4 @@ def blockers_command(milestone: str | None, as_json: bool, recheck: bool) -> Non
             say(f"    then: {step}")
         for task in row["blocked_tasks"]:
             say(f"  task {task['id']} blocked: {task.get('reason', '')}")
+            say(f"    then: {task['then']}")

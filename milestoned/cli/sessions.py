@@ -204,12 +204,12 @@ def sync_(remote: str | None, timeout: str, as_json: bool) -> None:
     if as_json:
         print_json(report)
         return
-    said = {"none": "nothing there yet", "up-to-date": "up to date", "fast-forward": "fast-forwarded",
+    said = {"none": "not there yet", "up-to-date": "up to date", "fast-forward": "fast-forwarded",
             "merged": "merged"}
     pushed = ", ".join(report["pushed"]) or "nothing new"
     retried = f" (after {report['push_attempts'] - 1} rejected push(es), fetched and merged again)" \
         if report["push_attempts"] > 1 else ""
-    say(f"synced with {chosen}: its state {said[report['state']]}, its notes {said[report['notes']]}; "
+    say(f"synced with {chosen}: state {said[report['state']]}, notes {said[report['notes']]}; "
         f"pushed {pushed}{retried}")
     for name in report["claims"].get("pushed", []):
         say(f"pushed claim {name}")

@@ -25,3 +25,8 @@ def bar(done: int, total: int, width: int = 40) -> tuple[str, str]:
     """A progress bar as (done, still to do): two glyphs, so it reads without colour too (``NO_COLOR``)."""
     filled = round(width * done / total) if total else 0
     return "\u2588" * filled, "\u2591" * (width - filled)
+
+
+def counted(number: int, noun: str) -> str:
+    """``1 task``, ``2 tasks``: a count with its noun (nouns that take an s)."""
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"

@@ -20,11 +20,13 @@ cleared.
 from __future__ import annotations
 
 import datetime as dt
+import shlex
 import shutil
 from dataclasses import dataclass, field
 from typing import Any
 
 from milestoned.core import clock
+from milestoned.core.text import visible
 from milestoned.engine import sessions
 from milestoned.engine.engine import Engine, Transaction
 from milestoned.engine.testruns import RunLedger, TestCommand, TestRun
@@ -184,7 +186,7 @@ def detect(milestone: Milestone, config: Config, probe: Probe) -> tuple[list[dic
     run = probe.tests
     if config.detect_test_failures and config.test_command and run is not None and not run.ok:
         found.append(_blocker("test_failures", TESTS,
-                              f"`{' '.join(run.command)}` {run.outcome} on commit {run.commit[:12]} (log: {run.log})",
+                              f"`{visible(shlex.join(run.command))}` {run.outcome} on commit {run.commit[:12]} (log: {run.log})",
                               commit=run.commit, exit_code=run.exit_code, log=run.log))
 
     if config.long_running_after:
@@ -248,6 +250,14 @@ def how_to_go_on(milestone_id: str, blocker: dict[str, Any]) -> str:
     if kind == "disk_space":
         return "free some disk space, then `milestoned blockers --recheck`"
     return "resolve it, then `milestoned resume`"
+
+
+def _unblock(milestone_id: str, task_id: str, blocker: dict[str, Any]) -> str:
+    """What to run for one blocked task once what blocks it is dealt with."""
+    back = f"`milestoned task reopen {task_id} -m {milestone_id}`"
+    if "output" in blocker or "worktree" in blocker:  # blocked by a run of `execute`
+        return f"{back}, then `milestoned execute {milestone_id} --resume`"
+    return f"{back} puts it back in the queue (or `milestoned task done {task_id} -m {milestone_id}`)"
 
 
 def escalation_message(milestone_id: str, blockers: list[dict[str, Any]]) -> str:
@@ -360,7 +370,8 @@ def view(milestones: list[Milestone]) -> dict[str, Any]:
     rows = []
     for ms in milestones:
         blocked_tasks = [
-            {"id": tid, **(ts.blocker or {})} for tid, ts in ms.tasks.items() if ts.status == "blocked"
+            {"id": tid, **(ts.blocker or {}), "then": _unblock(ms.id, tid, ts.blocker or {})}
+            for tid, ts in ms.tasks.items() if ts.status == "blocked"
         ]
         rows.append({
             "milestone_id": ms.id,

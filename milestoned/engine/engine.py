@@ -90,7 +90,8 @@ class Engine:
                     raise UserError("is a directory, not a milestone file", path=candidate,
                                     hint="move it away; a milestone is one YAML file")
         self.ws.require_initialized()
-        known = ", ".join(p.stem for p in self.milestone_paths()[:8]) or "none yet"
+        names = [p.stem for p in self.milestone_paths()]
+        known = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "") or "none yet"
         raise UserError(
             f"no milestone {milestone_id!r} in {display_path(self.ws.milestones_dir)}",
             hint=f"known: {known}; create one with `milestoned new`",

@@ -268,12 +268,12 @@ def read_plan(data: object, path: Path) -> tuple[Plan | None, list[Problem]]:
         for i, dep in enumerate(task.dependencies):
             at = ("tasks", task.index, task.dependency_key, i)
             if dep == task.id:
-                problems.append(Problem(at, f"task {task.id} depends on itself"))
+                problems.append(Problem(at, f"task {task.id} depends on itself", "remove it from its dependencies"))
             elif dep not in seen:
                 problems.append(Problem(at,
                                         f"task {task.id} depends on unknown task {dep}",
                                         "add that task or remove the dependency"))
-    cycle = graph.find_cycle({t.id: t.dependencies for t in tasks})
+    cycle = graph.find_cycle({t.id: tuple(d for d in t.dependencies if d != t.id) for t in tasks})  # self: above
     if cycle:
         first = next(t for t in tasks if t.id == cycle[0])
         problems.append(Problem(("tasks", first.index, first.dependency_key),

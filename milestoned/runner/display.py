@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from milestoned.core import graph
 from milestoned.core.errors import display_path
-from milestoned.core.text import bar, visible
+from milestoned.core.text import bar, counted, visible
 from milestoned.git.worktrees import MERGE_CONFLICT
 from milestoned.model.views import STATUS_STYLE
 
@@ -50,8 +50,8 @@ class PlainDisplay:
 
     def begin(self, header: Header) -> None:
         done = sum(1 for s in header.statuses.values() if s == "completed")
-        self.echo(f"execute {header.milestone_id}: {len(header.tasks)} tasks ({done} done), "
-                  f"{header.workers} workers, work merged into {header.branch}")
+        self.echo(f"execute {header.milestone_id}: {counted(len(header.tasks), 'task')} ({done} done), "
+                  f"{counted(header.workers, 'worker')}, work merged into {header.branch}")
 
     def started(self, task_id: str, agent: str, log: str) -> None:
         self.echo(f"started    {task_id}  {agent}  log {log}")
