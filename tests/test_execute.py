@@ -293,6 +293,11 @@ def test_kill_9_then_resume_runs_no_completed_task_again(repo: Path, tmp_path: P
     runner.communicate()
     done_before = {t["id"] for t in status_of()["tasks"] if t["status"] == "completed"}
     running_before = {t["id"] for t in status_of()["tasks"] if t["status"] == "in_progress"}
+    said = invoke("status", "m1").stderr
+    assert f"in progress under `milestoned execute` (pid {runner.pid}), which is no longer running: " \
+           "`milestoned execute m1 --resume` runs them again" in said
+    assert all(task in said for task in running_before)
+    assert f"(pid {runner.pid}), which is no longer running" in invoke("doctor", "--offline").stdout
 
     result = invoke("execute", "m1", "--resume")
     assert result.exit_code == 0, result.output
@@ -319,6 +324,7 @@ def test_ctrl_c_stops_the_tasks_saves_the_session_and_resume_finishes(repo: Path
     wait_for(lambda: pid_file.exists() and tasks_by_id(status_of())["long"]["status"] == "in_progress")
     second = invoke("execute", "m1", "--resume")
     assert second.exit_code == 2 and "milestone m1 is already being executed by pid" in second.stderr
+    assert "no longer running" not in invoke("status", "m1").stderr  # its runner is alive
 
     runner.send_signal(signal.SIGINT)
     out, err = runner.communicate(timeout=30)

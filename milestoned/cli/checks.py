@@ -23,6 +23,8 @@ from milestoned.git import hookinstall as hooks
 from milestoned.git import remotes, statebranch
 from milestoned.model.config import load_config
 from milestoned.model.plan import NotAMilestone, all_problems
+from milestoned.model.views import task_rows
+from milestoned.runner.taskprocess import gone_runs
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,9 @@ def check_milestones(engine: Engine) -> Iterator[Check]:
             yield Check("event log", "warn", warning)
         for warning in milestone.plan_warnings():
             yield Check("plan", "warn", warning)
+        for pid, tasks in gone_runs(task_rows(milestone)).items():
+            yield Check("execute", "warn", f"{milestone.id}: {', '.join(tasks)} in progress under `milestoned execute` "
+                        f"(pid {pid}), which is no longer running", f"milestoned execute {milestone.id} --resume")
         fields = milestone.plan.state_fields
         if fields and milestone.state.has_baseline:
             names = sorted({str(keypath[-1]) for keypath in fields})

@@ -116,6 +116,7 @@ def status(milestone: str | None, as_json: bool, fmt: str | None, watch: bool, i
         return
     for warning in view.get("warnings", []):
         warn(warning)
+    _say_interrupted_runs(view)
     if watch:
         _watch(engine, milestone, interval)
     elif sys.stdout.isatty():
@@ -126,6 +127,17 @@ def status(milestone: str | None, as_json: bool, fmt: str | None, watch: bool, i
     else:
         for line in render.status_lines(view):
             say(line)
+
+
+def _say_interrupted_runs(view: dict[str, Any]) -> None:
+    """Tasks still in progress under an `execute` that died (kill -9, a reboot): say how to go on."""
+    # start-up: loaded only when this command runs
+    from milestoned.runner.taskprocess import gone_runs
+
+    mid = view["milestone"]["id"]
+    for pid, tasks in gone_runs(view["tasks"]).items():
+        warn(f"{', '.join(tasks)} in progress under `milestoned execute` (pid {pid}), which is no longer running: "
+             f"`milestoned execute {mid} --resume` runs them again")
 
 
 def _follow_changes(engine: Engine, milestone: str | None, interval: float, as_json: bool) -> None:

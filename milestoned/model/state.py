@@ -62,6 +62,7 @@ class TaskState:
     lease_until: str | None = None
     blocker: dict[str, Any] | None = None  # why it is blocked
     output: str | None = None  # path of the log of its last run
+    runner: str | None = None  # "pid@host" of the `execute` that started it, if one did
 
 
 @dataclass
@@ -233,6 +234,8 @@ def apply(state: State, event: Event) -> None:
         task.agent = _text(event.get("agent")) or task.agent
         task.lease_until = _text(event.get("lease_until"))
         task.output = _text(event.get("output")) or task.output
+        pid, host = event.get("runner_pid"), _text(event.get("runner_host"))
+        task.runner = f"{pid}@{host}" if _count(pid) and host else None
     elif name in ("claim_renewed", "claim_released", "claim_expired") and not _holds(task, event):
         return  # about a claim that is no longer the current one (merged from another clone)
     elif name == "claim_renewed":

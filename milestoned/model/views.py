@@ -55,6 +55,7 @@ def task_rows(milestone: Milestone) -> list[dict[str, Any]]:
             "completed_at": st.completed_at,
             "blocker": st.blocker,
             "output": st.output,
+            "runner": st.runner,
         })
     return rows
 

@@ -14,8 +14,9 @@ import os
 import re
 import signal
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 from milestoned.core.errors import UserError
 from milestoned.files.workspace import Workspace
@@ -83,6 +84,23 @@ def kill_leftovers(worktrees: list[Path]) -> None:
                     kill_group(group, signal.SIGKILL)
         except OSError:
             continue
+
+
+def gone_runs(tasks: Iterable[dict[str, Any]]) -> dict[int, list[str]]:
+    """Tasks in progress under an ``execute`` of this machine that is no longer running (killed,
+    rebooted), by its pid: ``execute --resume`` takes them back."""
+    gone: dict[int, list[str]] = {}
+    for task in tasks:
+        pid, _, host = (task.get("runner") or "").partition("@")
+        if task.get("status") != "in_progress" or host != HOST or not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            gone.setdefault(int(pid), []).append(task["id"])
+        except PermissionError:
+            continue  # alive, someone else's
+    return gone
 
 
 @contextlib.contextmanager
