@@ -42,6 +42,7 @@ from milestoned.engine import blockers, lifecycle, sessions
 from milestoned.engine.engine import Engine, Transaction
 from milestoned.engine.lifecycle import Refusal
 from milestoned.files.durable import LOCK_TIMEOUT, open_append, open_fresh
+from milestoned.files.runlock import HOST, milestone_lock
 from milestoned.git import queries as gitutil
 from milestoned.git import reflocks
 from milestoned.git.identity import FALLBACK, Identity
@@ -54,10 +55,8 @@ from milestoned.model.state import STATE_EVENTS
 from milestoned.runner.display import Header, Outcome, make_display, outcome_of, summary_lines
 from milestoned.runner.recorder import Fatal, Op, Recorder, Refused
 from milestoned.runner.taskprocess import (
-    HOST,
     kill_group,
     kill_leftovers,
-    runner_lock,
     tail,
     task_argv,
 )
@@ -165,7 +164,7 @@ class Runner:
 
     # -- the whole run ----------------------------------------------------------------------
     def execute(self, *, resume: bool = False, force: bool = False) -> Outcome:
-        with runner_lock(self.ws, self.mid), _run_settings(self._on_signal):
+        with milestone_lock(self.ws, self.mid, "being executed"), _run_settings(self._on_signal):
             try:
                 ms = self._prepare(resume=resume, force=force)
                 self.display.begin(Header(self.mid, self.title, self.trees.branch, self.workers,

@@ -1,28 +1,22 @@
-"""A task's process: its argv, its process group, its log's tail, and the runner's lock.
+"""A task's process: its argv, its process group, its log's tail, and dead runs.
 
 Tasks run in their own process group, so stopping one stops what it started, and
 the death of the runner (kill -9) does not take them along: ``kill_leftovers`` finds
-what a dead runner left behind.  ``runner_lock`` is the ``flock`` that tells a live
-runner from a dead one.
+what a dead runner left behind, and ``gone_runs`` the tasks it had in progress.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import os
 import re
 import signal
-import socket
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from milestoned.core.errors import UserError
-from milestoned.files.workspace import Workspace
+from milestoned.files.runlock import HOST
 from milestoned.model.plan import TaskPlan
 
-HOST = socket.gethostname()
 TAIL_LINES = 20
 PLACEHOLDER = re.compile(r"\{(prompt|task_id|milestone_id|workdir)\}")
 
@@ -101,24 +95,3 @@ def gone_runs(tasks: Iterable[dict[str, Any]]) -> dict[int, list[str]]:
         except PermissionError:
             continue  # alive, someone else's
     return gone
-
-
-@contextlib.contextmanager
-def runner_lock(ws: Workspace, milestone_id: str) -> Iterator[None]:
-    """One runner per milestone and repository; the lock dies with its process (kill -9 too)."""
-    ws.runtime_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    path = ws.runtime_dir / f"execute-{milestone_id}.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)  # not inherited: tasks must not keep the lock
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 100, 0).decode("utf-8", errors="replace").split()
-            raise UserError(f"milestone {milestone_id} is already being executed"
-                            + (f" by pid {holder[0]} on {holder[1]}" if len(holder) == 2 else ""),
-                            hint="wait for it to finish, or stop it (Ctrl-C) first") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()} {HOST}\n".encode(), 0)
-        yield
-    finally:
-        os.close(fd)

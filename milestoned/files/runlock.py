@@ -1,0 +1,42 @@
+"""One process at a time works on a milestone's branches and worktrees: ``execute``, ``land``, ``gc``.
+
+A ``flock`` on ``<runtime dir>/execute-<milestone>.lock``: it dies with its process (``kill -9``
+too), so a lock left behind never blocks anyone, and the holder writes its pid and host
+into the file so that a refusal can say who holds it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import socket
+from collections.abc import Iterator
+
+from milestoned.core.errors import UserError
+from milestoned.files.workspace import Workspace
+
+HOST = socket.gethostname()
+
+
+@contextlib.contextmanager
+def milestone_lock(ws: Workspace, milestone_id: str, doing: str) -> Iterator[None]:
+    """Hold the milestone's work lock, or refuse at once naming its holder and what it does
+    (``doing``: "being executed", "being landed", ...)."""
+    ws.runtime_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path = ws.runtime_dir / f"execute-{milestone_id}.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)  # tasks must not keep it
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode("utf-8", errors="replace").split(maxsplit=2)
+            by = f" by pid {holder[0]} on {holder[1]}" if len(holder) >= 2 else ""
+            activity = holder[2].strip() if len(holder) == 3 else "busy"
+            raise UserError(f"milestone {milestone_id} is already {activity}{by}",
+                            hint="wait for it to finish, or stop it (Ctrl-C) first") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()} {HOST} {doing}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)
