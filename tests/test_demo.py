@@ -27,12 +27,15 @@ def test_demo_runs_a_sample_milestone_to_completion_without_a_git_identity(tmp_p
     status = json.loads(run_subprocess("status", "greeter", "--json", cwd=root).stdout)
     assert status["milestone"]["status"] == "completed"
     branch = "milestone/greeter/_milestone"
-    assert git("show", f"{branch}:greeter/core.py", cwd=root).startswith("def greet(")
-    assert git("show", f"{branch}:CHANGES.md", cwd=root) == "# 0.1: first greetings"
+    # landed into main, tested, and the milestone branch removed by gc: all of it is on main
+    assert "milestoned land greeter: fast-forward of main to" in proc.stdout and "passed on the merge result" in proc.stdout
+    assert (root / "greeter/core.py").read_text().strip().startswith("def greet(")  # the checkout brought along
+    assert git("show", "main:CHANGES.md", cwd=root) == "# 0.1: first greetings"
+    assert git("branch", "--list", "milestone/*", cwd=root) == ""
     assert "Ran 2 tests" in (root / ".git/milestoned/output/greeter/test.log").read_text()
     assert git("status", "--porcelain", cwd=root) == ""  # the plan is committed; nothing of ours is left
     assert "  git status:         clean: the state is not in your working tree" in proc.stdout
-    assert set(git("log", "--format=%an <%ae>", branch, cwd=root).splitlines()) == {
+    assert set(git("log", "--format=%an <%ae>", "main", cwd=root).splitlines()) == {
         "milestoned demo <demo@milestoned.invalid>"}
     assert git("rev-parse", "--abbrev-ref", "HEAD", cwd=root) == "main"
     # hooks, daemon, session, sync and a resume in a fresh clone were part of it

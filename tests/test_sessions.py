@@ -48,7 +48,7 @@ def test_a_session_holds_the_seed_fields(two_task_milestone: Path, repo: Path) -
                        "git_commit": git("rev-parse", "HEAD", cwd=repo)}
     assert record["execution_state"] == {
         "milestone_status": "in_progress", "active_agents": ["claude-1"], "current_task": "T1",
-        "tasks_in_progress": ["T1"], "progress_percentage": 0,
+        "tasks_in_progress": ["T1"], "progress_percentage": 0, "landed": None,
     }
     # .milestones/ itself is untracked here, so two entries: README.md and .milestones/
     checkpoint = record["resume_points"].pop("checkpoint")

@@ -22,6 +22,7 @@ from milestoned.cli import (  # noqa: F401 - each module registers its commands
     doctor,
     execute,
     hooks,
+    landing,
     milestones,
     reading,
     sessions,

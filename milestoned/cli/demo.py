@@ -26,7 +26,7 @@ from pathlib import Path
 
 from milestoned.core.errors import UserError
 from milestoned.daemon import control as daemonctl
-from milestoned.engine import resume, sessions
+from milestoned.engine import cleanup, landing, resume, sessions
 from milestoned.engine.engine import Engine
 from milestoned.engine.lifecycle import init
 from milestoned.files.workspace import Workspace
@@ -193,9 +193,15 @@ def start_daemon(demo: Demo) -> None:
     demo.echo(f"milestoned daemon start: pid {info['pid']}, watching the plans, the hooks' inbox and the refs")
 
 
+TESTS_LINE = '  command: []            # e.g. ["pytest", "-q"]'
+
+
 def plan_milestone(demo: Demo) -> None:
     path = demo.root / ".milestones" / "active" / f"{MILESTONE}.yaml"
     path.write_text(sample_milestone())
+    config = demo.root / ".milestones" / "config.yaml"  # `land` tests the merge result with the project's tests
+    command = json.dumps([sys.executable, "-m", "unittest", "discover", "-s", "tests", "-q"])
+    config.write_text(config.read_text().replace(TESTS_LINE, f"  command: {command}   # the demo's; e.g. [\"pytest\", \"-q\"]"))
     demo.git("add", ".milestones/config.yaml", ".milestones/.gitignore", str(path.relative_to(demo.root)))
     demo.git("commit", "-q", "-m", f"Plan milestone {MILESTONE}")
     ms = demo.engine().load(MILESTONE)
@@ -239,6 +245,21 @@ def resume_in_a_fresh_clone(demo: Demo) -> None:
         demo.exit_code = demo.exit_code or 1
 
 
+def land_it(demo: Demo) -> None:
+    engine = demo.engine()
+    answer = landing.land(engine, MILESTONE, into="main")
+    tests = answer["tests"]
+    tested = f", after `{' '.join(tests['command'])}` {tests['outcome']} on the merge result" if tests else ""
+    demo.echo(f"milestoned land {MILESTONE}: {answer['kind']} of main to {str(answer['new'])[:12]}{tested}")
+    if not answer["landed"]:
+        demo.exit_code = demo.exit_code or 1
+        return
+    removed = [row for group in cleanup.gc(engine)["milestones"] for row in group["items"]
+               if row["action"] == "removed"]
+    demo.echo(f"milestoned gc: removed {len(removed)} merged branch(es) (every commit of theirs is on main now)")
+    demo.branch = "main"
+
+
 def stop_daemon(demo: Demo) -> None:
     if daemonctl.stop(demo.engine().ws) is not None:
         demo.echo("milestoned daemon stop: stopped (start it again with `milestoned daemon start`)")
@@ -264,7 +285,7 @@ def show_where_things_are(demo: Demo) -> None:
                     f"milestoned status {MILESTONE} --format yaml",
                     f"milestoned graph {MILESTONE} --format mermaid", "milestoned sessions",
                     "git log --notes=milestoned --oneline -5 " + demo.branch, "milestoned doctor",
-                    f"git log --oneline --graph {demo.branch}", f"git merge {demo.branch}"):
+                    f"git log --oneline --graph {demo.branch}", "milestoned gc --dry-run"):
         demo.echo(f"  {command}")
 
 
@@ -278,6 +299,7 @@ STEPS: list[tuple[str, Callable[[Demo], None]]] = [
     ("save the session and sync it", save_and_sync),
     ("resume it in a fresh clone", resume_in_a_fresh_clone),
     ("stop the daemon", stop_daemon),
+    ("land it, tested, and clean up", land_it),
     ("where everything is", show_where_things_are),
 ]
 

@@ -19,6 +19,8 @@ from milestoned.engine import blockers, sessions
 from milestoned.engine.engine import Engine, Transaction
 from milestoned.files.durable import atomic_write
 from milestoned.files.workspace import STATE_DIR, Workspace
+from milestoned.git import notes
+from milestoned.git import queries as gitutil
 from milestoned.model.config import DEFAULT_CONFIG
 from milestoned.model.milestone import Milestone
 
@@ -211,7 +213,9 @@ def activate(txn: Transaction, milestone: Milestone, *, force: bool = False, wor
     names its worker count, so that ``execute --resume`` runs as many again."""
     check_executable(txn, milestone, force=force)
     session_id = ids.new_session_id(milestone.id)
-    txn.record(milestone, "milestone_activated", session_id=session_id, forced=force or None, workers=workers)
+    branch = gitutil.head_branch(txn.ws.worktree) if txn.ws.is_git else None  # where `land` takes the work back
+    txn.record(milestone, "milestone_activated", session_id=session_id, forced=force or None, workers=workers,
+               branch=branch)
     txn.set_current(milestone.id)
     for other in _dependents(txn, milestone.id):
         txn.record(other, "required_milestone_activated", required=milestone.id)
@@ -319,6 +323,16 @@ def archive(txn: Transaction, milestone: Milestone) -> Path:
     txn.move_plan(source, target)
     txn.record(milestone, "milestone_archived", path=str(target.relative_to(source.parent.parent.parent)))
     return target
+
+
+def landed(txn: Transaction, milestone: Milestone, *, target: str, old: str, new: str, kind: str) -> None:
+    """The milestone's work is on ``target``: the event, a session save that records it, and a note
+    on the commit that brought it (written once the event is)."""
+    txn.record(milestone, "milestone_landed", target=target, old=old, commit=new, kind=kind)
+    save_session(txn, milestone, "landed")
+    fact = notes.line(milestone.id, None, milestone.state.session_id, "milestone_landed")
+    worktree = txn.ws.worktree
+    txn.after_commit(lambda: notes.add(worktree, new, fact))
 
 
 def save_session(txn: Transaction, milestone: Milestone, reason: str) -> None:

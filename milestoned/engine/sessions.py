@@ -67,6 +67,7 @@ def snapshot(ws: Workspace, milestone: Milestone, reason: str) -> dict[str, Any]
             "current_task": in_progress[0] if in_progress else None,
             "tasks_in_progress": in_progress,
             "progress_percentage": milestone.progress()[2],
+            "landed": milestone.state.landed,
         },
         "resume_points": {
             "next_tasks": milestone.ready,

@@ -56,10 +56,11 @@ class TestRun:
 
 
 class RunLedger:
-    """Test runs by commit, newest last: ``<runtime dir>/tests.json``."""
+    """Test runs by commit, newest last: ``<runtime dir>/<name>.json`` (``tests``: the daemon's,
+    which its blocker detector reads; ``land``: the runs that gate ``land``)."""
 
-    def __init__(self, ws: Workspace) -> None:
-        self.path = ws.runtime_dir / "tests.json"
+    def __init__(self, ws: Workspace, name: str = "tests") -> None:
+        self.path = ws.runtime_dir / f"{name}.json"
 
     def runs(self) -> list[TestRun]:
         try:
@@ -97,22 +98,24 @@ class TestCommand:
 
     __test__ = False
 
-    def __init__(self, ws: Workspace) -> None:
+    def __init__(self, ws: Workspace, name: str = "tests") -> None:
         self.ws = ws
-        self.ledger = RunLedger(ws)
+        self.name = name
+        self.ledger = RunLedger(ws, name)
         self._proc: subprocess.Popen[bytes] | None = None
         self._cancelled = False
 
-    def run(self, command: tuple[str, ...], timeout: float, commit: str) -> TestRun:
-        """The run for ``commit``: the recorded one, or a new one (waiting for any other run first)."""
-        logs = self.ws.runtime_dir / "tests"
+    def run(self, command: tuple[str, ...], timeout: float, commit: str, cwd: Path | None = None) -> TestRun:
+        """The run for ``commit`` (checked out in ``cwd``, by default the main worktree): the recorded
+        one, or a new one (waiting for any other run first)."""
+        logs = self.ws.runtime_dir / self.name
         with _exclusive(self.ws.runtime_dir / "tests.lock"):
             known = self.ledger.get(commit)
             if known is not None and known.command == command:
                 return known
             logs.mkdir(mode=0o700, parents=True, exist_ok=True)
             log_path = logs / f"{commit[:12]}.log"
-            code, timed_out = self._execute(command, timeout, log_path)
+            code, timed_out = self._execute(command, timeout, log_path, cwd or self.ws.root)
             if self._cancelled:
                 raise InterruptedError("test run cancelled")
             run = TestRun(commit, code == 0, code, timed_out, clock.now_iso(), str(log_path), command)
@@ -121,11 +124,12 @@ class TestCommand:
         log.info("test command %s on %s", run.outcome, commit[:12])
         return run
 
-    def _execute(self, command: tuple[str, ...], timeout: float, log_path: Path) -> tuple[int | None, bool]:
+    def _execute(self, command: tuple[str, ...], timeout: float, log_path: Path,
+                 cwd: Path) -> tuple[int | None, bool]:
         with os.fdopen(open_fresh(self.ws.writable(log_path)), "wb") as out:
             try:
                 proc = subprocess.Popen(
-                    list(command), cwd=self.ws.root, stdin=subprocess.DEVNULL, stdout=out,
+                    list(command), cwd=cwd, stdin=subprocess.DEVNULL, stdout=out,
                     stderr=subprocess.STDOUT, start_new_session=True,
                     env=gitutil.git_env(),
                 )

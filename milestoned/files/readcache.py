@@ -25,7 +25,7 @@ from pathlib import Path
 
 from milestoned.files.durable import atomic_write
 
-VERSION = 5  # 4: State.workers; 5: TaskState.runner
+VERSION = 6  # 4: State.workers; 5: TaskState.runner; 6: State.branch, landed
 WORTH_CACHING = 256 * 1024  # bytes below which parsing is cheaper than a cache write
 RACY = 2.0  # seconds: a plan modified more recently is not cached
 

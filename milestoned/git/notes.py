@@ -90,3 +90,10 @@ def write(cwd: Path, notes: Mapping[str, str], replaced: Iterable[str] = (), mes
             return
     detail = proc.stderr.decode("utf-8", "replace").strip().splitlines()
     raise RuntimeFailure(f"could not write notes to {REF}: {detail[-1] if detail else proc.returncode}")
+
+
+def add(cwd: Path, sha: str, fact: str) -> None:
+    """Add one line (``line``'s output) to the note of ``sha``, kept with what the note says already."""
+    shown = run_git(["notes", f"--ref={REF}", "show", sha], cwd, check=False)
+    existing = shown.stdout if shown.returncode == 0 else ""
+    write(cwd, {sha: merge(existing, [fact])}, [sha] if existing else [], message=f"milestoned: note on {sha[:12]}\n")

@@ -99,6 +99,18 @@ def head_commit(cwd: Path) -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
+def worktree_heads(cwd: Path) -> list[tuple[Path, str | None]]:
+    """Every worktree of the repository (the main one first) with the branch it has checked out
+    (None: a detached HEAD)."""
+    found: list[tuple[Path, str | None]] = []
+    for line in git(["worktree", "list", "--porcelain"], cwd).splitlines():
+        if line.startswith("worktree "):
+            found.append((Path(line[len("worktree "):]), None))
+        elif line.startswith("branch refs/heads/") and found:
+            found[-1] = (found[-1][0], line[len("branch refs/heads/"):])
+    return found
+
+
 def porcelain_status(cwd: Path) -> list[str]:
     """Lines of ``git status --porcelain``: uncommitted changes in that worktree.
 

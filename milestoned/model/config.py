@@ -28,7 +28,7 @@ execute:
   task_timeout: null     # e.g. 30m; a task running longer is stopped and blocked
 
 tests:
-  command: []            # e.g. ["pytest", "-q"]: run by the daemon when commits land
+  command: []            # e.g. ["pytest", "-q"]: run by the daemon when commits land, by `land` before it lands
   timeout: 10m
 
 blockers:

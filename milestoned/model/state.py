@@ -47,6 +47,7 @@ STATE_EVENTS = frozenset(
         "claim_expired",
         "task_requeued",
         "execute_resumed",
+        "milestone_landed",
         "status_set_manually",  # written by earlier versions for hand edits: still facts
     }
 )
@@ -74,6 +75,8 @@ class State:
     completed_at: str | None = None
     session_id: str | None = None
     workers: int | None = None  # how many tasks the session's run ran at once: what `execute --resume` keeps
+    branch: str | None = None  # the branch checked out when it was activated: where `land` lands it
+    landed: dict[str, Any] | None = None  # the last `land`: target, commit, at
     last_update: str | None = None
     blockers: list[dict[str, Any]] = field(default_factory=list)
     tasks: dict[str, TaskState] = field(default_factory=dict)
@@ -200,6 +203,10 @@ def apply(state: State, event: Event) -> None:
         state.started_at = state.started_at or when
         state.completed_at = None
         state.workers = _count(event.get("workers"))  # a new session: none when activated by hand
+        state.branch = _text(event.get("branch")) or state.branch
+    elif name == "milestone_landed":
+        if isinstance(event.get("target"), str) and isinstance(event.get("commit"), str):
+            state.landed = {"target": event["target"], "commit": event["commit"], "at": when}
     elif name == "execute_resumed":
         state.workers = _count(event.get("workers")) or state.workers
     elif name == "milestone_paused":

@@ -212,7 +212,7 @@ def outcome_of(ws: Workspace, ms: Milestone, branch: str) -> Outcome:
         elif st.status == "pending" and not task.runnable and graph.is_ready(task.id, ms.plan.deps, statuses):
             outcome.manual.append(task.id)
     if ms.status == "completed":
-        outcome.next_commands.append(f"git merge {branch}   # take the milestone's work into your branch")
+        outcome.next_commands.append(f"milestoned land {ms.id}   # its work into your branch, tested, whole")
         if ms.path.parent.name != "completed":
             outcome.next_commands.append(f"milestoned archive {ms.id}   # if you keep finished plans in completed/")
     for task_id in outcome.blocked:

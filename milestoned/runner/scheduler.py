@@ -38,7 +38,7 @@ from typing import Any, Protocol
 
 from milestoned.core import graph
 from milestoned.core.errors import MilestonedError, UserError, display_path
-from milestoned.engine import blockers, lifecycle, sessions
+from milestoned.engine import blockers, cleanup, lifecycle, sessions
 from milestoned.engine.engine import Engine, Transaction
 from milestoned.engine.lifecycle import Refusal
 from milestoned.files.durable import LOCK_TIMEOUT, open_append, open_fresh
@@ -183,10 +183,23 @@ class Runner:
                 self.trees.discard_prepared()
                 self._drain_reports()
                 self.trees.tidy()
+                self._sweep()
                 self.trees.maintain()
             if self.fatal is not None:
                 raise self.fatal
             return self._conclude()
+
+    def _sweep(self) -> None:
+        """``gc``'s safe cleanup of this milestone, which the run holds: what killed runs left, and
+        task branches whose work is merged.  A failure here never fails the run."""
+        try:
+            removed = [row for row in cleanup.sweep(self.engine, self.mid) if row["action"] == "removed"]
+        except MilestonedError as exc:
+            self.display.note(f"cleanup skipped: {exc}")
+            return
+        if removed:
+            self.display.note(f"removed {len(removed)} branch(es), worktree(s) or leftover(s) that held no unmerged "
+                              "work (`milestoned gc --dry-run` lists what stays)")
 
     def _abandon(self) -> None:
         """The loop failed (a bug, a lost disk): no task process may outlive the runner."""
