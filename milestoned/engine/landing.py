@@ -98,7 +98,7 @@ def _land(engine: Engine, ms: Milestone, repo: pygit2.Repository, target: str, s
         dirty = landing.uncommitted(worktree)
         if dirty:
             shown = ", ".join(dirty[:3]) + (f" and {len(dirty) - 3} more" if len(dirty) > 3 else "")
-            raise UserError(f"{target} is checked out in {display_path(worktree)}, which has uncommitted "
+            raise UserError(f"{target} is checked out in {_checkout(worktree)}, which has uncommitted "
                             f"changes: {shown}", hint="commit or stash them there, then land again; nothing "
                                                       "was changed")
     if test:
@@ -124,10 +124,14 @@ def _how_to_resolve(ws: Workspace, milestone_id: str, target: str) -> str:
     """Where to merge by hand: the worktree that shows the target, else a new one for it."""
     branch = milestone_branch(milestone_id)
     shown = landing.worktrees_on(ws, target)
-    where = f"in {display_path(shown[0])}" if shown else \
+    where = f"in {_checkout(shown[0])}" if shown else \
         f"in a worktree of its own (`git worktree add ../land-{milestone_id} {target}`)"
     return (f"`git merge {branch}` {where}, resolve the conflicts and commit; then `milestoned land {milestone_id}` "
             "records the land")
+
+
+def _checkout(path: Path) -> str:
+    return "this checkout" if path.resolve() == Path.cwd().resolve() else display_path(path)
 
 
 def _run_tests(engine: Engine, milestone_id: str, commit: str) -> dict[str, Any] | None:

@@ -147,7 +147,8 @@ class Sweep:
         return self.base in path.parents
 
     def _checked_out(self, branch: str) -> Path | None:
-        return next((path for path, shown in self.heads.items() if shown == branch), None)
+        """The worktree that has ``branch`` checked out (one whose folder is gone is a registration)."""
+        return next((path for path, shown in self.heads.items() if shown == branch and path.exists()), None)
 
     # -- acting ---------------------------------------------------------------------------
     def apply(self) -> None:

@@ -60,6 +60,8 @@ def run_git(
             timeout=timeout,
         )
     except FileNotFoundError as exc:
+        if not os.path.isdir(cwd):
+            raise RuntimeFailure(f"git {' '.join(args[:2])}: the directory {os.fspath(cwd)} is gone") from exc
         raise RuntimeFailure("git is not installed or not on PATH") from exc
     except subprocess.TimeoutExpired as exc:
         raise RuntimeFailure(f"git {' '.join(args[:2])} timed out after {timeout}s") from exc
