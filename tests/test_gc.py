@@ -197,3 +197,15 @@ def test_land_then_gc_leaves_only_what_holds_work(repo: Path) -> None:
     must("gc")
     assert branches(repo) == ["milestone/m1/committed", "milestone/m1/dirty"]
     assert [e["kind"] for e in events_named("milestone_landed")] == ["fast-forward"]
+
+
+def test_gc_removes_a_ref_lock_a_killed_git_left_and_no_live_one(repo: Path) -> None:
+    executed(repo)
+    stale = repo / ".git/refs/heads/milestone/m1/committed.lock"
+    stale.write_text("")  # as a git killed inside its ref update leaves it
+    held = repo / ".git/refs/heads/milestone/m1/dirty.lock"
+    with held.open("w"):  # a live process has this one open: it stays
+        rows = [row for row in gc_rows(repo) if row["kind"] == "lock"]
+        assert [row["name"] for row in rows] == [".git/refs/heads/milestone/m1/committed.lock"]
+        assert not stale.exists() and held.exists()
+    held.unlink()
