@@ -44,12 +44,15 @@ def everything(root: Path) -> dict[str, bytes]:
     return {**files, ".git/index": index.read_bytes(), "HEAD": (root / ".git/HEAD").read_bytes()}
 
 
-def configure_tests(repo: Path, script: Path) -> None:
-    """tests.command runs ``script``; the config is committed, as a checkout that land moves must be clean."""
+def configure_tests(repo: Path, code: str) -> Path:
+    """tests.command runs a script of ``code`` (committed, as a checkout that land moves must be clean)."""
+    script = repo / "check.py"
+    script.write_text(code)
     (repo / ".milestones/config.yaml").write_text(f"tests:\n  command: [{json.dumps(sys.executable)}, "
                                                   f"{json.dumps(str(script))}]\n")
     git("add", ".milestones/config.yaml", cwd=repo)
     git("commit", "-q", "-m", "tests.command", cwd=repo)
+    return script
 
 
 def land_json(repo: Path, *args: str, code: int = 0) -> dict:
@@ -147,9 +150,7 @@ def test_a_conflict_changes_nothing_names_the_paths_and_says_where_to_merge(repo
 
 def test_failing_tests_on_the_merge_result_change_nothing(repo: Path) -> None:
     executed(repo)
-    check = repo / "check.py"
-    check.write_text("import pathlib, sys\nsys.exit(0 if pathlib.Path('z.txt').exists() else 4)\n")
-    configure_tests(repo, check)
+    check = configure_tests(repo, "import pathlib, sys\nsys.exit(0 if pathlib.Path('z.txt').exists() else 4)\n")
     before = tip(repo)
     answer = land_json(repo, code=1)
     assert not answer["landed"] and answer["tests"]["outcome"] == "exited 4" and answer["tests"]["exit_code"] == 4
@@ -166,21 +167,17 @@ def test_failing_tests_on_the_merge_result_change_nothing(repo: Path) -> None:
 
 def test_tests_that_pass_let_it_land_and_run_on_the_merge_result(repo: Path) -> None:
     executed(repo)
-    check = repo / "check.py"
-    check.write_text("import pathlib, sys\nsys.exit(0 if pathlib.Path('b.txt').read_text() == 'from B\\n' else 5)\n")
-    configure_tests(repo, check)
+    configure_tests(repo, "import pathlib, sys\nsys.exit(0 if pathlib.Path('b.txt').read_text() == 'from B\\n' else 5)\n")
     answer = land_json(repo)
     assert answer["landed"] and answer["tests"]["outcome"] == "passed"
 
 
 def test_a_target_that_moves_during_the_tests_is_never_overwritten(repo: Path) -> None:
     executed(repo)
-    sneak = repo / "sneak.py"  # the tests run while someone commits on main
-    sneak.write_text(
-        "import subprocess\n"
-        f"subprocess.run(['git', '-C', {str(repo)!r}, 'commit', '-q', '--allow-empty', '-m', 'meanwhile'],"
-        " check=True)\n")
-    configure_tests(repo, sneak)
+    configure_tests(repo,  # the tests run while someone commits on main
+                    "import subprocess\n"
+                    f"subprocess.run(['git', '-C', {str(repo)!r}, 'commit', '-q', '--allow-empty', '-m', 'meanwhile'],"
+                    " check=True)\n")
     result = invoke("land", "m1")
     assert result.exit_code == 1
     assert result.stderr == ("milestoned: error: main moved while the land was being prepared; nothing was changed "
