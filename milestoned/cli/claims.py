@@ -87,15 +87,12 @@ def _claim(engine: Engine, mid: str, agent: str | None, lease: str | None, remot
     # start-up: loaded only when this command runs
     from milestoned.core.errors import UserError
     from milestoned.engine import claims
-    from milestoned.git import hookinstall as hooks
     from milestoned.git import remotes
 
     if not agent:
         raise UserError("--claim needs --agent NAME", hint="say who takes the task, e.g. --agent claude-1")
     answer = claims.claim_next(engine, mid, agent, lease=claims.lease_seconds(engine, lease),
                                remote=remotes.check_remote(engine.ws, remote) if remote else None)
-    if answer["claimed"] is not None:
-        hooks.hold_task(engine.ws, mid, answer["claimed"]["id"])  # this worktree's commits get its trailers
     if as_json:
         print_json(answer)
         return
@@ -143,11 +140,9 @@ def release(task_id: str | None, milestone: str | None, agent: str, as_json: boo
     """Give the task(s) AGENT holds back to the ready set."""
     # start-up: loaded only when this command runs
     from milestoned.engine import claims
-    from milestoned.git import hookinstall as hooks
 
     engine = open_engine()
     answer = claims.release(engine, engine.resolve(milestone), agent, task_id)
-    hooks.let_go(engine.ws, answer["milestone_id"], answer["released"])
     if not printed_as_json(answer, as_json):
         say(f"{agent} released {', '.join(answer['released'])}")
 
@@ -161,11 +156,9 @@ def done(task_id: str | None, milestone: str | None, agent: str, as_json: bool) 
     """Mark the task AGENT holds completed (the milestone completes with its last task)."""
     # start-up: loaded only when this command runs
     from milestoned.engine import claims
-    from milestoned.git import hookinstall as hooks
 
     engine = open_engine()
     answer = claims.done(engine, engine.resolve(milestone), agent, task_id)
-    hooks.let_go(engine.ws, answer["milestone_id"], [answer["completed"]])
     if printed_as_json(answer, as_json):
         return
     p = answer["progress"]

@@ -29,6 +29,7 @@ from milestoned.core import clock
 from milestoned.core.errors import RuntimeFailure, UserError
 from milestoned.engine import lifecycle
 from milestoned.files.workspace import Workspace
+from milestoned.git import hookinstall as hooks
 from milestoned.git import remotes, statebranch
 from milestoned.model import views
 from milestoned.model.config import load_config
@@ -277,6 +278,8 @@ def claim_next(engine: Engine, milestone_id: str, agent: str, *, lease: float,
             txn.record(ms, "task_claimed", task_id=task_id, agent=agent, lease_until=until,
                        remote=remotes.public_remote(remote) if remote else None,
                        claim=claim["commit"] if claim else None)
+    if task_id is not None:
+        hooks.hold_task(engine.ws, ms.id, task_id)  # this worktree's commits get its trailers
     row = next((r for r in views.task_rows(ms) if r["id"] == task_id), None)
     return {"schema": 1, "milestone_id": ms.id, "agent": agent, "claimed": row, "already_held": bool(mine),
             "remote": remote, "expired": expired, "held_elsewhere": elsewhere}
@@ -319,6 +322,7 @@ def release(engine: Engine, milestone_id: str, agent: str, task_id: str | None) 
                 warnings.append(f"{answer['unreachable']}: the claim on {tid} stays on {answer['remote']} "
                                 "until its lease runs out")
             txn.record(ms, "claim_released", task_id=tid, agent=agent)
+    hooks.let_go(engine.ws, ms.id, tasks)
     return {"schema": 1, "milestone_id": ms.id, "agent": agent, "released": tasks, "ready": ms.ready,
             "warnings": warnings}
 
@@ -339,6 +343,7 @@ def done(engine: Engine, milestone_id: str, agent: str, task_id: str | None) -> 
             warnings.append(f"the claim on {tid} at {answer['remote']} had passed to {holder or 'nobody'}")
         warnings += filter(None, [_remote_warning(tid, answer)])
         lifecycle.refuse(lifecycle.complete(txn, ms, tid, agent=agent))
+    hooks.let_go(engine.ws, ms.id, [tid])
     done_count, total, percentage = ms.progress()
     return {"schema": 1, "milestone_id": ms.id, "agent": agent, "completed": tid, "milestone_status": ms.status,
             "progress": {"percentage": percentage, "tasks_completed": done_count, "tasks_total": total},
@@ -372,3 +377,22 @@ def push_pending(ws: Workspace, remote: str, repo: pygit2.Repository, *, timeout
         else:
             lost.append(name)
     return {"pushed": pushed, "lost": lost}
+
+
+def block(engine: Engine, milestone_id: str, agent: str, task_id: str | None, reason: str) -> dict[str, Any]:
+    """The agent reports what stops the task it holds, instead of pushing on: the task is blocked
+    (only its dependents wait) and no longer the agent's; a remote claim says so."""
+    check_agent(agent)
+    if not reason.strip():
+        raise UserError("a blocker needs a reason", hint="say what stops the task")
+    with engine.transaction() as txn:
+        ms = txn.milestone(milestone_id)
+        tasks = _held_task(ms, agent, task_id)
+        if len(tasks) > 1:
+            raise UserError(f"agent {agent} holds {', '.join(tasks)}", hint="name the task that is blocked")
+        tid = tasks[0]
+        _update_remote(txn, ms, tid, status="blocked", lease_until=None)
+        lifecycle.refuse(lifecycle.block(txn, ms, tid, reason, agent=agent))
+    hooks.let_go(engine.ws, ms.id, [tid])
+    return {"schema": 1, "milestone_id": ms.id, "agent": agent, "blocked": tid, "reason": reason,
+            "milestone_status": ms.status, "ready": ms.ready}
