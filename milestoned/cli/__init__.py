@@ -16,6 +16,7 @@ import click
 
 from milestoned import __version__
 from milestoned.cli import (  # noqa: F401 - each module registers its commands
+    agents,
     blockers,
     claims,
     daemon,

@@ -1,0 +1,138 @@
+"""``milestoned mcp``: the claim verbs of the engine as Model Context Protocol tools, over stdio.
+
+Six tools, each a sentence and a schema an agent can fill, each calling the engine verb the
+command line calls — so a claim made here is exclusive against claims from the command line
+and from other clones.  A user error comes back as a tool error carrying the one line the
+command line prints; anything else an agent sends wrong (an unknown tool, a wrong type) is the
+SDK's protocol or validation error.  Nothing but protocol reaches stdout: the SDK serves the
+wire from a private copy of it and points the process's stdout at stderr, where logs go.
+
+An agent that names no agent is this server's client under a stable name: its
+``clientInfo`` name and this server's pid (one server per client session).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable
+from typing import Any
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp_types import CallToolResult, TextContent
+
+from milestoned import __version__
+from milestoned.core.errors import MilestonedError
+from milestoned.engine import claims
+from milestoned.engine.engine import Engine
+from milestoned.files.workspace import Workspace
+from milestoned.git import refwatch
+from milestoned.model import views
+
+log = logging.getLogger("milestoned.mcp")
+
+INSTRUCTIONS = (
+    "milestoned runs a software milestone: a plan of tasks with dependencies, worked by several agents "
+    "at once. Claim a ready task, work on it (commit with the trailers the claim returns), heartbeat "
+    "while it takes long, then mark it done; report a blocker instead of pushing on when something stops you."
+)
+
+
+def _agent(ctx: Context, agent: str | None) -> str:
+    if agent:
+        return agent
+    params = ctx.session.client_params
+    name = params.client_info.name if params is not None and params.client_info is not None else "mcp"
+    safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in name).strip("-.") or "mcp"
+    return f"{safe}-{os.getpid()}"
+
+
+class Tools:
+    """The tools, bound to one repository's engine."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def meant(self, milestone: str | None) -> str:
+        """The milestone meant, after taking in the commits that wait (as every command does first)."""
+        if refwatch.waiting(self.engine.ws):
+            # start-up: the ingest machinery loads only when commits wait to be read
+            from milestoned.engine.ingest import drain
+
+            try:
+                drain(self.engine)
+            except MilestonedError as exc:
+                log.warning("commits not fully taken in (the next call tries again): %s", exc)
+        return self.engine.resolve(milestone)
+
+    def call(self, verb: Callable[[], dict[str, Any]]) -> CallToolResult:
+        """The verb's answer as the tool's result (JSON, structured too); a user error as a tool error
+        carrying exactly the line the command line prints."""
+        try:
+            answer = verb()
+        except MilestonedError as exc:
+            return CallToolResult(content=[TextContent(type="text", text=f"milestoned: error: {exc}")], is_error=True)
+        text = json.dumps(answer, ensure_ascii=False, separators=(",", ":"))
+        return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=answer)
+
+    def status(self, milestone: str | None) -> dict[str, Any]:
+        ms = self.engine.load(self.meant(milestone))
+        rows = [{key: row[key] for key in ("id", "title", "status", "ready", "agent", "dependencies")}
+                for row in views.task_rows(ms)]
+        return {"milestone": views.summary(ms), "ready": ms.ready, "tasks": rows}
+
+
+def build(engine: Engine) -> MCPServer:
+    """The server, its tools bound to ``engine``."""
+    tools = Tools(engine)
+    server = MCPServer("milestoned", version=__version__, instructions=INSTRUCTIONS)
+
+    @server.tool()
+    def status(milestone: str | None = None) -> CallToolResult:
+        """The milestone's progress, its tasks with their status and agent, and which are ready now."""
+        return tools.call(lambda: tools.status(milestone))
+
+    @server.tool()
+    def claim(ctx: Context, milestone: str | None = None, agent: str | None = None,
+              lease: str | None = None) -> CallToolResult:
+        """Take the next ready task for this agent (or the one it holds): no other agent, here or on another
+        clone, gets it."""
+        return tools.call(lambda: claims.claim_next(engine, tools.meant(milestone), _agent(ctx, agent),
+                                                    lease=claims.lease_seconds(engine, lease)))
+
+    @server.tool()
+    def heartbeat(ctx: Context, task: str | None = None, milestone: str | None = None, agent: str | None = None,
+                  lease: str | None = None) -> CallToolResult:
+        """Renew the lease on the task(s) this agent holds, while the work takes long."""
+        return tools.call(lambda: claims.heartbeat(engine, tools.meant(milestone), _agent(ctx, agent), task,
+                                                   lease=claims.lease_seconds(engine, lease)))
+
+    @server.tool()
+    def done(ctx: Context, task: str | None = None, milestone: str | None = None,
+             agent: str | None = None) -> CallToolResult:
+        """Mark the task this agent holds completed, once its work is committed."""
+        return tools.call(lambda: claims.done(engine, tools.meant(milestone), _agent(ctx, agent), task))
+
+    @server.tool()
+    def block(ctx: Context, reason: str, task: str | None = None, milestone: str | None = None,
+              agent: str | None = None) -> CallToolResult:
+        """Report what stops the task this agent holds, instead of pushing on: it is blocked, its dependents
+        wait."""
+        return tools.call(lambda: claims.block(engine, tools.meant(milestone), _agent(ctx, agent), task, reason))
+
+    @server.tool()
+    def release(ctx: Context, task: str | None = None, milestone: str | None = None,
+                agent: str | None = None) -> CallToolResult:
+        """Give the task(s) this agent holds back to the ready set, unfinished."""
+        return tools.call(lambda: claims.release(engine, tools.meant(milestone), _agent(ctx, agent), task))
+
+    return server
+
+
+def serve() -> None:
+    """``milestoned mcp``: serve this repository until the client closes stdin."""
+    logging.basicConfig(level=logging.WARNING, format="milestoned mcp: %(message)s")  # to stderr
+    engine = Engine(Workspace.discover())
+    engine.ws.require_initialized()
+    build(engine).run("stdio")

@@ -1,0 +1,143 @@
+"""``milestoned mcp``: a real server subprocess, spoken to through the MCP SDK's own stdio client."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+from mcp import Client
+from mcp.client.stdio import StdioServerParameters
+
+from conftest import as_json, git, log_file, must, run_subprocess, write_milestone
+
+
+def ready_milestone(repo: Path, tasks: int = 3) -> None:
+    body = "".join(f"  - {{id: T{i}, title: task {i}}}\n" for i in range(1, tasks + 1))
+    write_milestone(repo, "m1", f"id: m1\ntitle: Agents at work\ntasks:\n{body}")
+    must("activate", "m1")
+
+
+def with_servers(cwd: Path, count: int, work: Callable[..., Awaitable[Any]], name: str = "test-agent") -> Any:
+    """Start ``count`` real ``milestoned mcp`` processes in ``cwd`` and run ``work(*clients)``."""
+    params = StdioServerParameters(command=sys.executable, args=["-m", "milestoned", "mcp"], cwd=str(cwd),
+                                   env=dict(os.environ))
+
+    async def main() -> Any:
+        from mcp_types import Implementation
+
+        clients = [Client(params, client_info=Implementation(name=f"{name}-{i}", version="1"), mode="legacy")
+                   for i in range(count)]
+        for client in clients:
+            await client.__aenter__()
+        try:
+            return await work(*clients)
+        finally:
+            for client in reversed(clients):
+                await client.__aexit__(None, None, None)
+
+    return anyio.run(main)
+
+
+def answer_of(result: Any) -> dict[str, Any]:
+    assert not result.is_error, result.content
+    return json.loads(result.content[0].text)
+
+
+def test_the_tools_are_few_described_and_fillable(repo: Path) -> None:
+    ready_milestone(repo)
+
+    async def work(client: Client) -> Any:
+        return (await client.list_tools()).tools
+
+    tools = {tool.name: tool for tool in with_servers(repo, 1, work)}
+    assert sorted(tools) == ["block", "claim", "done", "heartbeat", "release", "status"]
+    for tool in tools.values():
+        assert tool.description and tool.description.count(". ") == 0, tool.description  # one sentence
+        assert tool.input_schema["type"] == "object"
+    assert tools["block"].input_schema["required"] == ["reason"]
+    assert set(tools["done"].input_schema["properties"]) == {"task", "milestone", "agent"}
+
+
+def test_claim_then_done_through_the_engine_and_a_refusal_is_the_cli_line(repo: Path) -> None:
+    ready_milestone(repo)
+
+    async def work(client: Client) -> Any:
+        claimed = answer_of(await client.call_tool("claim", {}))
+        status = answer_of(await client.call_tool("status", {}))
+        finished = answer_of(await client.call_tool("done", {}))
+        refused = await client.call_tool("done", {"task": "T9", "agent": "someone"})
+        return claimed, status, finished, refused
+
+    claimed, status, finished, refused = with_servers(repo, 1, work)
+    agent = claimed["agent"]
+    assert agent.startswith("test-agent-0-") and claimed["claimed"]["id"] == "T1"
+    assert next(t for t in status["tasks"] if t["id"] == "T1")["agent"] == agent
+    assert finished["completed"] == "T1" and finished["progress"]["tasks_completed"] == 1
+    cli = run_subprocess("done", "T9", "--agent", "someone", cwd=repo)
+    assert refused.is_error and refused.content[0].text == cli.stderr.strip()
+    assert [e["agent"] for e in as_json(repo, "events", "m1", "--event", "task_completed")["events"]] == [agent]
+
+
+def test_two_clients_racing_for_one_task_and_the_command_line_never_share_it(repo: Path) -> None:
+    ready_milestone(repo, tasks=1)
+
+    async def work(first: Client, second: Client) -> Any:
+        results: list[dict[str, Any]] = []
+
+        async def take(client: Client) -> None:
+            results.append(answer_of(await client.call_tool("claim", {})))
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(take, first)
+            group.start_soon(take, second)
+        cli = run_subprocess("next", "--claim", "--agent", "shell-agent", "--json", cwd=repo)
+        return results, json.loads(cli.stdout)
+
+    results, from_shell = with_servers(repo, 2, work)
+    winners = [r["agent"] for r in results if r["claimed"] is not None]
+    assert len(winners) == 1 and from_shell["claimed"] is None
+    claimed = as_json(repo, "events", "m1", "--event", "task_claimed")["events"]
+    assert [e["agent"] for e in claimed] == winners
+
+
+def test_bad_requests_are_errors_and_write_nothing(repo: Path) -> None:
+    ready_milestone(repo)
+    before = log_file(repo, "m1").read_bytes()
+
+    async def work(client: Client) -> Any:
+        return [
+            await client.call_tool("status", {"milestone": "../../etc/passwd"}),
+            await client.call_tool("claim", {"milestone": 5}),
+            await client.call_tool("done", {"task": "../x", "agent": "a"}),
+            await client.call_tool("block", {"task": "T1"}),  # no reason
+            await client.call_tool("no-such-tool", {}),
+        ]
+
+    results = with_servers(repo, 1, work)
+    assert all(r.is_error for r in results)
+    assert results[0].content[0].text.startswith("milestoned: error: milestone id '../../etc/passwd' is not allowed")
+    assert log_file(repo, "m1").read_bytes() == before
+
+
+def test_it_serves_a_worktree_and_ends_when_stdin_closes(repo: Path, tmp_path: Path) -> None:
+    ready_milestone(repo)
+    git("add", ".milestones", cwd=repo)
+    git("commit", "-q", "-m", "plan", cwd=repo)
+    worktree = tmp_path / "wt"
+    git("worktree", "add", "-q", str(worktree), "-b", "agent-work", cwd=repo)
+
+    async def work(client: Client) -> Any:
+        return answer_of(await client.call_tool("claim", {"agent": "in-a-worktree"}))
+
+    assert with_servers(worktree, 1, work)["claimed"]["id"] == "T1"
+    held = (worktree / ".git").read_text().split("gitdir: ")[1].strip()
+    assert (Path(held) / "milestoned-task").read_text().split()[:2] == ["m1", "T1"]  # its commits get the trailers
+    proc = subprocess.run([sys.executable, "-m", "milestoned", "mcp"], cwd=repo, stdin=subprocess.DEVNULL,
+                          capture_output=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout == b""
