@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from milestoned.cli.base import cli
+import click
+
+from milestoned.cli.base import cli, open_engine, say
 
 
 @cli.command()
@@ -16,3 +18,21 @@ def mcp() -> None:
     from milestoned.mcp.server import serve
 
     serve()
+
+
+@cli.command()
+@click.argument("agent", type=click.Choice(["claude-code"]))
+@click.option("--uninstall", is_flag=True, help="Remove what milestoned wrote (and only that).")
+def integrate(agent: str, uninstall: bool) -> None:
+    """Set up a coding agent to work milestones: for claude-code, .mcp.json gets the milestoned
+    server and .claude/commands/milestone/ the /milestone:execute, status, next and block commands.
+
+    Your other MCP servers stay; a second run changes nothing; commit the files to share them.
+    """
+    # start-up: loaded only when this command runs
+    from milestoned.mcp import integrate as integration
+
+    engine = open_engine()
+    said = integration.uninstall(engine.ws) if uninstall else integration.install(engine.ws)
+    for line in said or ["nothing to change: " + ("nothing of ours is there" if uninstall else "all in place")]:
+        say(line)

@@ -9,6 +9,7 @@ skipped with ``offline``.
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from milestoned.engine import legacy, trust
 from milestoned.engine.engine import Engine
 from milestoned.git import hookinstall as hooks
 from milestoned.git import remotes, statebranch
+from milestoned.mcp import integrate as integration
 from milestoned.model.config import load_config
 from milestoned.model.plan import NotAMilestone, all_problems
 from milestoned.model.views import task_rows
@@ -43,6 +45,11 @@ def check_config(engine: Engine) -> Iterator[Check]:
         return
     where = display_path(engine.ws.config_path)
     yield Check("config", "ok", where if engine.ws.config_path.exists() else "no config.yaml: defaults apply")
+    if config.agent_preset:
+        found = shutil.which(config.agent_command[0])
+        yield (Check("agent", "ok", f"agent.preset {config.agent_preset}: {found}") if found else
+               Check("agent", "fail", f"agent.preset {config.agent_preset} runs {config.agent_command[0]!r}, which is "
+                     "not on PATH", f"install {config.agent_preset}, or set agent.command to its path"))
     for command in trust.commands(engine.ws, config):
         if command.approved:
             yield Check("trust", "ok", f"{command.setting} {command.shown} is approved on this clone")
@@ -162,8 +169,33 @@ def check_refs(engine: Engine, *, offline: bool) -> Iterator[Check]:
         yield Check("sync", "ok", f"state, notes and claims match {remote}")
 
 
+def check_integration(engine: Engine) -> Iterator[Check]:
+    """The claude-code integration, where there is one: the server registered, the commands ours."""
+    found = integration.state(engine.ws)
+    if found["server"] == "missing" and all(state == "missing" for state in found["commands"].values()):
+        return
+    fix = "milestoned integrate claude-code"
+    if found["server"] == "broken":
+        yield Check("claude-code", "fail", found["problem"], "fix the line it names")
+    elif found["server"] != "ours":
+        yield Check("claude-code", "warn", f".mcp.json: the milestoned server is {found['server']}", fix)
+    elif not shutil.which("milestoned"):
+        yield Check("claude-code", "warn", ".mcp.json runs `milestoned mcp`, and milestoned is not on PATH here",
+                    "install milestoned where your agent's PATH finds it")
+    else:
+        yield Check("claude-code", "ok", ".mcp.json registers the milestoned server")
+    missing = [name for name, state in found["commands"].items() if state == "missing"]
+    edited = [name for name, state in found["commands"].items() if state == "edited"]
+    if missing:
+        yield Check("claude-code", "warn", f"/milestone: commands missing: {', '.join(missing)}", fix)
+    if edited:
+        yield Check("claude-code", "ok", f"/milestone: commands edited by you (kept as they are): {', '.join(edited)}")
+    if not missing and not edited:
+        yield Check("claude-code", "ok", "the /milestone:execute, status, next and block commands are in place")
+
+
 CHECKS: tuple[Callable[..., Iterator[Check]], ...] = (check_config, check_milestones, check_leftovers, check_hooks,
-                                                      check_daemon)
+                                                      check_daemon, check_integration)
 
 
 def diagnose(engine: Engine, *, offline: bool = False) -> list[Check]:

@@ -21,7 +21,8 @@ DEFAULT_CONFIG = """\
 # An argv list: {prompt}, {task_id}, {milestone_id} and {workdir} are replaced as
 # whole arguments, never through a shell.
 agent:
-  command: []            # for example ["my-agent", "--print", "{prompt}"]
+  preset: null           # claude-code, codex or aider: the argv each takes to work one prompt unattended
+  command: []            # or your own, for example ["my-agent", "--print", "{prompt}"] (wins over the preset)
 
 execute:
   workers: 4             # tasks run at once by `milestoned execute`
@@ -44,9 +45,19 @@ claims:
 """
 
 
+# Each agent's own way to do one prompt and exit, editing files in its working directory and
+# leaving the commit to `execute` (which adds the trailers): from each tool's documentation.
+AGENT_PRESETS: dict[str, tuple[str, ...]] = {
+    "claude-code": ("claude", "-p", "{prompt}", "--permission-mode", "acceptEdits"),
+    "codex": ("codex", "exec", "--sandbox", "workspace-write", "{prompt}"),
+    "aider": ("aider", "--message", "{prompt}", "--yes-always", "--no-auto-commits"),
+}
+
+
 @dataclass(frozen=True)
 class Config:
     agent_command: tuple[str, ...] = ()
+    agent_preset: str | None = None
     workers: int = 4
     task_timeout: float | None = None
     test_command: tuple[str, ...] = ()
@@ -128,8 +139,13 @@ def load_config(path: Path) -> Config:
     if not isinstance(data, dict):
         raise UserError("config must be a mapping of sections", path=path, line=1)
     r = _Reader(data, text, path)
+    preset = r.get("agent", "preset")
+    if preset is not None and preset not in AGENT_PRESETS:
+        r.fail(("agent", "preset"), f"agent.preset {preset!r} is unknown",
+               f"use one of {', '.join(sorted(AGENT_PRESETS))}, or set agent.command")
     return Config(
-        agent_command=r.argv("agent", "command"),
+        agent_command=r.argv("agent", "command") or AGENT_PRESETS.get(preset or "", ()),
+        agent_preset=preset,
         workers=r.number("execute", "workers", 4, integer=True),
         task_timeout=r.duration("execute", "task_timeout", None),
         test_command=r.argv("tests", "command"),

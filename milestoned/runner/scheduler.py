@@ -59,6 +59,7 @@ from milestoned.runner.taskprocess import (
     kill_leftovers,
     tail,
     task_argv,
+    task_env,
 )
 
 GRACE = 5.0  # seconds from SIGTERM to SIGKILL when tasks are stopped
@@ -249,7 +250,8 @@ class Runner:
             if task.run is None and task.prompt is not None and ms.state.task(task.id).status != "completed":
                 raise UserError(f"task {task.id} has a prompt but no agent command is configured",
                                 path=self.ws.config_path,
-                                hint='set agent.command, for example ["my-agent", "--print", "{prompt}"]')
+                                hint='set agent.preset (claude-code, codex or aider) or agent.command, for example '
+                                     '["my-agent", "--print", "{prompt}"]')
 
     def _requeue_dead(self, txn: Transaction, ms: Milestone) -> list[str]:
         """Tasks a dead runner had in progress go back to the queue (we hold the runner lock)."""
@@ -404,7 +406,7 @@ class Runner:
             self.inbox.put(NotStarted(task.id, slot, f"could not make its worktree: {exc}{fix}"))
             return
         argv = task_argv(task, self.config.agent_command, self.mid, worktree)
-        env = gitutil.git_env({**self.identity.env, "MILESTONED_MILESTONE_ID": self.mid, "MILESTONED_TASK_ID": task.id})
+        env = gitutil.git_env({**self.identity.env, **task_env(self.mid, task.id, worktree)})
         try:
             log.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             with os.fdopen(open_fresh(self.ws.writable(log)), "wb") as out:

@@ -80,6 +80,17 @@ def kill_leftovers(worktrees: list[Path]) -> None:
             continue
 
 
+def task_env(milestone_id: str, task_id: str, worktree: Path) -> dict[str, str]:
+    """What a task's process is told besides its argv (the README lists them): which task, where,
+    and the trailers its own commits should carry."""
+    return {
+        "MILESTONED_MILESTONE_ID": milestone_id,
+        "MILESTONED_TASK_ID": task_id,
+        "MILESTONED_WORKTREE": str(worktree),
+        "MILESTONED_TRAILERS": f"Milestone: {milestone_id}\nTask: {task_id}",
+    }
+
+
 def gone_runs(tasks: Iterable[dict[str, Any]]) -> dict[int, list[str]]:
     """Tasks in progress under an ``execute`` of this machine that is no longer running (killed,
     rebooted), by its pid: ``execute --resume`` takes them back."""

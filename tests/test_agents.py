@@ -1,0 +1,126 @@
+"""Agent presets run by ``execute`` (fake ``claude``, ``codex`` and ``aider`` on PATH), and
+``integrate claude-code``: what it writes, merges, leaves alone and takes back."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import BRANCH, git, invoke, must, show, snapshot_tree, write_milestone
+
+EXPECTED = {
+    "claude": ["-p", "{prompt}", "--permission-mode", "acceptEdits"],
+    "codex": ["exec", "--sandbox", "workspace-write", "{prompt}"],
+    "aider": ["--message", "{prompt}", "--yes-always", "--no-auto-commits"],
+}
+FAKE = """#!{python}
+import json, os, sys
+expected = {expected}
+prompt = os.environ.get("EXPECT_PROMPT", "")
+argv = [a if a != prompt else "{{prompt}}" for a in sys.argv[1:]]
+env = {{k: os.environ.get(k) for k in ("MILESTONED_MILESTONE_ID", "MILESTONED_TASK_ID", "MILESTONED_WORKTREE",
+                                      "MILESTONED_TRAILERS")}}
+if argv != expected or os.path.realpath(env["MILESTONED_WORKTREE"] or "") != os.path.realpath(os.getcwd()):
+    print("fake {name}: unexpected", argv, env, file=sys.stderr)
+    sys.exit(7)
+with open("by-{name}.txt", "w") as out:
+    out.write(json.dumps({{"prompt": prompt, "env": env}}))
+"""
+
+
+def fake_agents(tmp_path: Path) -> Path:
+    """``claude``, ``codex`` and ``aider`` executables that check what they get and edit one file."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, expected in EXPECTED.items():
+        path = bin_dir / name
+        path.write_text(FAKE.format(python=sys.executable, expected=json.dumps(expected), name=name))
+        path.chmod(0o755)
+    return bin_dir
+
+
+@pytest.mark.parametrize("preset, executable", [("claude-code", "claude"), ("codex", "codex"), ("aider", "aider")])
+def test_a_preset_runs_its_agent_with_the_prompt_and_the_work_is_committed_and_merged(
+        repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, preset: str, executable: str) -> None:
+    monkeypatch.setenv("PATH", f"{fake_agents(tmp_path)}{os.pathsep}{os.environ['PATH']}")
+    prompt = "Write the greeting, politely; quotes \" and $HOME stay as they are"
+    monkeypatch.setenv("EXPECT_PROMPT", prompt)
+    (repo / ".milestones/config.yaml").write_text(f"agent:\n  preset: {preset}\n")
+    write_milestone(repo, "m1", f"id: m1\ntitle: agents\ntasks:\n  - id: greet\n    title: Greet\n"
+                                f"    prompt: {json.dumps(prompt)}\n")
+    result = invoke("execute", "m1")
+    assert result.exit_code == 0, result.output
+    record = json.loads(show(repo, f"by-{executable}.txt"))
+    assert record["prompt"] == prompt
+    assert record["env"]["MILESTONED_TASK_ID"] == "greet" and record["env"]["MILESTONED_MILESTONE_ID"] == "m1"
+    assert record["env"]["MILESTONED_TRAILERS"] == "Milestone: m1\nTask: greet"
+    message = git("log", "-1", "--format=%B", f"{BRANCH}^2", cwd=repo)
+    assert "Milestone: m1" in message and "Task: greet" in message  # execute committed the agent's edit
+    doctor = invoke("doctor", "--offline").stdout
+    assert f"agent.preset {preset}: " in doctor and executable in doctor
+
+
+def test_agent_command_wins_over_the_preset_and_an_unknown_preset_is_one_line(repo: Path) -> None:
+    (repo / ".milestones/config.yaml").write_text("agent:\n  preset: claude-code\n  command: [my-agent, '{prompt}']\n")
+    from milestoned.model.config import load_config
+
+    assert load_config(repo / ".milestones/config.yaml").agent_command == ("my-agent", "{prompt}")
+    (repo / ".milestones/config.yaml").write_text("agent:\n  preset: cursor\n")
+    write_milestone(repo, "m1", "id: m1\ntitle: agents\ntasks:\n  - {id: T, title: t, prompt: do it}\n")
+    result = invoke("execute", "m1")
+    assert result.exit_code == 2 and result.stderr == (
+        "milestoned: error: .milestones/config.yaml:2: agent.preset 'cursor' is unknown "
+        "(use one of aider, claude-code, codex, or set agent.command)\n")
+
+
+def test_doctor_says_when_the_presets_executable_is_not_on_path(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    (repo / ".milestones/config.yaml").write_text("agent:\n  preset: codex\n")
+    out = invoke("doctor", "--offline").stdout
+    assert "agent.preset codex runs 'codex', which is not on PATH" in out
+
+
+def test_integrate_merges_with_the_users_servers_and_a_second_run_changes_nothing(repo: Path) -> None:
+    (repo / ".mcp.json").write_text(json.dumps({"mcpServers": {"theirs": {"command": "their-server"}},
+                                                "keep": True}))
+    first = must("integrate", "claude-code").stdout
+    assert "added the milestoned server in .mcp.json" in first and "(/milestone:execute)" in first
+    config = json.loads((repo / ".mcp.json").read_text())
+    assert config["keep"] is True and config["mcpServers"]["theirs"] == {"command": "their-server"}
+    assert config["mcpServers"]["milestoned"] == {"type": "stdio", "command": "milestoned", "args": ["mcp"]}
+    commands = repo / ".claude/commands/milestone"
+    assert sorted(p.name for p in commands.iterdir()) == ["block.md", "execute.md", "next.md", "status.md"]
+    execute = (commands / "execute.md").read_text()
+    assert execute.startswith("---\ndescription: ") and "allowed-tools: " in execute and "mcp__milestoned__claim" in execute
+    before = snapshot_tree(repo)
+    assert must("integrate", "claude-code").stdout == "nothing to change: all in place\n"
+    assert snapshot_tree(repo) == before
+    assert "the /milestone:execute, status, next and block commands are in place" in invoke("doctor",
+                                                                                            "--offline").stdout
+
+
+def test_uninstall_removes_only_what_is_still_ours(repo: Path) -> None:
+    (repo / ".mcp.json").write_text(json.dumps({"mcpServers": {"theirs": {"command": "their-server"}}}))
+    must("integrate", "claude-code")
+    edited = repo / ".claude/commands/milestone/status.md"
+    edited.write_text(edited.read_text() + "\nAlso say it in French.\n")
+    (repo / ".claude/commands/mine.md").write_text("my own command\n")
+    said = must("integrate", "claude-code", "--uninstall").stdout
+    assert "kept .claude/commands/milestone/status.md: edited since milestoned wrote it" in said
+    assert json.loads((repo / ".mcp.json").read_text()) == {"mcpServers": {"theirs": {"command": "their-server"}}}
+    assert sorted(p.name for p in (repo / ".claude/commands/milestone").iterdir()) == ["status.md"]
+    assert (repo / ".claude/commands/mine.md").read_text() == "my own command\n"
+
+
+def test_a_malformed_mcp_json_is_named_with_its_line_and_left_untouched(repo: Path) -> None:
+    broken = '{\n  "mcpServers": {\n    "theirs": {"command": "x",}\n  }\n}\n'
+    (repo / ".mcp.json").write_text(broken)
+    result = invoke("integrate", "claude-code")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("milestoned: error: .mcp.json:3: not valid JSON: ")
+    assert (repo / ".mcp.json").read_text() == broken and not (repo / ".claude").exists()
+    assert ".mcp.json:3: not valid JSON" in invoke("doctor", "--offline").stdout
