@@ -139,7 +139,8 @@ def test_a_prompt_task_without_an_agent_command_is_refused_and_nothing_changes(r
     assert result.exit_code == 2
     assert result.stderr.splitlines() == [
         "milestoned: error: .milestones/config.yaml: task T1 has a prompt but no agent command is configured "
-        '(set agent.command, for example ["my-agent", "--print", "{prompt}"])']
+        '(set agent.preset (claude-code, codex or aider) or agent.command, for example ["my-agent", "--print", '
+        '"{prompt}"])']
     assert snapshot_tree(repo) == before
 
 
