@@ -209,3 +209,18 @@ def test_gc_removes_a_ref_lock_a_killed_git_left_and_no_live_one(repo: Path) -> 
         assert [row["name"] for row in rows] == [".git/refs/heads/milestone/m1/committed.lock"]
         assert not stale.exists() and held.exists()
     held.unlink()
+
+
+def test_reopened_failed_tasks_run_again_on_the_work_their_first_run_left(repo: Path) -> None:
+    executed(repo)
+    kept = git("rev-parse", "milestone/m1/committed", cwd=repo)
+    plan(repo, [TASKS[0], {"id": "committed", "run": ["sh", "-c", "echo fixed > fix.txt"]},
+                {"id": "dirty", "run": ["sh", "-c", "test -f d.txt"]}])  # the causes fixed in the plan
+    must("task", "reopen", "committed", "-m", "m1")
+    must("task", "reopen", "dirty", "-m", "m1")
+    result = invoke("execute", "m1", "--resume")
+    assert result.exit_code == 0, result.output
+    assert "committed runs again on what its earlier run left" in result.stdout
+    git("merge-base", "--is-ancestor", kept, BRANCH, cwd=repo)  # the first run's commit landed, not dropped
+    for name, text in (("c.txt", "c"), ("fix.txt", "fixed"), ("d.txt", "d")):
+        assert git("show", f"{BRANCH}:{name}", cwd=repo) == text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -139,13 +140,23 @@ def test_remove_deletes_the_worktree_and_its_branch(repo: Path, trees: Worktrees
     assert git("branch", "--list", "milestone/m1/T1", cwd=repo) == ""
 
 
-def test_creating_again_discards_what_an_interrupted_run_left(repo: Path, trees: Worktrees) -> None:
+def test_creating_again_carries_over_what_an_earlier_run_left_and_discards_an_empty_leftover(
+        repo: Path, trees: Worktrees) -> None:
     trees.create("T1")
     write_and_commit(trees, "T1", "half.txt", "half done\n")
-    (trees.path("T1") / "scratch.txt").write_text("left behind\n")
-    path = trees.create("T1")
-    assert sorted(p.name for p in path.iterdir()) == [".git", "README.md"]
-    assert git("rev-parse", "HEAD", cwd=path) == git("rev-parse", MS_BRANCH, cwd=repo)
+    (trees.path("T1") / "scratch.txt").write_text("a fix made here\n")
+    path = trees.create("T1")  # reopened and run again: nothing of it is lost
+    assert (path / "half.txt").read_text() == "half done\n" and (path / "scratch.txt").exists()
+    assert "T1" in trees.carried
+    shutil.rmtree(path)  # the folder gone, the branch with its commit still there
+    again = trees.create("T1")
+    assert (again / "half.txt").read_text() == "half done\n"
+    trees.create("T2")
+    (trees.path("T2") / ".gitkeep").write_text("")
+    (trees.path("T2") / ".gitkeep").unlink()  # touched, but holds nothing
+    fresh = trees.create("T2")
+    assert sorted(p.name for p in fresh.iterdir()) == [".git", "README.md"] and "T2" not in trees.carried
+    assert git("rev-parse", "HEAD", cwd=fresh) == git("rev-parse", MS_BRANCH, cwd=repo)
 
 
 def test_a_task_branch_checked_out_in_someone_elses_worktree_is_theirs(repo: Path, trees: Worktrees,

@@ -100,6 +100,7 @@ class Worktrees:
         self.branch = milestone_branch(milestone_id)
         self._lock = threading.Lock()
         self._prepared: dict[str, str] = {}  # task -> the milestone tip its worktree was made at
+        self.carried: set[str] = set()  # tasks whose earlier run's work their worktree carries over
         self._external_filters = any(
             entry.name.startswith("filter.") and entry.name.endswith((".smudge", ".process"))
             for entry in self.repo.config
@@ -145,9 +146,11 @@ class Worktrees:
     def create(self, task_id: str) -> Path:
         """A worktree on ``milestone/M/T`` at the milestone branch's tip: the prepared one, or a new one.
 
-        Whatever an interrupted run left in our place (a worktree, the branch) is
-        discarded: a task that did not complete starts over from the work merged so far.
-        A branch checked out in someone else's worktree is theirs: refused.
+        What an earlier run of the task left is carried over when it holds work — commits
+        merged nowhere, or changes in its worktree (a failed command's output, a fix the user
+        made there before reopening it): the task runs again on it, and ``carried`` names it.
+        Only a leftover that holds nothing is discarded.  A branch checked out in someone
+        else's worktree is theirs: refused.
         """
         with self._lock:
             tip = str(self.repo.references[f"refs/heads/{self.branch}"].target)
@@ -156,7 +159,18 @@ class Worktrees:
                 if base != tip:
                     self._move_to(task_id, tip)
                 return self.path(task_id)
+            if self.exists(task_id) and (self.dirty(task_id) or self._holds_commits(task_id, tip)):
+                self.carried.add(task_id)
+                return self.path(task_id)
             return self._create(task_id)
+
+    def _holds_commits(self, task_id: str, tip: str) -> bool:
+        """Does the task's branch hold commits the milestone branch (at ``tip``) does not?"""
+        branch = self.repo.branches.local.get(task_branch(self.milestone_id, task_id))
+        if branch is None:
+            return False
+        own = branch.target
+        return str(own) != tip and not self.repo.descendant_of(tip, own)
 
     def prepare(self, task_id: str) -> None:
         """Make a task's worktree ahead of its start, while the tasks it waits for still run.
@@ -196,13 +210,17 @@ class Worktrees:
         if existing is not None and existing.is_checked_out():
             raise UserError(f"branch {name} is checked out in another worktree",
                             hint="finish or remove that worktree first")
+        keep = existing is not None and self._holds_commits(task_id, str(start.id))  # its commits: carried over
+        if keep:
+            self.carried.add(task_id)
         self.ws.runtime_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         path.parent.mkdir(parents=True, exist_ok=True)
         if self._external_filters:
-            self._git(["worktree", "add", "--force", "-B", name, str(path), str(start.id)], self.ws.worktree,
-                      f"git worktree add for {task_id}")
+            args = [str(path), name] if keep else ["-B", name, str(path), str(start.id)]
+            self._git(["worktree", "add", "--force", *args], self.ws.worktree, f"git worktree add for {task_id}")
         else:
-            branch = self.repo.branches.local.create(name, start, force=True)
+            branch = existing if keep and existing is not None else self.repo.branches.local.create(name, start,
+                                                                                                   force=True)
             self.repo.add_worktree(self._admin_name(task_id), str(path), branch)
         return path
 

@@ -405,6 +405,9 @@ class Runner:
             fix = f" (a killed git left {display_path(held[0])}: delete it, then reopen {task.id})" if held else ""
             self.inbox.put(NotStarted(task.id, slot, f"could not make its worktree: {exc}{fix}"))
             return
+        if task.id in self.trees.carried:
+            self.display.note(f"{task.id} runs again on what its earlier run left in {display_path(worktree)} "
+                              "(commits and changes carried over, none discarded)")
         argv = task_argv(task, self.config.agent_command, self.mid, worktree)
         env = gitutil.git_env({**self.identity.env, **task_env(self.mid, task.id, worktree)})
         try:
