@@ -63,9 +63,10 @@ def test_gc_keeps_unmerged_commits_and_uncommitted_work_and_removes_the_rest(rep
     assert rows == {
         "milestone/m1/committed": ("kept", "1 commit merged nowhere"),
         "milestone/m1/dirty": ("kept", "its worktree has 1 uncommitted file(s)"),
-        "milestone/m1/_milestone": ("removed", None),
+        # landed, but blocked: its next tasks still merge there
+        "milestone/m1/_milestone": ("kept", "the milestone is not completed: its next tasks merge here"),
     }
-    assert branches(repo) == ["milestone/m1/committed", "milestone/m1/dirty"]
+    assert branches(repo) == ["milestone/m1/_milestone", "milestone/m1/committed", "milestone/m1/dirty"]
     assert (repo / TREES / "dirty" / "d.txt").read_text() == "d\n"  # the work is where it was
     assert git("log", "-1", "--format=%s", "milestone/m1/committed", cwd=repo) == "c work"
     assert reachable(repo) == before  # no commit lost
@@ -191,12 +192,31 @@ def test_gc_killed_at_random_then_run_again_removes_the_same_and_loses_nothing(t
 
 
 def test_land_then_gc_leaves_only_what_holds_work(repo: Path) -> None:
+    plan(repo, TASKS[:1])
+    git("add", ".milestones", cwd=repo)
+    git("commit", "-q", "-m", "plan m1", cwd=repo)
+    must("execute", "m1")
+    out = must("land", "m1").stdout
+    assert "`milestoned gc` would now remove 1 branch" in out and "note:" not in out  # completed: all of it
+    must("gc")
+    assert branches(repo) == []
+    assert [e["kind"] for e in events_named("milestone_landed")] == ["fast-forward"]
+    assert must("land", "m1").stdout.startswith("nothing to land: m1's work is in main since ")  # after gc too
+
+
+def test_a_partial_land_says_so_and_gc_keeps_a_process_s_worktree(repo: Path, tmp_path: Path) -> None:
     executed(repo)
     out = must("land", "m1").stdout
-    assert "`milestoned gc` would now remove 1 branch" in out
-    must("gc")
-    assert branches(repo) == ["milestone/m1/committed", "milestone/m1/dirty"]
-    assert [e["kind"] for e in events_named("milestone_landed")] == ["fast-forward"]
+    assert "note: m1 is blocked: only its completed tasks' work landed; land again once the rest is done" in out
+    worker = subprocess.Popen(["sleep", "30"], cwd=repo / TREES / "dirty")  # a task that outlived its run
+    try:
+        (repo / TREES / "dirty" / "d.txt").unlink()  # nothing uncommitted: only the process keeps it
+        [row] = [r for r in gc_rows(repo) if r["name"] == "milestone/m1/dirty"]
+        assert (row["action"], row["why"]) == ("kept", f"a process still works in its worktree (pid {worker.pid})")
+    finally:
+        worker.kill()
+        worker.wait()
+    assert [r["action"] for r in gc_rows(repo) if r["name"] == "milestone/m1/dirty"] == ["removed"]
 
 
 def test_gc_removes_a_ref_lock_a_killed_git_left_and_no_live_one(repo: Path) -> None:

@@ -102,7 +102,7 @@ def test_land_into_a_branch_not_checked_out_leaves_the_checkout_byte_for_byte(re
     git("checkout", "-q", "-b", "elsewhere", cwd=repo)
     (repo / "README.md").write_text("uncommitted, and none of land's business\n")
     untouched = everything(repo)
-    answer = land_json(repo, "--into", "release")
+    answer = land_json(repo, "--into", "refs/heads/release")  # a full ref name is the branch
     assert answer["landed"] and tip(repo, "release") == tip(repo, BRANCH)
     assert everything(repo) == untouched
     assert tip(repo, "main") == before
@@ -137,6 +137,10 @@ def test_a_conflict_changes_nothing_names_the_paths_and_says_where_to_merge(repo
     assert (answer["landed"], answer["kind"], answer["conflicts"], answer["new"]) == (False, "conflict", ["a.txt"], None)
     assert answer["resolve"] == ("`git merge milestone/m1/_milestone` in this checkout, resolve the conflicts and "
                                  "commit; then `milestoned land m1` records the land")
+    git("branch", "rel", cwd=repo)  # the same conflict into another branch: the advice names it
+    assert land_json(repo, "--into", "rel", code=1)["resolve"].endswith(
+        "in a worktree of its own (`git worktree add ../land-m1 rel`), resolve the conflicts and commit; then "
+        "`milestoned land m1 --into rel` records the land")
     assert tip(repo) == ours and everything(repo) == untouched
     assert not (repo / ".git/MERGE_HEAD").exists() and "<<<<" not in (repo / "a.txt").read_text()
     assert not events_named("milestone_landed") and before != ours
@@ -200,6 +204,10 @@ def test_a_failed_tasks_commits_never_land(repo: Path) -> None:
                                          "BRANCH)"),
     (("m1", "--into", "v1"), "v1 is a tag, not a branch"),
     (("m1", "--into", "-x"), "'-x' is not a branch name"),
+    (("m1", "--into", ""), "'' is not a branch name"),
+    (("m1", "--into", "milestone/m1/_milestone"), "milestone/m1/_milestone is one of milestoned's own branches"),
+    (("m1", "--into", "milestoned/state"), "milestoned/state is one of milestoned's own branches, which work is "
+                                           "landed from, never into"),
 ])
 def test_bad_targets_are_one_line_exit_2_and_nothing_written(repo: Path, args: tuple[str, ...], message: str) -> None:
     executed(repo)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from typing import Any
 
 import click
@@ -47,16 +48,23 @@ def _summary(answer: dict[str, Any], no_test: bool) -> list[str]:
                 f"{', '.join(answer['conflicts'])}; nothing was changed",
                 f"to resolve: {answer['resolve']}"]
     if tests and tests["outcome"] != "passed":
-        return [f"not landed: `{' '.join(tests['command'])}` {tests['outcome']} on the merge result "
+        return [f"not landed: `{shlex.join(tests['command'])}` {tests['outcome']} on the merge result "
                 f"(log: {tests['log']}); nothing was changed"]
     if not answer["landed"]:
-        return [f"nothing to land: {mid}'s work is in {target} already"]
+        already = answer.get("already")
+        where = f"in {already['target']} since {already['at']}" if already else f"in {target} already"
+        return [f"nothing to land: {mid}'s work is {where}"]
+    moved = (f"{answer['new'][:12]} (was {answer['old'][:12]})" if answer["old"] != answer["new"]
+             else answer["new"][:12])
     how = {"fast-forward": "fast-forward", "merge": "merge commit", "up-to-date": "already there, now recorded"}
-    lines = [f"landed {mid} into {target}: {how[answer['kind']]} {answer['new'][:12]} (was {answer['old'][:12]}), "
+    lines = [f"landed {mid} into {target}: {how[answer['kind']]} {moved}, "
              f"{answer['tasks_completed']}/{answer['tasks_total']} tasks"
              + (f" ({answer['finished']})" if answer.get("finished") else "")]
+    if answer["milestone_status"] != "completed":
+        lines.append(f"note: {mid} is {answer['milestone_status']}: only its completed tasks' work landed; "
+                     f"land again once the rest is done")
     if tests:
-        lines.append(f"tests: `{' '.join(tests['command'])}` passed on it (log: {tests['log']})")
+        lines.append(f"tests: `{shlex.join(tests['command'])}` passed on it (log: {tests['log']})")
     elif answer["kind"] != "up-to-date":
         lines.append("tests: not run (--no-test)" if no_test else "tests: none configured (tests.command)")
     going = [row for group in answer.get("gc", []) for row in group["items"] if row["action"] == "would remove"]
@@ -93,5 +101,6 @@ def gc(dry_run: bool, as_json: bool) -> None:
         say("nothing to clean up")
     for mid, row in rows:
         why = f": {row['why']}" if row["why"] else ""
+        what = "all of it" if row["kind"] == "milestone" else f"{row['kind']} {row['name']}"
         tree = f" (worktree {row['worktree']})" if row.get("worktree") else ""
-        say(f"{row['action']:<12} {mid}: {row['kind']} {row['name']}{tree}{why}")
+        say(f"{row['action']:<12} {mid}: {what}{tree}{why}")

@@ -19,24 +19,27 @@ from milestoned.git import cleanup, landing, reflocks
 SCHEMA = 1
 
 
-def _landed_target(engine: Engine, milestone_id: str) -> str | None:
+def _landing(engine: Engine, milestone_id: str) -> tuple[str | None, bool]:
+    """Where the milestone landed (None: not yet), and whether it is completed."""
     try:
-        landed = engine.load(milestone_id).state.landed
+        ms = engine.load(milestone_id)
     except UserError:
-        return None  # no plan here (any more): nothing is known to have landed
-    return landed["target"] if landed else None
+        return None, False  # no plan here (any more): nothing is known to have landed
+    return (ms.state.landed["target"] if ms.state.landed else None), ms.status == "completed"
 
 
 def sweep(engine: Engine, milestone_id: str, *, dry_run: bool = False) -> list[dict[str, Any]]:
     """One milestone's rows; the caller holds its work lock (``execute`` does, at its end)."""
     ws = engine.ws
     rows: list[dict[str, Any]] = []
-    if not dry_run:
-        for lock in reflocks.clear(ws, f"heads/milestone/{milestone_id}"):
-            rows.append({"kind": "lock", "name": display_path(lock), "action": "removed", "why": None})
-        for path in landing.clear_scratch(ws, milestone_id):
-            rows.append({"kind": "leftover", "name": display_path(path), "action": "removed", "why": None})
-    decisions = cleanup.Sweep(ws, milestone_id, _landed_target(engine, milestone_id))
+    namespace = f"heads/milestone/{milestone_id}"
+    locks = reflocks.stale(ws, namespace) if dry_run else reflocks.clear(ws, namespace)
+    scratch = landing.scratch_left(ws, milestone_id) if dry_run else landing.clear_scratch(ws, milestone_id)
+    action = "would remove" if dry_run else "removed"
+    rows += [{"kind": "lock", "name": display_path(lock), "action": action, "why": None} for lock in locks]
+    rows += [{"kind": "leftover", "name": display_path(path), "action": action, "why": None} for path in scratch]
+    target, completed = _landing(engine, milestone_id)
+    decisions = cleanup.Sweep(ws, milestone_id, target, completed=completed)
     items = decisions.decide()
     if not dry_run:
         decisions.apply()

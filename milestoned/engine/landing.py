@@ -60,32 +60,38 @@ def land(engine: Engine, milestone_id: str, *, into: str | None = None, test: bo
         raise UserError("land needs a git repository")
     ms = engine.load(milestone_id)
     repo = pygit2.Repository(str(ws.worktree))
-    target = into or default_target(engine, ms)
+    source_branch = milestone_branch(milestone_id)
+    source = landing.branch_tip(repo, source_branch)
+    if source is None and ms.state.landed is None:
+        raise UserError(f"milestone {milestone_id} has no merged work: there is no branch {source_branch}",
+                        hint=f"`milestoned execute {milestone_id}` merges each completed task there")
+    default = default_target(engine, ms)
+    target = default if into is None else into.removeprefix("refs/heads/")
     problem = landing.target_problem(repo, target)
     if problem is not None or target is None:
         raise UserError(problem or "no target branch", hint="name the branch to land into: --into BRANCH")
-    source_branch = milestone_branch(milestone_id)
-    source = landing.branch_tip(repo, source_branch)
-    if source is None:
-        raise UserError(f"milestone {milestone_id} has no merged work: there is no branch {source_branch}",
-                        hint=f"`milestoned execute {milestone_id}` merges each completed task there")
     with milestone_lock(ws, milestone_id, "being landed"):
         landing.clear_scratch(ws, milestone_id)
         finished = _finish_interrupted(engine, ms, repo)
         if finished is not None:
             return finished
-        return _land(engine, ms, repo, target, source, test)
+        if source is None:  # landed, and gc has removed the milestone branch since
+            assert ms.state.landed is not None
+            return {**_answer(ms, target, landing.Merge("up-to-date", ms.state.landed["commit"],
+                                                        ms.state.landed["commit"])),
+                    "already": ms.state.landed}
+        return _land(engine, ms, repo, target, source, test, named=target != default)
 
 
-def _land(engine: Engine, ms: Milestone, repo: pygit2.Repository, target: str, source: str,
-          test: bool) -> dict[str, Any]:
+def _land(engine: Engine, ms: Milestone, repo: pygit2.Repository, target: str, source: str, test: bool, *,
+          named: bool) -> dict[str, Any]:
     ws = engine.ws
     identity = Identity.detect(ws.worktree)
     message = (f"Land milestone {ms.id} into {target}\n\n{ms.plan.title}\n\nMilestone: {ms.id}\n")
     merge = landing.compute(repo, source, target, message, identity)
     answer = _answer(ms, target, merge)
     if merge.kind == "conflict":
-        answer["resolve"] = _how_to_resolve(ws, ms.id, target)
+        answer["resolve"] = _how_to_resolve(ws, ms.id, target, named=named)
         return answer
     if merge.kind == "up-to-date":
         if ms.state.landed is None or ms.state.landed.get("target") != target:
@@ -120,14 +126,14 @@ def _land(engine: Engine, ms: Milestone, repo: pygit2.Repository, target: str, s
     return answer
 
 
-def _how_to_resolve(ws: Workspace, milestone_id: str, target: str) -> str:
+def _how_to_resolve(ws: Workspace, milestone_id: str, target: str, *, named: bool) -> str:
     """Where to merge by hand: the worktree that shows the target, else a new one for it."""
     branch = milestone_branch(milestone_id)
     shown = landing.worktrees_on(ws, target)
     where = f"in {_checkout(shown[0])}" if shown else \
         f"in a worktree of its own (`git worktree add ../land-{milestone_id} {target}`)"
-    return (f"`git merge {branch}` {where}, resolve the conflicts and commit; then `milestoned land {milestone_id}` "
-            "records the land")
+    again = f"milestoned land {milestone_id}" + (f" --into {target}" if named else "")
+    return f"`git merge {branch}` {where}, resolve the conflicts and commit; then `{again}` records the land"
 
 
 def _checkout(path: Path) -> str:
@@ -183,5 +189,5 @@ def _answer(ms: Milestone, target: str, merge: landing.Merge) -> dict[str, Any]:
     return {
         "schema": SCHEMA, "milestone": ms.id, "target": target, "landed": False, "kind": merge.kind,
         "old": merge.old, "new": merge.new, "conflicts": list(merge.conflicts), "tests": None,
-        "tasks_completed": done, "tasks_total": total,
+        "milestone_status": ms.status, "tasks_completed": done, "tasks_total": total,
     }

@@ -1,5 +1,8 @@
 """One process at a time works on a milestone's branches and worktrees: ``execute``, ``land``, ``gc``.
 
+And the processes still working in a folder (a task that outlived its killed runner), which
+neither may pull the folder away from.
+
 A ``flock`` on ``<runtime dir>/execute-<milestone>.lock``: it dies with its process (``kill -9``
 too), so a lock left behind never blocks anyone, and the holder writes its pid and host
 into the file so that a refusal can say who holds it.
@@ -11,7 +14,8 @@ import contextlib
 import fcntl
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from pathlib import Path
 
 from milestoned.core.errors import UserError
 from milestoned.files.workspace import Workspace
@@ -40,3 +44,23 @@ def milestone_lock(ws: Workspace, milestone_id: str, doing: str) -> Iterator[Non
         yield
     finally:
         os.close(fd)
+
+
+def processes_in(folders: Iterable[Path]) -> dict[Path, list[int]]:
+    """The live processes whose working directory is in each folder (Linux: /proc; elsewhere none known)."""
+    proc = Path("/proc")
+    roots = {folder: os.path.realpath(folder) for folder in folders}
+    found: dict[Path, list[int]] = {}
+    if not roots or not proc.is_dir():
+        return found
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cwd = os.readlink(entry / "cwd")
+        except OSError:
+            continue  # gone meanwhile, or not ours to look at
+        for folder, root in roots.items():
+            if cwd == root or cwd.startswith((root + os.sep, root + " (deleted)")):
+                found.setdefault(folder, []).append(int(entry.name))
+    return found

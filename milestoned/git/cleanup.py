@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from milestoned.core.errors import display_path
+from milestoned.files.runlock import processes_in
 from milestoned.files.workspace import Workspace
 from milestoned.git import queries as gitutil
 from milestoned.git.worktrees import milestone_branch
@@ -67,7 +68,7 @@ def _commits(count: int) -> str:
 class Sweep:
     """The decisions for one milestone; ``apply`` carries out those that remove something."""
 
-    def __init__(self, ws: Workspace, milestone_id: str, landed_target: str | None) -> None:
+    def __init__(self, ws: Workspace, milestone_id: str, landed_target: str | None, *, completed: bool) -> None:
         self.ws = ws
         self.mid = milestone_id
         self.base = ws.runtime_dir / "worktrees" / milestone_id
@@ -78,6 +79,8 @@ class Sweep:
         self.target = refs.get(f"refs/heads/{landed_target}") if landed_target else None
         self.landed_target = landed_target
         self.heads = {path: branch for path, branch in gitutil.worktree_heads(ws.worktree)}
+        self.busy = processes_in(path for path in self.heads if self._is_ours(path))  # a task outlived its run
+        self.completed = completed
         self.items: list[Item] = []
 
     # -- deciding --------------------------------------------------------------------------
@@ -99,6 +102,8 @@ class Sweep:
             return Item("branch", branch, "not there")
         if not self.target:
             return Item("branch", branch, "not landed yet (milestoned land)", tip)
+        if not self.completed:
+            return Item("branch", branch, "the milestone is not completed: its next tasks merge here", tip)
         left = unreached(self.ws, tip, keep)
         if left:
             return Item("branch", branch, f"{_commits(left)} not on {self.landed_target}", tip)
@@ -110,6 +115,9 @@ class Sweep:
         shown = self._checked_out(branch)
         if shown is not None and not self._is_ours(shown):
             return Item("branch", branch, f"checked out in {display_path(shown)}", tip)
+        if shown is not None and shown in self.busy:
+            return Item("branch", branch, f"a process still works in its worktree (pid {self.busy[shown][0]})", tip,
+                        shown)
         if shown is not None:
             changed = gitutil.porcelain_status(shown)
             if changed:
@@ -128,7 +136,8 @@ class Sweep:
                 continue
             registered = path in self.heads
             changed = gitutil.porcelain_status(path) if registered else []
-            why = f"{len(changed)} uncommitted file(s)" if changed else None
+            why = (f"a process still works in it (pid {self.busy[path][0]})" if path in self.busy else
+                   f"{len(changed)} uncommitted file(s)" if changed else None)
             found.append(Item("worktree" if registered else "leftover", str(path), why))
         return found
 

@@ -41,11 +41,13 @@ def branch_tip(repo: pygit2.Repository, branch: str) -> str | None:
 
 
 def target_problem(repo: pygit2.Repository, branch: str | None) -> str | None:
-    """Why ``branch`` cannot be landed into (a tag, a detached HEAD, nothing), or None."""
-    if not branch:
+    """Why ``branch`` cannot be landed into (a tag, milestoned's own branches, nothing), or None."""
+    if branch is None:
         return "no target branch: the milestone was activated on a detached HEAD"
-    if branch.startswith("-") or not pygit2.reference_is_valid_name(f"refs/heads/{branch}"):
+    if not branch or branch.startswith("-") or not pygit2.reference_is_valid_name(f"refs/heads/{branch}"):
         return f"{branch!r} is not a branch name"
+    if branch.startswith(("milestone/", "milestoned/")):
+        return f"{branch} is one of milestoned's own branches, which work is landed from, never into"
     if repo.references.get(f"refs/heads/{branch}") is None:
         if repo.references.get(f"refs/tags/{branch}") is not None:
             return f"{branch} is a tag, not a branch"
@@ -110,10 +112,15 @@ def scratch_dir(ws: Workspace, milestone_id: str) -> Path:
     return ws.runtime_dir / "land" / milestone_id
 
 
-def clear_scratch(ws: Workspace, milestone_id: str) -> list[Path]:
-    """Scratch worktrees a killed ``land`` of this milestone left (the caller holds its lock)."""
+def scratch_left(ws: Workspace, milestone_id: str) -> list[Path]:
+    """Scratch worktrees a killed ``land`` of this milestone left (dead once its lock is held)."""
     base = scratch_dir(ws, milestone_id)
-    left = sorted(base.iterdir()) if base.is_dir() else []
+    return sorted(base.iterdir()) if base.is_dir() else []
+
+
+def clear_scratch(ws: Workspace, milestone_id: str) -> list[Path]:
+    """Remove the scratch worktrees a killed ``land`` left (the caller holds the milestone's lock)."""
+    left = scratch_left(ws, milestone_id)
     for path in left:
         shutil.rmtree(path, ignore_errors=True)
     if left:

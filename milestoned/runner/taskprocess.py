@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from milestoned.files.runlock import HOST
+from milestoned.files.runlock import HOST, processes_in
 from milestoned.model.plan import TaskPlan
 
 TAIL_LINES = 20
@@ -62,22 +62,15 @@ def kill_leftovers(worktrees: list[Path]) -> None:
     A task runs in its own process group, so the runner's death does not take it along.
     Elsewhere the leftovers keep running in a directory that is then removed.
     """
-    proc = Path("/proc")
-    if not worktrees or not proc.is_dir():
-        return
-    roots = [os.path.realpath(p) for p in worktrees]
     own = os.getpgid(0)
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cwd = os.readlink(entry / "cwd")
-            if any(cwd == root or cwd.startswith((root + os.sep, root + " (deleted)")) for root in roots):
-                group = os.getpgid(int(entry.name))
-                if group != own:
-                    kill_group(group, signal.SIGKILL)
-        except OSError:
-            continue
+    for pids in processes_in(worktrees).values():
+        for pid in pids:
+            try:
+                group = os.getpgid(pid)
+            except OSError:
+                continue  # ended meanwhile
+            if group != own:
+                kill_group(group, signal.SIGKILL)
 
 
 def task_env(milestone_id: str, task_id: str, worktree: Path) -> dict[str, str]:
