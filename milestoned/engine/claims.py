@@ -106,6 +106,14 @@ def _held_task(milestone: Milestone, agent: str, task_id: str | None) -> list[st
 
 
 # -- claim objects on a remote -------------------------------------------------------------
+def _one_held_task(milestone: Milestone, agent: str, task_id: str | None, what: str) -> str:
+    """The one task ``agent`` means: the one named, else the one it holds (two held: name one)."""
+    tasks = _held_task(milestone, agent, task_id)
+    if len(tasks) > 1:
+        raise UserError(f"agent {agent} holds {', '.join(tasks)}", hint=f"name the task that is {what}")
+    return tasks[0]
+
+
 def claim_ref(milestone_id: str, task_id: str) -> str:
     return f"{remotes.CLAIMS_PREFIX}{milestone_id}/{task_id}"
 
@@ -333,10 +341,7 @@ def done(engine: Engine, milestone_id: str, agent: str, task_id: str | None) -> 
     warnings: list[str] = []
     with engine.transaction() as txn:
         ms = txn.milestone(milestone_id)
-        tasks = _held_task(ms, agent, task_id)
-        if len(tasks) > 1:
-            raise UserError(f"agent {agent} holds {', '.join(tasks)}", hint="name the task that is done")
-        tid = tasks[0]
+        tid = _one_held_task(ms, agent, task_id, "done")
         answer = _update_remote(txn, ms, tid, status="done", lease_until=None, done_at=clock.now_iso())
         if answer is not None and not answer["ok"]:
             holder = (answer["holder"] or {}).get("agent")
@@ -387,10 +392,7 @@ def block(engine: Engine, milestone_id: str, agent: str, task_id: str | None, re
         raise UserError("a blocker needs a reason", hint="say what stops the task")
     with engine.transaction() as txn:
         ms = txn.milestone(milestone_id)
-        tasks = _held_task(ms, agent, task_id)
-        if len(tasks) > 1:
-            raise UserError(f"agent {agent} holds {', '.join(tasks)}", hint="name the task that is blocked")
-        tid = tasks[0]
+        tid = _one_held_task(ms, agent, task_id, "blocked")
         _update_remote(txn, ms, tid, status="blocked", lease_until=None)
         lifecycle.refuse(lifecycle.block(txn, ms, tid, reason, agent=agent))
     hooks.let_go(engine.ws, ms.id, [tid])
