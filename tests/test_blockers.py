@@ -359,7 +359,7 @@ def test_a_task_blocked_by_hand_says_what_to_run_when_it_can_go_on(running: Path
 
 
 def test_a_long_running_tasks_age_is_the_age_when_shown() -> None:
-    from milestoned.model.views import describe
+    from milestoned.model.statuses import describe
 
     started = clock.format_time(clock.now() - dt.timedelta(hours=2, minutes=5))
     frozen = {"type": "long_running_tasks", "task_id": "T1", "detail": "T1 in progress for 4s (threshold 1s)",

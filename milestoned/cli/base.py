@@ -6,7 +6,6 @@ command body: ``milestoned status`` must start nearly as fast as ``import click`
 
 from __future__ import annotations
 
-import contextlib
 import os
 import select
 import sys
@@ -17,8 +16,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from milestoned import __version__
+from milestoned.cli.answers import print_json, quiet_stdout, say, warn, warnings_of
 from milestoned.core.errors import MilestonedError, UserError
-from milestoned.core.jsonout import json_text
 from milestoned.files.durable import private_umask
 
 if TYPE_CHECKING:
@@ -35,11 +34,10 @@ class MilestonedGroup(click.Group):
         try:
             return super().invoke(ctx)
         except MilestonedError as exc:
-            click.echo(f"milestoned: error: {exc}", err=True)
+            say(f"milestoned: error: {exc}", err=True)
             ctx.exit(exc.exit_code)
         except BrokenPipeError:  # the reader took what it wanted (`| head -1`): not a failure
-            with contextlib.suppress(OSError, ValueError):  # Python flushes stdout at exit: not into the closed pipe
-                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            quiet_stdout()
             ctx.exit(0)
 
 
@@ -99,11 +97,6 @@ def task_argument(*, required: bool = True) -> Callable[[F], F]:
 
 def session_argument(func: F) -> F:
     return click.argument("session_id", required=False, shell_complete=complete_sessions)(func)
-
-
-def print_json(data: Any) -> None:
-    """Indented for a person at a terminal, compact for a program (same schema either way)."""
-    sys.stdout.write(json_text(data, pretty=sys.stdout.isatty()))
 
 
 def open_engine() -> Engine:
@@ -179,18 +172,9 @@ def note_unfetched_state(engine: Engine) -> None:
              "up the newest session, `milestoned sync` takes in the state alone")
 
 
-def say(message: str = "", *, err: bool = False) -> None:
-    click.echo(message, err=err)
-
-
-def warn(message: str) -> None:
-    click.echo(f"milestoned: warning: {message}", err=True)
-
-
 def printed_as_json(answer: dict[str, Any], as_json: bool) -> bool:
     """Warn what ``answer`` warns of; print it as JSON when asked.  True when it was printed."""
-    for message in answer.get("warnings") or ():
-        warn(message)
+    warnings_of(answer)
     if as_json:
         print_json(answer)
     return as_json

@@ -17,7 +17,7 @@ def blockers_command(milestone: str | None, as_json: bool, recheck: bool) -> Non
     from milestoned.core.errors import UserError
     from milestoned.engine import blockers
     from milestoned.model.plan import NotAMilestone
-    from milestoned.model.views import describe
+    from milestoned.model.statuses import describe
 
     engine = open_engine()
     if milestone is None and engine.current_id() is None:

@@ -20,13 +20,13 @@ from milestoned.daemon import client
 from milestoned.daemon import control as daemonctl
 from milestoned.engine import legacy, trust
 from milestoned.engine.engine import Engine
+from milestoned.files.runners import gone_runs
 from milestoned.git import hookinstall as hooks
 from milestoned.git import remotes, statebranch
 from milestoned.mcp import integrate as integration
 from milestoned.model.config import load_config
 from milestoned.model.plan import NotAMilestone, all_problems
 from milestoned.model.views import task_rows
-from milestoned.runner.taskprocess import gone_runs
 
 
 @dataclass(frozen=True)

@@ -10,17 +10,14 @@ from typing import TYPE_CHECKING
 
 import click
 
+from milestoned.cli import answers
 from milestoned.cli.base import (
     cli,
     json_option,
     milestone_argument,
     milestone_option,
     open_engine,
-    print_json,
-    printed_as_json,
-    say,
     task_argument,
-    warn,
 )
 
 if TYPE_CHECKING:
@@ -71,16 +68,8 @@ def next_(milestone: str | None, as_json: bool, claim: bool, agent: str | None, 
     if agent or lease or remote:
         raise UserError("--agent, --lease and --remote go with --claim", hint="add --claim to take a task")
     ms = _expire_lapsed(engine, mid)
-    rows = [r for r in views.task_rows(ms) if r["ready"]]
-    if as_json:
-        print_json({"schema": 1, "milestone_id": ms.id, "status": ms.status, "ready": rows})
-        return
-    if not ms.running:
-        warn(f"milestone {ms.id} is {ms.status}; activate it to start tasks")
-    if not rows:
-        say("no task is ready")
-    for row in rows:
-        say(f"{row['id']}  {row['title']}")
+    answers.ready({"schema": 1, "milestone_id": ms.id, "status": ms.status,
+                   "ready": [r for r in views.task_rows(ms) if r["ready"]]}, as_json)
 
 
 def _claim(engine: Engine, mid: str, agent: str | None, lease: str | None, remote: str | None, as_json: bool) -> None:
@@ -93,17 +82,7 @@ def _claim(engine: Engine, mid: str, agent: str | None, lease: str | None, remot
         raise UserError("--claim needs --agent NAME", hint="say who takes the task, e.g. --agent claude-1")
     answer = claims.claim_next(engine, mid, agent, lease=claims.lease_seconds(engine, lease),
                                remote=remotes.check_remote(engine.ws, remote) if remote else None)
-    if as_json:
-        print_json(answer)
-        return
-    for held in answer["held_elsewhere"]:
-        say(f"{held['task_id']} is {held.get('status') or 'held'} by {held.get('agent') or 'someone else'}")
-    task = answer["claimed"]
-    if task is None:
-        say("no task to claim")
-        return
-    verb = "still holds" if answer["already_held"] else "claimed"
-    say(f"{agent} {verb} {task['id']}  {task['title']}  (lease until {task['lease_until']})")
+    answers.claimed(answer, as_json)
 
 
 @cli.command()
@@ -121,14 +100,9 @@ def heartbeat(task_id: str | None, milestone: str | None, agent: str, lease: str
     engine = open_engine()
     answer = claims.heartbeat(engine, engine.resolve(milestone), agent, task_id,
                               lease=claims.lease_seconds(engine, lease))
-    if not printed_as_json(answer, as_json):
-        for row in answer["renewed"]:
-            say(f"{row['task_id']} held by {agent} until {row['lease_until']}")
-    if answer["lost"]:
-        lost = ", ".join(f"{row['task_id']} (now {(row['holder'] or {}).get('agent') or 'free'})"
-                         for row in answer["lost"])
-        raise RuntimeFailure(f"{agent} no longer holds {lost}: its lease ran out and another clone took it",
-                             hint=f"claim another task: milestoned next --claim --agent {agent}")
+    lost = answers.renewed(answer, as_json)
+    if lost is not None:
+        raise RuntimeFailure(lost[0], hint=lost[1])
 
 
 @cli.command()
@@ -143,8 +117,7 @@ def release(task_id: str | None, milestone: str | None, agent: str, as_json: boo
 
     engine = open_engine()
     answer = claims.release(engine, engine.resolve(milestone), agent, task_id)
-    if not printed_as_json(answer, as_json):
-        say(f"{agent} released {', '.join(answer['released'])}")
+    answers.released(answer, as_json)
 
 
 @cli.command()
@@ -158,10 +131,4 @@ def done(task_id: str | None, milestone: str | None, agent: str, as_json: bool) 
     from milestoned.engine import claims
 
     engine = open_engine()
-    answer = claims.done(engine, engine.resolve(milestone), agent, task_id)
-    if printed_as_json(answer, as_json):
-        return
-    p = answer["progress"]
-    note = " — milestone completed" if answer["milestone_status"] == "completed" else ""
-    say(f"{answer['milestone_id']}: {answer['completed']} completed by {agent} "
-        f"({p['tasks_completed']}/{p['tasks_total']}, {p['percentage']}%){note}")
+    answers.completed(claims.done(engine, engine.resolve(milestone), agent, task_id), as_json)

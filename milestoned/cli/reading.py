@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from milestoned.cli import answers
 from milestoned.cli.base import (
     cli,
     complete_tasks,
@@ -38,8 +39,6 @@ def _status_view(engine: Engine, milestone: str | None) -> dict[str, Any]:
 
     answer = client.status(engine.ws, milestone)
     if answer is not None:
-        if answer.warning:
-            warn(f"daemon: {answer.warning}")
         return answer.view()
     if milestone is None and engine.current_id() is None:
         return views.overview(engine)
@@ -52,17 +51,10 @@ def _say_what_awaits_trust(engine: Engine) -> None:
     if not engine.ws.config_path.is_file():
         return
     # start-up: only a repository with a config reads it
-    from milestoned.core.errors import UserError
     from milestoned.engine import trust
-    from milestoned.model.config import load_config
 
-    try:
-        config = load_config(engine.ws.config_path)
-    except UserError:
-        return  # `validate` and `doctor` say what is wrong with it
-    for command in trust.waiting(engine.ws, config):
-        if command.setting == "tests.command" and config.detect_test_failures:
-            warn(trust.note(command, engine.ws.config_path))
+    for note in trust.status_notes(engine.ws):
+        warn(note)
 
 
 @cli.command()
@@ -97,8 +89,6 @@ def status(milestone: str | None, as_json: bool, fmt: str | None, watch: bool, i
 
         answer = client.status(engine.ws, milestone)
         if answer is not None:  # the daemon's bytes are what print_json would write: pass them through
-            if answer.warning:
-                warn(f"daemon: {answer.warning}")
             sys.stdout.flush()
             sys.stdout.buffer.write(answer.raw)
             return
@@ -114,30 +104,11 @@ def status(milestone: str | None, as_json: bool, fmt: str | None, watch: bool, i
             say(line)
         note_unfetched_state(engine)
         return
-    for warning in view.get("warnings", []):
-        warn(warning)
-    _say_interrupted_runs(view)
+    answers.status_warnings(view)
     if watch:
         _watch(engine, milestone, interval)
-    elif sys.stdout.isatty():
-        # start-up: rich costs ~35 ms, and only a terminal needs it
-        from rich.console import Console
-
-        Console().print(render.status_rich(view))
     else:
-        for line in render.status_lines(view):
-            say(line)
-
-
-def _say_interrupted_runs(view: dict[str, Any]) -> None:
-    """Tasks still in progress under an `execute` that died (kill -9, a reboot): say how to go on."""
-    # start-up: loaded only when this command runs
-    from milestoned.runner.taskprocess import gone_runs
-
-    mid = view["milestone"]["id"]
-    for pid, tasks in gone_runs(view["tasks"]).items():
-        warn(f"{', '.join(tasks)} in progress under `milestoned execute` (pid {pid}), which is no longer running: "
-             f"`milestoned execute {mid} --resume` runs them again")
+        answers.status_body(view)
 
 
 def _follow_changes(engine: Engine, milestone: str | None, interval: float, as_json: bool) -> None:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from milestoned.core import clock
 from milestoned.core.text import bar, visible
-from milestoned.model.views import STATUS_STYLE, describe
+from milestoned.model.statuses import STATUS_STYLE, describe
 
 if TYPE_CHECKING:
     from rich.console import RenderableType

@@ -151,7 +151,7 @@ def resume(session_id: str | None, remote: str | None, no_fetch: bool, timeout: 
     from milestoned.engine import resume as resuming
     from milestoned.engine.engine import Engine
     from milestoned.files.workspace import Workspace
-    from milestoned.model.views import describe
+    from milestoned.model.statuses import describe
 
     if remote and no_fetch:
         raise UserError("--remote and --no-fetch contradict each other", hint="pass one of them")

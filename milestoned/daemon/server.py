@@ -38,12 +38,12 @@ from typing import Any
 from milestoned import __version__
 from milestoned.core import clock
 from milestoned.core.errors import MilestonedError, UserError
-from milestoned.daemon import client, sdnotify
+from milestoned.daemon import client, sdnotify, wire
 from milestoned.daemon.client import socket_path
 from milestoned.daemon.control import LOCK_NAME, RECORD_NAME, private_dir, read_record, remove_files, try_lock
 from milestoned.daemon.viewcache import ViewCache
 from milestoned.daemon.watch import Change, Watcher
-from milestoned.engine import blockers, claims, ingest, sessions, trust
+from milestoned.engine import blockers, claims, ingest, legacy, sessions, trust
 from milestoned.engine.blockers import Probe
 from milestoned.engine.engine import Engine
 from milestoned.engine.testruns import RunLedger, TestCommand, TestRun, TestWorker
@@ -60,7 +60,8 @@ log = logging.getLogger("milestoned.daemon")
 MAX_REQUEST = 1 << 20
 TICK = 1.0  # seconds between time-based checks (long-running tasks, disk usage)
 SWEEP = 30.0  # seconds between full looks (git conflicts, every file, the watches themselves)
-OPS = ("ping", "status", "events", "next", "blockers")
+OPS = ("ping", "status", "events", "next", "blockers", "claim", "heartbeat", "release", "done")
+OTHER_WORKTREES = 8  # engines kept for clients standing in other worktrees (their own plan and config)
 BUSY_WAIT = 3.0  # seconds a request waits for the work loop before the client is told to read the files
 
 
@@ -99,6 +100,19 @@ def _line(data: dict[str, Any]) -> bytes:
     return json.dumps(data, ensure_ascii=False, default=str).encode("utf-8") + b"\n"
 
 
+def _ok(result: Any, **extra: Any) -> bytes:
+    """A successful answer (``wire`` reads it): our version, nothing to warn of, the result."""
+    return _line({"ok": True, "version": __version__, "notes": [], "result": result, **extra})
+
+
+def _text(request: dict[str, Any], key: str, *, optional: bool = False) -> Any:
+    """A string field of a request (None allowed when ``optional``)."""
+    value = request.get(key)
+    if not (isinstance(value, str) or (optional and value is None)):
+        raise UserError(f"{key} must be a string")
+    return value
+
+
 class Daemon:
     """The work loop, its memory and its answers."""
 
@@ -119,6 +133,7 @@ class Daemon:
         self.resyncs = 0
         self.socket = socket_path(ws)
         self._server: _Server | None = None
+        self._engines: dict[Path, Engine] = {}  # by worktree: clients in other checkouts
 
     # -- life -------------------------------------------------------------------------
     def serve(self) -> int:
@@ -284,11 +299,16 @@ class Daemon:
             self.config_error = str(exc)
             log.warning("invalid config, keeping the previous settings: %s", exc)
 
-    def _drain(self) -> int:
-        """Ingest the hooks' inbox and commits that arrived without hooks (``engine.ingest``)."""
+    def _drain(self, *, strict: bool = False) -> int:
+        """Ingest the hooks' inbox and commits that arrived without hooks (``engine.ingest``).
+
+        ``strict`` (before an answer): a failure is raised, so that the client reads the files
+        and says what went wrong as it would without a daemon."""
         try:
             count = ingest.drain(self.engine)
         except MilestonedError as exc:
+            if strict:
+                raise
             log.warning("could not drain the inbox: %s", exc)
             return 0
         if count:
@@ -345,8 +365,7 @@ class Daemon:
 
     def _trust_notes(self) -> list[str]:
         """The test command awaits approval: the daemon will not run it (the agent command it never runs)."""
-        return [trust.note(c, self.ws.config_path) for c in trust.waiting(self.ws, self.config)
-                if c.setting == "tests.command" and self.config.detect_test_failures]
+        return trust.status_notes(self.ws, self.config)
 
     def _tests_done(self, run: TestRun) -> None:
         self.watcher.push(Change("tests"))
@@ -403,12 +422,15 @@ class Daemon:
         try:
             if op == "ping":
                 return _line({"ok": True, **self.info()})
+            if request.get("version") != __version__ or request.get("pinned_now") != os.environ.get("MILESTONED_NOW"):
+                # another version words or computes answers its own way; a pinned clock is another time
+                return _line({"ok": False, "error": "not this daemon's client: read the files", "exit_code": 1})
             if not self.work.acquire(timeout=BUSY_WAIT):
                 # a long write (a huge milestone) is under way: the client reads the files meanwhile
                 return _line({"ok": False, "error": "the daemon is busy; read the files", "exit_code": 1})
             try:
                 if request.get("sync", True):
-                    self._drain()  # the cookie: what the hooks wrote so far is in the answer (a few stats if nothing)
+                    self._drain(strict=True)  # the cookie: what the hooks wrote so far is in the answer
                 handler: Callable[[dict[str, Any]], bytes] = getattr(self, f"_op_{op}")
                 return handler(request)
             finally:
@@ -419,30 +441,48 @@ class Daemon:
             log.exception("answering %s", op)
             return _line({"ok": False, "error": f"internal error: {type(exc).__name__}: {exc}", "exit_code": 1})
 
-    def _milestone_of(self, request: dict[str, Any]) -> str:
-        named = request.get("milestone")
-        if named is not None and not isinstance(named, str):
-            raise UserError("milestone must be a string")
-        return self.engine.resolve(named)
+    def _engine_for(self, request: dict[str, Any], *, outside: bool = False) -> Engine:
+        """The engine a client in ``request["cwd"]`` (default: our root) would open: ours, or one
+        seeing that worktree's plan and config (the state is the same).  A client outside the
+        repository gets ours when ``outside`` (a dashboard reading status).  Files earlier
+        versions left to import first are refused: the client's own command line imports them."""
+        cwd = request.setdefault("cwd", os.getcwd())
+        if not isinstance(cwd, str) or not os.path.isabs(cwd):
+            raise UserError("cwd must be an absolute path")
+        ws = Workspace.discover(cwd)
+        if ws.common_dir != self.ws.common_dir or ws.root != self.ws.root:
+            if outside:
+                return self.engine
+            raise UserError(f"{cwd} is not in {self.ws.root}")
+        ws.require_initialized()
+        if legacy.pending(ws):
+            raise UserError("files of an earlier version wait to be imported")
+        if ws.worktree == self.ws.worktree:
+            return self.engine
+        engine = self._engines.get(ws.worktree)
+        if engine is None:
+            if len(self._engines) >= OTHER_WORKTREES:
+                self._engines.clear()
+            engine = self._engines[ws.worktree] = Engine(ws)
+        return engine
 
     def _op_status(self, request: dict[str, Any]) -> bytes:
-        cwd = request.get("cwd")
-        if not isinstance(cwd, str):
-            cwd = os.getcwd()
-        named = request.get("milestone")
-        if named is None and self.engine.current_id() is None:
+        engine = self._engine_for(request, outside=True)
+        cwd = request["cwd"]
+        notes = trust.status_notes(engine.ws) if engine.ws.config_path.is_file() else []
+        if request.get("milestone") is None and self.engine.current_id() is None:
             body = self.cache.overview(cwd)
         elif request.get("sync", True):
-            body = self.cache.status(self._milestone_of(request), cwd)
+            body = self.cache.status(self._resolve(engine, request), cwd)
         else:  # answer from memory as the watcher left it (to measure the watcher alone)
-            entry = self.cache.known(self._milestone_of(request))
+            entry = self.cache.known(self._resolve(engine, request))
             if entry is None:
                 raise UserError("not in the daemon's memory yet")
             body = entry.rendered
-        return b'{"ok":true,"result":' + body.rstrip(b"\n") + b"}\n"
+        return wire.framed(body, notes)
 
     def _op_events(self, request: dict[str, Any]) -> bytes:
-        mid = self._milestone_of(request)
+        mid = self._resolve(self.engine, request)
         names = set(request.get("names") or ())
         task_id = request.get("task_id")
         limit = request.get("limit", 50)
@@ -458,8 +498,7 @@ class Daemon:
 
         chosen = [e for e in events if keep(e)]
         chosen = chosen[-limit:] if limit else chosen
-        return _line({"ok": True, "result": {"schema": 1, "milestone_id": mid, "events": chosen},
-                      "problems": problems})
+        return _ok({"schema": 1, "milestone_id": mid, "events": chosen}, problems=problems)
 
     def _expire_claims(self, mid: str) -> None:
         """Give back tasks whose claim lease ran out (the daemon is the lease reaper, like `next`)."""
@@ -476,20 +515,57 @@ class Daemon:
         self._refresh(mid)
 
     def _op_next(self, request: dict[str, Any]) -> bytes:
-        mid = self._milestone_of(request)
-        self.cache.get(mid)
-        self._expire_claims(mid)
-        ms = self.cache.get(mid).milestone
+        engine = self._engine_for(request)
+        mid = engine.resolve(_text(request, "milestone", optional=True))
+        if engine is self.engine or engine.path_of(mid) == self.cache.get(mid).path:
+            self._expire_claims(mid)
+            ms = self.cache.get(mid).milestone
+        else:  # that checkout has a plan of its own
+            ms = engine.load(mid)
+            if claims.has_lapsed_leases(ms):
+                with engine.transaction() as txn:
+                    ms = txn.milestone(mid)
+                    claims.expire(txn, ms)
         rows = [r for r in views.task_rows(ms) if r["ready"]]
-        return _line({"ok": True, "result": {"schema": 1, "milestone_id": ms.id, "status": ms.status,
-                                             "ready": rows}})
+        return _ok({"schema": 1, "milestone_id": ms.id, "status": ms.status, "ready": rows})
+
+    # the agents' writes: the engine's verbs, as the command line calls them from the client's checkout
+    def _op_claim(self, request: dict[str, Any]) -> bytes:
+        engine = self._engine_for(request)
+        lease = claims.lease_seconds(engine, _text(request, "lease", optional=True))
+        return self._wrote(claims.claim_next(engine, self._resolve(engine, request), _text(request, "agent"),
+                                             lease=lease))
+
+    def _op_heartbeat(self, request: dict[str, Any]) -> bytes:
+        engine = self._engine_for(request)
+        lease = claims.lease_seconds(engine, _text(request, "lease", optional=True))
+        return self._wrote(claims.heartbeat(engine, self._resolve(engine, request), _text(request, "agent"),
+                                            _text(request, "task_id", optional=True), lease=lease))
+
+    def _op_release(self, request: dict[str, Any]) -> bytes:
+        engine = self._engine_for(request)
+        return self._wrote(claims.release(engine, self._resolve(engine, request), _text(request, "agent"),
+                                          _text(request, "task_id", optional=True)))
+
+    def _op_done(self, request: dict[str, Any]) -> bytes:
+        engine = self._engine_for(request)
+        return self._wrote(claims.done(engine, self._resolve(engine, request), _text(request, "agent"),
+                                       _text(request, "task_id", optional=True)))
+
+    @staticmethod
+    def _resolve(engine: Engine, request: dict[str, Any]) -> str:
+        return engine.resolve(_text(request, "milestone", optional=True))
+
+    def _wrote(self, answer: dict[str, Any]) -> bytes:
+        self._refresh(answer["milestone_id"])
+        return _ok(answer)
 
     def _op_blockers(self, request: dict[str, Any]) -> bytes:
         if request.get("milestone") is None and self.engine.current_id() is None:
             chosen = [self.cache.get(m).milestone for m in self.cache.ids() if m not in self.cache.errors]
         else:
-            chosen = [self.cache.get(self._milestone_of(request)).milestone]
-        return _line({"ok": True, "result": blockers.view(chosen)})
+            chosen = [self.cache.get(self._resolve(self.engine, request)).milestone]
+        return _ok(blockers.view(chosen))
 
     def info(self) -> dict[str, Any]:
         """The ``ping`` answer, also what ``daemon status`` shows."""

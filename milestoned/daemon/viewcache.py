@@ -177,9 +177,9 @@ def _shown_for(text: str, cwd: Path) -> str:
     The same rule as ``errors.display_path``: relative when below the directory, else absolute.
     """
     head, sep, rest = text.partition(":")
-    if not head or os.path.isabs(head) or not (Path.cwd() / head).exists():
+    absolute = Path(head) if os.path.isabs(head) else Path.cwd() / head
+    if not head or not absolute.exists():
         return text
-    absolute = Path.cwd() / head
     shown = os.path.relpath(absolute, cwd) if cwd in absolute.parents else str(absolute)
     return shown + sep + rest
 

@@ -34,7 +34,7 @@ from milestoned.files.workspace import Workspace
 from milestoned.git import queries as gitutil
 from milestoned.model.config import Config, load_config
 from milestoned.model.milestone import Milestone
-from milestoned.model.views import describe
+from milestoned.model.statuses import describe
 
 SHOWN_PATHS = 5
 IN_THE_MIDDLE = ("MERGE_HEAD", "CHERRY_PICK_HEAD", "REVERT_HEAD", "rebase-merge", "rebase-apply", "AUTO_MERGE")

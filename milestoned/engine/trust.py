@@ -18,10 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from milestoned.core import clock
+from milestoned.core.errors import UserError
 from milestoned.engine.engine import Engine
 from milestoned.files.durable import atomic_write
 from milestoned.files.workspace import Workspace
-from milestoned.model.config import Config
+from milestoned.model.config import Config, load_config
 
 RECORD = "trust.json"
 
@@ -73,6 +74,19 @@ def note(command: Command, config_path: Path) -> str:
     """One line for ``status``, ``doctor`` and the daemon's log."""
     return (f"the {command.setting} of {config_path.name} ({command.shown}) awaits your approval before it runs "
             "by itself: milestoned trust")
+
+
+def status_notes(ws: Workspace, config: Config | None = None) -> list[str]:
+    """What ``status`` says first, on either path: the test command ``config.yaml`` brought awaits
+    approval, so the daemon will not run it (a config that does not read says nothing here:
+    ``validate`` and ``doctor`` report it).  ``config``: as already read, else read now."""
+    if config is None:
+        try:
+            config = load_config(ws.config_path)
+        except UserError:
+            return []
+    return [note(c, ws.config_path) for c in waiting(ws, config)
+            if c.setting == "tests.command" and config.detect_test_failures]
 
 
 def approve(engine: Engine, config: Config) -> list[Command]:

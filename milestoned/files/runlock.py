@@ -13,14 +13,12 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import socket
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from milestoned.core.errors import UserError
+from milestoned.files.runners import HOST
 from milestoned.files.workspace import Workspace
-
-HOST = socket.gethostname()
 
 
 @contextlib.contextmanager

@@ -22,29 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from milestoned.core.errors import UserError
+from milestoned.files import gitdirs
+from milestoned.files.gitdirs import STATE_DIR
 
-STATE_DIR = ".milestones"  # the plan's folder in a worktree (the name the seed's users have)
 PLAN_SUFFIXES = (".yaml", ".yml")
-
-
-def _read_gitfile(path: Path) -> Path | None:
-    """The directory a ``.git`` file (linked worktree, submodule) points at."""
-    try:
-        text = path.read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError):
-        return None
-    if not text.startswith("gitdir:"):
-        return None
-    target = Path(text[len("gitdir:"):].strip())
-    return (path.parent / target).resolve() if not target.is_absolute() else target.resolve()
-
-
-def _common_dir(git_dir: Path) -> Path:
-    try:
-        rel = (git_dir / "commondir").read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError):
-        return git_dir
-    return (git_dir / rel).resolve()
 
 
 @dataclass(frozen=True)
@@ -58,26 +39,9 @@ class Workspace:
 
     @classmethod
     def discover(cls, start: str | os.PathLike[str] | None = None) -> Workspace:
-        here = Path(start or os.getcwd()).resolve()
-        for directory in (here, *here.parents):
-            dotgit = directory / ".git"
-            if dotgit.is_dir():
-                return cls._from_git_dir(directory, dotgit.resolve())
-            if dotgit.is_file():
-                git_dir = _read_gitfile(dotgit)
-                if git_dir is not None:
-                    return cls._from_git_dir(directory, git_dir)
-            if (directory / STATE_DIR).is_dir():
-                return cls(root=directory, worktree=directory, git_dir=None, common_dir=None)
-        return cls(root=here, worktree=here, git_dir=None, common_dir=None)
-
-    @classmethod
-    def _from_git_dir(cls, worktree: Path, git_dir: Path) -> Workspace:
-        common = _common_dir(git_dir)
-        root = worktree
-        if common != git_dir and common.name == ".git":
-            root = common.parent  # a linked worktree: the main worktree is where the common dir is
-        return cls(root=root, worktree=worktree, git_dir=git_dir, common_dir=common)
+        root, worktree, git_dir, common_dir = gitdirs.locate(os.fspath(start) if start is not None else None)
+        return cls(root=Path(root), worktree=Path(worktree), git_dir=Path(git_dir) if git_dir else None,
+                   common_dir=Path(common_dir) if common_dir else None)
 
     @property
     def is_git(self) -> bool:
@@ -131,9 +95,7 @@ class Workspace:
     @property
     def state_dir(self) -> Path:
         """``<common git dir>/milestoned``: every worktree's one state, out of git's way."""
-        if self.common_dir is not None:
-            return self.common_dir / "milestoned"
-        return self.root / STATE_DIR / ".run"
+        return Path(gitdirs.state_dir(os.fspath(self.root), os.fspath(self.common_dir) if self.common_dir else None))
 
     @property
     def runtime_dir(self) -> Path:

@@ -19,7 +19,8 @@ from milestoned.core.errors import display_path
 from milestoned.model import events as eventlog
 from milestoned.model.events import Event
 from milestoned.model.plan import Plan
-from milestoned.model.state import RUNNING, State, TaskState, apply, derive_status, disagreements, fold, initial
+from milestoned.model.state import State, TaskState, apply, derive_status, disagreements, fold, initial
+from milestoned.model.statuses import RUNNING
 
 RECENT_EVENTS = 50  # events a loaded milestone keeps at hand (views show the last few)
 

@@ -51,7 +51,6 @@ STATE_EVENTS = frozenset(
         "status_set_manually",  # written by earlier versions for hand edits: still facts
     }
 )
-RUNNING = ("in_progress", "blocked")
 
 
 @dataclass

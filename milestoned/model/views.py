@@ -10,29 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Protocol
 
-from milestoned.core import clock, graph
+from milestoned.core import graph
 from milestoned.core.errors import UserError, display_path
 from milestoned.model.milestone import Milestone
 from milestoned.model.plan import NotAMilestone
 
 SCHEMA = 2  # 2: state in the git dir; milestone status derived from the plan; log path; plan warnings
 RECENT = 10
-# how every door colours a status (rich style names)
-STATUS_STYLE = {
-    "completed": "green", "in_progress": "cyan", "blocked": "red", "pending": "dim",
-    "planned": "dim", "paused": "yellow",
-}
-
-
-def describe(blocker: dict[str, Any]) -> str:
-    """``type: detail``: the one wording of a blocker, in every door (a long-running task's age as of now)."""
-    detail = blocker.get("detail", "")
-    started, threshold = clock.parse_time(blocker.get("started_at")), blocker.get("threshold")
-    if blocker.get("type") == "long_running_tasks" and started and isinstance(threshold, (int, float)):
-        age = (clock.now() - started).total_seconds()
-        detail = (f"{blocker.get('task_id')} in progress for {clock.duration_text(age)} "
-                  f"(threshold {clock.duration_text(threshold)})")
-    return f"{blocker.get('type', '?')}: {detail}"
 
 
 def task_rows(milestone: Milestone) -> list[dict[str, Any]]:

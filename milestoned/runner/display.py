@@ -20,7 +20,7 @@ from milestoned.core import graph
 from milestoned.core.errors import display_path
 from milestoned.core.text import bar, counted, visible
 from milestoned.git.worktrees import MERGE_CONFLICT
-from milestoned.model.views import STATUS_STYLE
+from milestoned.model.statuses import STATUS_STYLE
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType

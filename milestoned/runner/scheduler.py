@@ -42,7 +42,8 @@ from milestoned.engine import blockers, cleanup, lifecycle, sessions
 from milestoned.engine.engine import Engine, Transaction
 from milestoned.engine.lifecycle import Refusal
 from milestoned.files.durable import LOCK_TIMEOUT, open_append, open_fresh
-from milestoned.files.runlock import HOST, milestone_lock
+from milestoned.files.runlock import milestone_lock
+from milestoned.files.runners import HOST
 from milestoned.git import queries as gitutil
 from milestoned.git import reflocks
 from milestoned.git.identity import FALLBACK, Identity

@@ -2,7 +2,7 @@
 
 Tasks run in their own process group, so stopping one stops what it started, and
 the death of the runner (kill -9) does not take them along: ``kill_leftovers`` finds
-what a dead runner left behind, and ``gone_runs`` the tasks it had in progress.
+what a dead runner left behind (``files.runners.gone_runs``: the tasks it had in progress).
 """
 
 from __future__ import annotations
@@ -10,11 +10,9 @@ from __future__ import annotations
 import os
 import re
 import signal
-from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
-from milestoned.files.runlock import HOST, processes_in
+from milestoned.files.runlock import processes_in
 from milestoned.model.plan import TaskPlan
 
 TAIL_LINES = 20
@@ -82,20 +80,3 @@ def task_env(milestone_id: str, task_id: str, worktree: Path) -> dict[str, str]:
         "MILESTONED_WORKTREE": str(worktree),
         "MILESTONED_TRAILERS": f"Milestone: {milestone_id}\nTask: {task_id}",
     }
-
-
-def gone_runs(tasks: Iterable[dict[str, Any]]) -> dict[int, list[str]]:
-    """Tasks in progress under an ``execute`` of this machine that is no longer running (killed,
-    rebooted), by its pid: ``execute --resume`` takes them back."""
-    gone: dict[int, list[str]] = {}
-    for task in tasks:
-        pid, _, host = (task.get("runner") or "").partition("@")
-        if task.get("status") != "in_progress" or host != HOST or not pid.isdigit():
-            continue
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            gone.setdefault(int(pid), []).append(task["id"])
-        except PermissionError:
-            continue  # alive, someone else's
-    return gone
