@@ -9,12 +9,13 @@ package imports nothing heavy: ``cli`` (the click group) loads on first use.
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any
 
 from milestoned.cli import thin
 
+TYPE_CHECKING = False  # typing itself costs the thin path a few ms
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from typing import Any
 
 __all__ = ["cli", "main"]
 

@@ -9,14 +9,15 @@ than the standard library's ``json`` until a terminal needs rich.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
-from typing import Any
 
 from milestoned.core.jsonout import json_text
-from milestoned.files.runners import gone_runs
 from milestoned.model.statuses import RUNNING
+
+TYPE_CHECKING = False  # typing itself costs the thin path a few ms
+if TYPE_CHECKING:
+    from typing import Any
 
 INTERRUPTED = "milestoned: interrupted"
 
@@ -39,8 +40,10 @@ def print_json(data: Any) -> None:
 def quiet_stdout() -> None:
     """The reader of stdout went away (``| head -1``): send what is still buffered nowhere, so
     Python's flush at exit does not fail into the closed pipe."""
-    with contextlib.suppress(OSError, ValueError):
+    try:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass  # no stdout to point elsewhere
 
 
 def warnings_of(answer: dict[str, Any]) -> None:
@@ -51,6 +54,9 @@ def warnings_of(answer: dict[str, Any]) -> None:
 # -- status -------------------------------------------------------------------------------
 def status_warnings(view: dict[str, Any]) -> None:
     """What a milestone's view warns of, and tasks a killed ``execute`` left in progress."""
+    # start-up: loaded only when a status is printed as text
+    from milestoned.files.runners import gone_runs
+
     for warning in view.get("warnings", []):
         warn(warning)
     mid = view["milestone"]["id"]

@@ -68,8 +68,7 @@ def next_(milestone: str | None, as_json: bool, claim: bool, agent: str | None, 
     if agent or lease or remote:
         raise UserError("--agent, --lease and --remote go with --claim", hint="add --claim to take a task")
     ms = _expire_lapsed(engine, mid)
-    answers.ready({"schema": 1, "milestone_id": ms.id, "status": ms.status,
-                   "ready": [r for r in views.task_rows(ms) if r["ready"]]}, as_json)
+    answers.ready(views.ready_view(ms), as_json)
 
 
 def _claim(engine: Engine, mid: str, agent: str | None, lease: str | None, remote: str | None, as_json: bool) -> None:

@@ -502,8 +502,7 @@ class Daemon:
 
     def _expire_claims(self, mid: str) -> None:
         """Give back tasks whose claim lease ran out (the daemon is the lease reaper, like `next`)."""
-        entry = self.cache.known(mid)
-        if entry is None or not claims.has_lapsed_leases(entry.milestone):
+        if not self.cache.lapsed(mid):
             return
         try:
             with self.engine.transaction() as txn:
@@ -516,18 +515,16 @@ class Daemon:
 
     def _op_next(self, request: dict[str, Any]) -> bytes:
         engine = self._engine_for(request)
-        mid = engine.resolve(_text(request, "milestone", optional=True))
+        mid = self._resolve(engine, request)
         if engine is self.engine or engine.path_of(mid) == self.cache.get(mid).path:
             self._expire_claims(mid)
-            ms = self.cache.get(mid).milestone
-        else:  # that checkout has a plan of its own
-            ms = engine.load(mid)
-            if claims.has_lapsed_leases(ms):
-                with engine.transaction() as txn:
-                    ms = txn.milestone(mid)
-                    claims.expire(txn, ms)
-        rows = [r for r in views.task_rows(ms) if r["ready"]]
-        return _ok({"schema": 1, "milestone_id": ms.id, "status": ms.status, "ready": rows})
+            return wire.framed(self.cache.ready(mid))
+        ms = engine.load(mid)  # that checkout has a plan of its own
+        if claims.has_lapsed_leases(ms):
+            with engine.transaction() as txn:
+                ms = txn.milestone(mid)
+                claims.expire(txn, ms)
+        return _ok(views.ready_view(ms))
 
     # the agents' writes: the engine's verbs, as the command line calls them from the client's checkout
     def _op_claim(self, request: dict[str, Any]) -> bytes:

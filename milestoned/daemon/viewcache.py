@@ -14,6 +14,7 @@ memory: the fold needs each event once, the views only the last few.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import Any
 
 from milestoned.core.errors import UserError
 from milestoned.core.jsonout import json_text
+from milestoned.engine import claims
 from milestoned.engine.engine import Engine
 from milestoned.files import readcache
 from milestoned.files.workspace import Workspace
@@ -43,6 +45,8 @@ class Entry:
     log_stamp: readcache.Stamp
     rendered: bytes  # the status view as `status --json` prints it, for a client in the root
     elsewhere: dict[str, bytes] = dataclasses.field(default_factory=dict)  # the same for other directories
+    ready: bytes | None = None  # what `next --json` prints, once asked for
+    lease_ends: tuple[dt.datetime | None] | None = None  # (claims.earliest_lease,), once asked for
 
     @property
     def path(self) -> Path:
@@ -122,6 +126,7 @@ class ViewCache:
         entry.log_stamp = log_stamp
         entry.rendered = self._render(entry.milestone)
         entry.elsewhere.clear()
+        entry.ready = entry.lease_ends = None
         return True
 
     @staticmethod
@@ -145,6 +150,23 @@ class ViewCache:
                 entry.elsewhere.clear()
             shown = entry.elsewhere[cwd] = compact_json(for_cwd(views.status(entry.milestone), cwd))
         return shown
+
+    def ready(self, milestone_id: str) -> bytes:
+        """The ``next`` view, serialized once per change (at 10,000 tasks the rows take a while)."""
+        entry = self.get(milestone_id)
+        if entry.ready is None:
+            entry.ready = compact_json(views.ready_view(entry.milestone))
+        return entry.ready
+
+    def lapsed(self, milestone_id: str) -> bool:
+        """Whether a claim's lease ran out, as of now, in the last good state (no file read)."""
+        entry = self.known(milestone_id)
+        if entry is None:
+            return False
+        if entry.lease_ends is None:
+            entry.lease_ends = (claims.earliest_lease(entry.milestone),)
+        ends = entry.lease_ends[0]
+        return ends is not None and claims.has_lapsed_leases(entry.milestone, ends)
 
     def overview(self, cwd: str) -> bytes:
         return compact_json(for_cwd(views.overview(_FromMemory(self)), cwd))

@@ -79,8 +79,18 @@ def expire(txn: Transaction, milestone: Milestone) -> list[str]:
     return lapsed
 
 
-def has_lapsed_leases(milestone: Milestone) -> bool:
-    return any(t.status == "in_progress" and _lapsed(t.lease_until) for t in milestone.tasks.values())
+def earliest_lease(milestone: Milestone) -> dt.datetime | None:
+    """When the first lease of ``milestone`` runs out (None: no task is held under a lease).  The
+    daemon keeps it per version of the state, so its reaper is not a walk over 10,000 tasks a second."""
+    ends = [when for t in milestone.tasks.values()
+            if t.status == "in_progress" and (when := clock.parse_time(t.lease_until)) is not None]
+    return min(ends, default=None)
+
+
+def has_lapsed_leases(milestone: Milestone, earliest: dt.datetime | None = None) -> bool:
+    """Whether some lease ran out (``earliest``: ``earliest_lease`` as already known)."""
+    ends = earliest if earliest is not None else earliest_lease(milestone)
+    return ends is not None and ends < clock.now()
 
 
 def held_by(milestone: Milestone, agent: str) -> list[str]:

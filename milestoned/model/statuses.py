@@ -7,9 +7,9 @@ needs no plan or YAML machinery: only the clock, for a long-running task's age a
 
 from __future__ import annotations
 
-from typing import Any
-
-from milestoned.core import clock
+TYPE_CHECKING = False  # typing itself costs the thin path a few ms
+if TYPE_CHECKING:
+    from typing import Any
 
 RUNNING = ("in_progress", "blocked")  # a milestone whose tasks may move
 
@@ -22,6 +22,9 @@ STATUS_STYLE = {
 
 def describe(blocker: dict[str, Any]) -> str:
     """``type: detail``: the one wording of a blocker, in every door (a long-running task's age as of now)."""
+    # start-up: the clock (datetime, re) only when a blocker is worded
+    from milestoned.core import clock
+
     detail = blocker.get("detail", "")
     started, threshold = clock.parse_time(blocker.get("started_at")), blocker.get("threshold")
     if blocker.get("type") == "long_running_tasks" and started and isinstance(threshold, (int, float)):

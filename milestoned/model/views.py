@@ -7,6 +7,7 @@ without the daemon.  Bump ``SCHEMA`` on any incompatible change.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -19,12 +20,15 @@ SCHEMA = 2  # 2: state in the git dir; milestone status derived from the plan; l
 RECENT = 10
 
 
-def task_rows(milestone: Milestone) -> list[dict[str, Any]]:
+def task_rows(milestone: Milestone, only: Collection[str] | None = None) -> list[dict[str, Any]]:
+    """Every task as a row of the views, in plan order (``only``: just these tasks)."""
     statuses = milestone.statuses
     deps = milestone.plan.deps
     stuck = graph.waiting_on_blocked(deps, statuses)
     rows = []
     for task in milestone.plan.tasks:
+        if only is not None and task.id not in only:
+            continue
         st = milestone.state.task(task.id)
         rows.append({
             "id": task.id,
@@ -42,6 +46,13 @@ def task_rows(milestone: Milestone) -> list[dict[str, Any]]:
             "runner": st.runner,
         })
     return rows
+
+
+def ready_view(milestone: Milestone) -> dict[str, Any]:
+    """What ``next`` answers: the tasks ready to start now, as rows."""
+    ready = milestone.ready
+    return {"schema": 1, "milestone_id": milestone.id, "status": milestone.status,
+            "ready": task_rows(milestone, only=set(ready))}
 
 
 def summary(milestone: Milestone) -> dict[str, Any]:
