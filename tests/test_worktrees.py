@@ -186,3 +186,47 @@ def test_with_filter_drivers_git_itself_makes_the_worktree(repo: Path) -> None:
     assert not path.exists()
     assert subprocess.run(["git", "worktree", "list", "--porcelain"], cwd=repo, capture_output=True,
                           text=True).stdout.count("worktree ") == 1
+
+
+def _leave_changes(path: Path) -> None:
+    (path / "README.md").write_text("changed by the task\n")
+    (path / "new.txt").write_text("new\n")
+    (path / "old.txt").unlink()
+    (path / "ignored.log").write_text("build output\n")
+
+
+def test_leftovers_commit_the_same_tree_in_process_and_through_the_users_hooks(repo: Path, run) -> None:
+    (repo / "old.txt").write_text("old\n")
+    (repo / ".gitignore").write_text("*.log\n")
+    git("add", "-A", cwd=repo)
+    git("commit", "-q", "-m", "old file", cwd=repo)
+    ws = Workspace.discover(repo)
+
+    def committed(milestone: str) -> tuple[str, str]:
+        trees = Worktrees(ws, milestone, Identity.detect(repo))
+        trees.ensure_milestone_branch()
+        path = trees.create("T1")
+        _leave_changes(path)
+        sha = trees.commit_leftovers("T1", "leave changes")
+        assert sha is not None and git("status", "--porcelain", cwd=path) == ""
+        return sha, git("ls-tree", "-r", "--format=%(path) %(objectname)", sha, cwd=repo)
+
+    plain, plain_tree = committed("m1")  # no hook at all: libgit2, in this process
+    paths = {line.split()[0] for line in plain_tree.splitlines()}
+    assert {".gitignore", "README.md", "new.txt"} <= paths and not paths & {"old.txt", "ignored.log"}
+
+    marker = repo.parent / "pre-commit-ran"
+    hook = repo / ".git/hooks/pre-commit"
+    hook.write_text(f"#!/bin/sh\necho ran >> '{marker}'\n")
+    hook.chmod(0o755)
+    through_git, git_tree = committed("m2")  # the user's hook must run: so git commits
+    assert marker.read_text() == "ran\n"
+    assert git_tree == plain_tree
+    assert git("log", "-1", "--format=%(trailers:only,unfold)", through_git, cwd=repo) == "Milestone: m2\nTask: T1"
+
+    hook.unlink()
+    assert run("hooks", "install").exit_code == 0  # only our hooks: in-process, and the inbox told as they would
+    ours, ours_tree = committed("m3")
+    assert ours_tree == plain_tree
+    inbox = (ws.runtime_dir / "inbox").read_text()
+    assert f"1\tcommit\t{ours}\trefs/heads/milestone/m3/T1\t\t{ws.runtime_dir / 'worktrees/m3/T1'}\n" in inbox

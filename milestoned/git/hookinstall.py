@@ -154,6 +154,28 @@ def _status_of(directory: Path, name: str) -> HookStatus:
                       False)
 
 
+COMMIT_HOOKS = ("pre-commit", "prepare-commit-msg", "commit-msg", "post-commit")
+
+
+def only_ours_on_commit(ws: Workspace) -> bool:
+    """Whether a commit runs no hook but our own plain scripts: so one made in-process, with the
+    trailers in its message and the inbox line written (``report_commit``), skips nothing."""
+    directory = hooks_dir(ws)
+    for name in COMMIT_HOOKS:
+        path = directory / name
+        data = _read(path)
+        if data is None or not _executable(path):
+            continue
+        if not _is_ours(data) or (directory / f"{name}{CHAINED}").exists():
+            return False
+    return True
+
+
+def reports_commits(ws: Workspace) -> bool:
+    """Our post-commit hook is installed and runs (it tells the inbox of each commit)."""
+    return _status_of(hooks_dir(ws), "post-commit").state in ("ours", "chained")
+
+
 def status(ws: Workspace) -> list[HookStatus]:
     directory = hooks_dir(ws)
     return [_status_of(directory, name) for name in HOOKS]

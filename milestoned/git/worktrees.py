@@ -43,7 +43,9 @@ from pathlib import Path
 import pygit2
 
 from milestoned.core.errors import RuntimeFailure, UserError
+from milestoned.files import inbox
 from milestoned.files.workspace import Workspace
+from milestoned.git import hookinstall
 from milestoned.git import queries as gitutil
 from milestoned.git.identity import Identity
 
@@ -85,6 +87,13 @@ class GitStepFailed(RuntimeFailure):
         self.output = output
 
 
+def _config_true(repo: pygit2.Repository, key: str) -> bool:
+    try:
+        return repo.config.get_bool(key)
+    except (KeyError, pygit2.GitError):
+        return False
+
+
 class Worktrees:
     """The worktrees and branches of one milestone's tasks."""
 
@@ -105,6 +114,12 @@ class Worktrees:
             entry.name.startswith("filter.") and entry.name.endswith((".smudge", ".process"))
             for entry in self.repo.config
         )
+        # leftovers are committed in-process (a task's end is on the critical path: two git processes
+        # cost more than the commit) unless git would run something we cannot: a hook of the user's,
+        # a signature, a filter driver
+        self._commit_in_process = (not self._external_filters and not _config_true(self.repo, "commit.gpgsign")
+                                   and hookinstall.only_ours_on_commit(ws))
+        self._report_commits = self._commit_in_process and hookinstall.reports_commits(ws)
 
     # -- names and places ---------------------------------------------------------------
     def path(self, task_id: str) -> Path:
@@ -243,6 +258,8 @@ class Worktrees:
         subject = " ".join(title.split())
         subject = subject if len(subject) <= 60 else subject[:57] + "..."
         message = f"{task_id}: {subject}\n\nMilestone: {self.milestone_id}\nTask: {task_id}\n"
+        if self._commit_in_process:
+            return self._commit_here(path, message)
         self._git(["add", "-A"], path, "git add")
         try:
             # the user's commit hooks run; git's auto maintenance waits for the end of the run
@@ -253,6 +270,25 @@ class Worktrees:
             raise
 
         return str(pygit2.Repository(str(path)).head.target)
+
+    def _commit_here(self, path: Path, message: str) -> str | None:
+        """``git add -A && git commit`` with libgit2, and the inbox line our post-commit hook would write."""
+        repo = pygit2.Repository(str(path))  # any thread: its own object
+        index = repo.index
+        index.add_all()  # new and changed files, .gitignore honoured
+        for name, flags in repo.status(untracked_files="no").items():
+            if flags & pygit2.enums.FileStatus.WT_DELETED:
+                index.remove(name)
+        index.write()
+        tree = index.write_tree()
+        head = repo.head
+        if tree == repo[head.target].peel(pygit2.Commit).tree_id:
+            return None  # nothing to commit after all
+        author, committer = self.identity.signatures()
+        sha = str(repo.create_commit("HEAD", author, committer, message, tree, [head.target]))
+        if self._report_commits:
+            inbox.report(self.ws.runtime_dir, inbox.Entry("commit", sha, head.name, "", str(path)))
+        return sha
 
     def maintain(self) -> None:
         """The ``git maintenance run --auto`` that the run's commits skipped, once (git detaches it)."""

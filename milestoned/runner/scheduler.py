@@ -62,6 +62,7 @@ from milestoned.runner.taskprocess import (
     task_argv,
     task_env,
 )
+from milestoned.runner.trace import Trace
 
 GRACE = 5.0  # seconds from SIGTERM to SIGKILL when tasks are stopped
 POLL = 0.2  # how often the scheduler looks at signals while waiting
@@ -163,6 +164,7 @@ class Runner:
         self.recorder = Recorder(engine, milestone_id, self.inbox.put, self._settle)
         self.starter = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="milestoned-start")
         self.cleaner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="milestoned-cleanup")
+        self.trace = Trace()
 
     # -- the whole run ----------------------------------------------------------------------
     def execute(self, *, resume: bool = False, force: bool = False) -> Outcome:
@@ -187,6 +189,7 @@ class Runner:
                 self.trees.tidy()
                 self._sweep()
                 self.trees.maintain()
+                self.trace.close()
             if self.fatal is not None:
                 raise self.fatal
             return self._conclude()
@@ -368,6 +371,7 @@ class Runner:
                 self.status[task_id] = "in_progress"
                 self.starting[task_id] = slot
                 self.preparing.discard(task_id)
+                self.trace.mark(task_id, "dispatched")
                 self.starter.submit(self._start, self.tasks[task_id], slot)
 
     def _prepare_ahead(self) -> None:
@@ -406,6 +410,7 @@ class Runner:
             fix = f" (a killed git left {display_path(held[0])}: delete it, then reopen {task.id})" if held else ""
             self.inbox.put(NotStarted(task.id, slot, f"could not make its worktree: {exc}{fix}"))
             return
+        self.trace.mark(task.id, "worktree")
         if task.id in self.trees.carried:
             self.display.note(f"{task.id} runs again on what its earlier run left in {display_path(worktree)} "
                               "(commits and changes carried over, none discarded)")
@@ -419,6 +424,7 @@ class Runner:
         except OSError as exc:
             self.inbox.put(NotStarted(task.id, slot, f"could not start {argv[0]!r}: {exc.strerror or exc}"))
             return
+        self.trace.mark(task.id, "spawned")
         name = "worker" if task.run is not None else Path(self.config.agent_command[0]).name
         run = Run(task, f"{name}-{slot}", slot, worktree, log, proc)
         self.inbox.put(Started(run))  # before the waiter can report its end
@@ -457,6 +463,7 @@ class Runner:
                 kill_group(run.proc.pid, signal.SIGKILL)
                 code = run.proc.wait()
             failure = f"timed out after {timeout:g}s"
+        self.trace.mark(run.task.id, "ended")
         kill_group(run.proc.pid, signal.SIGTERM)  # what it left running in the background ends with it
         if run.stop_reason is None and failure is None:
             if code != 0:
@@ -468,6 +475,7 @@ class Runner:
                     run.recorded.wait(timeout=LOCK_TIMEOUT)
                 try:
                     self.trees.commit_leftovers(run.task.id, run.task.title)
+                    self.trace.mark(run.task.id, "committed")
                 except GitStepFailed as exc:
                     failure = str(exc)
                     with os.fdopen(open_append(run.log), "a", encoding="utf-8") as handle:
@@ -498,6 +506,7 @@ class Runner:
 
     def _merge(self, task_id: str, log: str) -> list[Op]:
         """Merge a finished task into the milestone branch: completed, or blocked by a conflict."""
+        self.trace.mark(task_id, "picked up")
         try:
             result = self.trees.merge(task_id)
             if result.kind == "conflict":
@@ -512,6 +521,7 @@ class Runner:
             return self._block(task_id, f"merge failed: {exc}", output=log)
         if result.kind == "conflict":
             return self._block(task_id, f"merge failed: conflict in {', '.join(result.paths)}", output=log)
+        self.trace.mark(task_id, "merged")
         self.status[task_id] = "completed"
         self._remove(task_id)
         merged = "nothing to merge" if result.kind == "nothing" else f"{result.kind} {str(result.commit)[:10]}"
