@@ -253,13 +253,16 @@ class Worktrees:
         The message names the task and carries the ``Milestone:``/``Task:`` trailers.
         """
         path = self.path(task_id)
-        if not self.dirty(task_id):
+        if not self._commit_in_process and not self.dirty(task_id):  # in-process, an unchanged tree says so
             return None
         subject = " ".join(title.split())
         subject = subject if len(subject) <= 60 else subject[:57] + "..."
         message = f"{task_id}: {subject}\n\nMilestone: {self.milestone_id}\nTask: {task_id}\n"
         if self._commit_in_process:
-            return self._commit_here(path, message)
+            try:
+                return self._commit_here(path, message)
+            except pygit2.GitError:
+                pass  # something only git handles (a nested repository, say): git does it all
         self._git(["add", "-A"], path, "git add")
         try:
             # the user's commit hooks run; git's auto maintenance waits for the end of the run
@@ -275,10 +278,14 @@ class Worktrees:
         """``git add -A && git commit`` with libgit2, and the inbox line our post-commit hook would write."""
         repo = pygit2.Repository(str(path))  # any thread: its own object
         index = repo.index
-        index.add_all()  # new and changed files, .gitignore honoured
-        for name, flags in repo.status(untracked_files="no").items():
+        changed = repo.status(untracked_files="all")  # one look at the worktree; .gitignore honoured
+        if not changed:
+            return None
+        for name, flags in changed.items():
             if flags & pygit2.enums.FileStatus.WT_DELETED:
                 index.remove(name)
+            elif flags & ~pygit2.enums.FileStatus.IGNORED:
+                index.add(name)
         index.write()
         tree = index.write_tree()
         head = repo.head

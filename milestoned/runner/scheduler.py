@@ -295,7 +295,10 @@ class Runner:
             with contextlib.suppress(queue.Empty):
                 while True:
                     items.append(self.inbox.get_nowait())
-            ops = [op for item in items for op in self._handle(item)]
+            ops = []
+            for item in items:  # a task unlocked by the first end starts before the next merge
+                ops += self._handle(item)
+                self._fill()
             self._check_stop()
             self._fill()
             self.recorder.submit(ops)
@@ -469,8 +472,8 @@ class Runner:
             if code != 0:
                 failure = (f"command exited with status {code}" if code > 0
                            else f"command killed by {signal.Signals(-code).name}")
-            elif self.trees.dirty(run.task.id):
-                if not run.recorded.is_set():
+            else:
+                if not run.recorded.is_set():  # a commit it left is credited to a task recorded as started
                     self.recorder.hurry.set()
                     run.recorded.wait(timeout=LOCK_TIMEOUT)
                 try:
