@@ -100,3 +100,24 @@ def test_thousands_of_notes_are_written_fanned_out_and_none_is_lost(active: Path
     assert len(paths) == 1  # replaced where it was, not written twice
     assert '{"from":"before"}' in git("notes", "--ref=milestoned", "show", flat, cwd=active).splitlines()
     assert git("notes", "--ref=milestoned", "list", first, cwd=active, check=False) == ""
+
+
+def test_notes_begun_alongside_a_write_move_the_ref_only_when_finished(repo: Path) -> None:
+    first, second = commit(repo, "one"), commit(repo, "two")
+    fact = notes.line("m1", "T1", None, "task_started")
+
+    abandoned = notes.start(repo, {first: fact + "\n"})
+    abandoned.abandon()  # the transaction failed: nothing moved
+    assert git("rev-parse", "-q", "--verify", notes.REF, cwd=repo, check=False) == ""
+
+    writing = notes.start(repo, {first: fact + "\n"})
+    assert git("rev-parse", "-q", "--verify", notes.REF, cwd=repo, check=False) == ""  # not before finish
+    writing.finish()
+    assert note_of(repo, first) == [json.loads(fact)]
+
+    # another writer moves the ref while a write is under way: it builds again on the new tip
+    writing = notes.start(repo, {second: fact + "\n"})
+    git("notes", f"--ref={notes.REF}", "add", "-m", "by hand", "HEAD~2", cwd=repo)
+    writing.finish()
+    assert note_of(repo, second) == [json.loads(fact)] and note_of(repo, first) == [json.loads(fact)]
+    assert git("notes", f"--ref={notes.REF}", "show", "HEAD~2", cwd=repo) == "by hand"

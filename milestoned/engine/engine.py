@@ -20,6 +20,7 @@ Reading needs no lock: files are only ever replaced whole and logs only appended
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from collections.abc import Callable, Iterator
@@ -211,6 +212,7 @@ class Engine:
                 txn.commit()
             except BaseException:
                 self._folds.clear()  # what was folded in memory may hold events never written
+                txn.abort()
                 raise
             finally:
                 self._txn = None
@@ -229,6 +231,7 @@ class Transaction:
         self._plans: dict[Path, str] = {}
         self._moves: list[tuple[Path, Path]] = []
         self._after: list[Callable[[], object]] = []
+        self._aborted: list[Callable[[], object]] = []
 
     def milestone(self, milestone_id: str) -> Milestone:
         """Load under the lock; the first write records the baseline and what the plan changed."""
@@ -328,6 +331,15 @@ class Transaction:
         """Run ``action`` once everything is written, still under the lock (e.g. a state-branch save);
         what it returns is dropped."""
         self._after.append(action)
+
+    def on_abort(self, action: Callable[[], object]) -> None:
+        """Run ``action`` if the transaction fails, written or not (stop a write begun alongside)."""
+        self._aborted.append(action)
+
+    def abort(self) -> None:
+        for action in self._aborted:
+            with contextlib.suppress(Exception):  # the failure being raised is the one to report
+                action()
 
     # -- the commit ---------------------------------------------------------------------
     def commit(self) -> None:

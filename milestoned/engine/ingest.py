@@ -258,8 +258,9 @@ class _Drain:
         else:
             self.notes[sha] = list(lines)
 
-    def write_notes(self) -> None:
-        """The notes, ``cat_sort_uniq`` with any the commits already have (copied by a rewrite)."""
+    def start_notes(self) -> notes.Writing:
+        """The notes, ``cat_sort_uniq`` with any the commits already have (copied by a rewrite):
+        under way from now on, moved onto the notes ref by ``finish`` once the events are written."""
         changed: dict[str, str] = {}
         replaced = []
         for sha, lines in self.notes.items():
@@ -271,7 +272,7 @@ class _Drain:
             if text != notes.merge(existing, ()):
                 changed[sha] = text
                 replaced.append(sha)
-        notes.write(self.ws.worktree, changed, replaced)
+        return notes.start(self.ws.worktree, changed, replaced)
 
     def _same_change(self, ledger: CommitLedger, sha: str, task_id: str, move: str) -> str | None:
         """An earlier commit that moved this task the same way with the same patch (a copy of it)."""
@@ -330,7 +331,9 @@ def _drain_in(txn: Transaction) -> int:
         drained = _Drain(engine, txn, commits, branches, rewrites)
         drained.run()
         count = drained.ingested
-        txn.after_commit(drained.write_notes)
+        writing = drained.start_notes()
+        txn.on_abort(writing.abandon)
+        txn.after_commit(writing.finish)
         txn.after_commit(lambda: let_go_of_finished(ws, drained.finished))
 
     def done() -> None:

@@ -13,6 +13,7 @@ read once as the baseline of the state, and after that only compared with it (se
 from __future__ import annotations
 
 import dataclasses
+import functools
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,19 +78,29 @@ class Plan:
     # fields the seed (and earlier milestoned) wrote state into: read once, as the baseline
     state_fields: tuple[tuple[str | int, ...], ...] = ()
 
-    @property
+    @functools.cached_property
     def deps(self) -> dict[str, tuple[str, ...]]:
+        """Each task's dependencies, by id (read-only: kept for the plan's life)."""
         return {t.id: t.dependencies for t in self.tasks}
 
+    @functools.cached_property
+    def _by_id(self) -> dict[str, TaskPlan]:
+        # a 20,000-task plan is asked for a task per event: a walk each time would be quadratic;
+        # a duplicated id (which validate reports) finds its first task, as a walk would
+        found: dict[str, TaskPlan] = {}
+        for t in self.tasks:
+            found.setdefault(t.id, t)
+        return found
+
     def task(self, task_id: str) -> TaskPlan:
-        for task in self.tasks:
-            if task.id == task_id:
-                return task
+        found = self._by_id.get(task_id)
+        if found is not None:
+            return found
         known = ", ".join(t.id for t in self.tasks[:10]) or "none"
         raise UserError(f"milestone {self.id} has no task {task_id!r} (tasks: {known})")
 
     def has_task(self, task_id: str) -> bool:
-        return any(t.id == task_id for t in self.tasks)
+        return task_id in self._by_id
 
     def line_of(self, *keypath: str | int, key: bool = False) -> int | None:
         return yamlio.locate(self.text, keypath, key=key) if self.text else None
