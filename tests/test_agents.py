@@ -77,6 +77,17 @@ def test_agent_command_wins_over_the_preset_and_an_unknown_preset_is_one_line(re
         "(use one of aider, claude-code, codex, or set agent.command)\n")
 
 
+@pytest.mark.parametrize("written", ["[claude-code]", "{}", "true"])
+def test_a_preset_that_is_not_a_name_is_one_line_in_yaml_spelling(repo: Path, written: str) -> None:
+    write_milestone(repo, "m1", "id: m1\ntitle: agents\ntasks:\n  - {id: T, title: t}\n")
+    must("activate", "m1")
+    (repo / ".milestones/config.yaml").write_text(f"# agents\nagent:\n  preset: {written}\n")
+    result = invoke("next", "--claim", "--agent", "a")
+    assert result.exit_code == 2 and result.stderr == (
+        f"milestoned: error: .milestones/config.yaml:3: agent.preset {written} is not a preset name "
+        "(use one of aider, claude-code, codex, or set agent.command)\n")
+
+
 def test_doctor_says_when_the_presets_executable_is_not_on_path(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", "/usr/bin:/bin")
     (repo / ".milestones/config.yaml").write_text("agent:\n  preset: codex\n")

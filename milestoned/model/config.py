@@ -140,8 +140,9 @@ def load_config(path: Path) -> Config:
         raise UserError("config must be a mapping of sections", path=path, line=1)
     r = _Reader(data, text, path)
     preset = r.get("agent", "preset")
-    if preset is not None and preset not in AGENT_PRESETS:
-        r.fail(("agent", "preset"), f"agent.preset {preset!r} is unknown",
+    if preset is not None and not (isinstance(preset, str) and preset in AGENT_PRESETS):
+        what = "is unknown" if isinstance(preset, str) else "is not a preset name"
+        r.fail(("agent", "preset"), f"agent.preset {yamlio.shown(preset)} {what}",
                f"use one of {', '.join(sorted(AGENT_PRESETS))}, or set agent.command")
     return Config(
         agent_command=r.argv("agent", "command") or AGENT_PRESETS.get(preset or "", ()),
