@@ -84,6 +84,30 @@ def test_claim_then_done_through_the_engine_and_a_refusal_is_the_cli_line(repo: 
     assert [e["agent"] for e in as_json(repo, "events", "m1", "--event", "task_completed")["events"]] == [agent]
 
 
+def test_a_claim_tells_the_agent_what_to_do_and_the_trailers_to_commit_with(repo: Path) -> None:
+    write_milestone(repo, "m1", """
+        id: m1
+        title: Agents at work
+        tasks:
+          - {id: T1, title: Greet, prompt: "Write hello.txt, politely"}
+          - {id: T2, title: Check, run: "pytest -q tests", dependencies: [T1]}
+        """)
+    must("activate", "m1")
+
+    async def work(client: Client) -> Any:
+        return answer_of(await client.call_tool("claim", {"agent": "a1"})), answer_of(await client.call_tool("status"))
+
+    claimed, status = with_servers(repo, 1, work)
+    assert claimed["claimed"]["prompt"] == "Write hello.txt, politely" and claimed["claimed"]["run"] is None
+    assert claimed["trailers"] == "Milestone: m1\nTask: T1"
+    rows = {t["id"]: t for t in status["tasks"]}
+    assert rows["T2"]["run"] == ["pytest", "-q", "tests"] and rows["T2"]["prompt"] is None
+    shell = {t["id"]: t for t in as_json(repo, "status", "m1")["tasks"]}
+    assert shell["T1"]["prompt"] == "Write hello.txt, politely" and shell["T2"]["run"] == ["pytest", "-q", "tests"]
+    again = as_json(repo, "next", "--claim", "--agent", "a1")
+    assert again["already_held"] and again["trailers"] == claimed["trailers"]
+
+
 def test_two_clients_racing_for_one_task_and_the_command_line_never_share_it(repo: Path) -> None:
     ready_milestone(repo, tasks=1)
 

@@ -30,7 +30,7 @@ from milestoned.core.errors import RuntimeFailure, UserError
 from milestoned.engine import lifecycle
 from milestoned.files.workspace import Workspace
 from milestoned.git import hookinstall as hooks
-from milestoned.git import remotes, statebranch
+from milestoned.git import remotes, statebranch, trailers
 from milestoned.model import views
 from milestoned.model.config import load_config
 
@@ -290,6 +290,7 @@ def claim_next(engine: Engine, milestone_id: str, agent: str, *, lease: float,
         hooks.hold_task(engine.ws, ms.id, task_id)  # this worktree's commits get its trailers
     row = next((r for r in views.task_rows(ms) if r["id"] == task_id), None)
     return {"schema": 1, "milestone_id": ms.id, "agent": agent, "claimed": row, "already_held": bool(mine),
+            "trailers": trailers.for_task(ms.id, task_id) if task_id is not None else None,
             "remote": remote, "expired": expired, "held_elsewhere": elsewhere}
 
 

@@ -34,8 +34,10 @@ log = logging.getLogger("milestoned.mcp")
 
 INSTRUCTIONS = (
     "milestoned runs a software milestone: a plan of tasks with dependencies, worked by several agents "
-    "at once. Claim a ready task, work on it (commit with the trailers the claim returns), heartbeat "
-    "while it takes long, then mark it done; report a blocker instead of pushing on when something stops you."
+    "at once. Claim a ready task: the answer's `claimed` is the task, with its title and its `prompt` (what to "
+    "do) or its `run` (a command to run), and `trailers` are the lines to end your commit message with. Work "
+    "on it, heartbeat while it takes long, commit, then mark it done; report a blocker instead of pushing on "
+    "when something stops you."
 )
 
 
@@ -78,7 +80,7 @@ class Tools:
 
     def status(self, milestone: str | None) -> dict[str, Any]:
         ms = self.engine.load(self.meant(milestone))
-        rows = [{key: row[key] for key in ("id", "title", "status", "ready", "agent", "dependencies")}
+        rows = [{key: row[key] for key in ("id", "title", "prompt", "run", "status", "ready", "agent", "dependencies")}
                 for row in views.task_rows(ms)]
         return {"milestone": views.summary(ms), "ready": ms.ready, "tasks": rows}
 

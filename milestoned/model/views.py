@@ -45,6 +45,8 @@ def task_rows(milestone: Milestone) -> list[dict[str, Any]]:
         rows.append({
             "id": task.id,
             "title": task.title,
+            "prompt": task.prompt,
+            "run": list(task.run) if isinstance(task.run, tuple) else task.run,  # argv, or shell text
             "status": st.status,
             "dependencies": list(task.dependencies),
             "ready": graph.is_ready(task.id, deps, statuses),

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from milestoned.files.runlock import HOST, processes_in
+from milestoned.git import trailers
 from milestoned.model.plan import TaskPlan
 
 TAIL_LINES = 20
@@ -80,7 +81,7 @@ def task_env(milestone_id: str, task_id: str, worktree: Path) -> dict[str, str]:
         "MILESTONED_MILESTONE_ID": milestone_id,
         "MILESTONED_TASK_ID": task_id,
         "MILESTONED_WORKTREE": str(worktree),
-        "MILESTONED_TRAILERS": f"Milestone: {milestone_id}\nTask: {task_id}",
+        "MILESTONED_TRAILERS": trailers.for_task(milestone_id, task_id),
     }
 
 
