@@ -141,11 +141,15 @@ def test_bad_requests_are_errors_and_write_nothing(repo: Path) -> None:
             await client.call_tool("done", {"task": "../x", "agent": "a"}),
             await client.call_tool("block", {"task": "T1"}),  # no reason
             await client.call_tool("no-such-tool", {}),
+            *[await client.call_tool(tool, {"milestone": "/etc/x", "agent": "a", "reason": "r"})
+              for tool in ("claim", "heartbeat", "done", "block", "release")],
         ]
 
     results = with_servers(repo, 1, work)
     assert all(r.is_error for r in results)
     assert results[0].content[0].text.startswith("milestoned: error: milestone id '../../etc/passwd' is not allowed")
+    for written in results[5:]:  # every write tool refuses the id as the status tool does, not as a link
+        assert written.content[0].text.startswith("milestoned: error: milestone id '/etc/x' is not allowed"), written
     assert log_file(repo, "m1").read_bytes() == before
 
 

@@ -76,9 +76,7 @@ class Engine:
 
     def path_of(self, milestone_id: str) -> Path:
         """The plan file of a milestone, as ``milestone_paths`` would choose it."""
-        problem = ids.id_problem(milestone_id, "milestone id")
-        if problem:
-            raise UserError(problem)
+        _check_id(milestone_id)
         if milestone_id in self._pinned:
             return self._pinned[milestone_id].path
         for directory in self.ws.plan_folders():
@@ -216,6 +214,12 @@ class Engine:
                 self._txn = None
 
 
+def _check_id(milestone_id: str) -> None:
+    problem = ids.id_problem(milestone_id, "milestone id")
+    if problem:
+        raise UserError(problem)
+
+
 class Transaction:
     """What one locked change touches; written out only when the body succeeds."""
 
@@ -234,6 +238,7 @@ class Transaction:
         """Load under the lock; the first write records the baseline and what the plan changed."""
         if milestone_id in self._milestones:
             return self._milestones[milestone_id]
+        _check_id(milestone_id)  # a path given as an id is refused as such, before its folders are looked at
         self.ws.writable(self.ws.log_path(milestone_id))  # a planted link is refused before anything is decided
         if milestone_id in self._merged:
             plan = self.engine._plan(milestone_id)
