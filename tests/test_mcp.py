@@ -59,7 +59,12 @@ def test_the_tools_are_few_described_and_fillable(repo: Path) -> None:
     assert sorted(tools) == ["block", "claim", "done", "heartbeat", "release", "status"]
     for tool in tools.values():
         assert tool.description and tool.description.count(". ") == 0, tool.description  # one sentence
+        assert "\n" not in tool.description and "  " not in tool.description  # no indentation sent along
         assert tool.input_schema["type"] == "object"
+        for name, schema in tool.input_schema["properties"].items():
+            assert schema.get("description"), f"{tool.name}.{name} has no description"
+        assert tool.annotations is not None and tool.annotations.read_only_hint is (tool.name == "status")
+    assert all(d in tools["claim"].input_schema["properties"]["lease"]["description"] for d in ('"30m"', '"90s"'))
     assert tools["block"].input_schema["required"] == ["reason"]
     assert set(tools["done"].input_schema["properties"]) == {"task", "milestone", "agent"}
 
@@ -106,6 +111,21 @@ def test_a_claim_tells_the_agent_what_to_do_and_the_trailers_to_commit_with(repo
     assert shell["T1"]["prompt"] == "Write hello.txt, politely" and shell["T2"]["run"] == ["pytest", "-q", "tests"]
     again = as_json(repo, "next", "--claim", "--agent", "a1")
     assert again["already_held"] and again["trailers"] == claimed["trailers"]
+
+
+def test_status_says_what_blocks_a_task_and_what_waits_on_it(repo: Path) -> None:
+    write_milestone(repo, "m1", "id: m1\ntitle: t\ntasks:\n  - {id: T1, title: a}\n"
+                                "  - {id: T2, title: b, dependencies: [T1]}\n")
+    must("activate", "m1")
+
+    async def work(client: Client) -> Any:
+        answer_of(await client.call_tool("claim", {"agent": "a1"}))
+        answer_of(await client.call_tool("block", {"agent": "a1", "reason": "the API key is missing"}))
+        return answer_of(await client.call_tool("status", {}))
+
+    rows = {t["id"]: t for t in with_servers(repo, 1, work)["tasks"]}
+    assert rows["T1"]["status"] == "blocked" and rows["T1"]["blocked_because"] == "the API key is missing"
+    assert rows["T2"]["waiting_on_blocked"] and rows["T2"]["blocked_because"] is None
 
 
 def test_two_clients_racing_for_one_task_and_the_command_line_never_share_it(repo: Path) -> None:

@@ -17,10 +17,11 @@ import json
 import logging
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context, MCPServer
-from mcp_types import CallToolResult, TextContent
+from mcp_types import CallToolResult, TextContent, ToolAnnotations
+from pydantic import Field
 
 from milestoned import __version__
 from milestoned.core.errors import MilestonedError
@@ -80,9 +81,26 @@ class Tools:
 
     def status(self, milestone: str | None) -> dict[str, Any]:
         ms = self.engine.load(self.meant(milestone))
-        rows = [{key: row[key] for key in ("id", "title", "prompt", "run", "status", "ready", "agent", "dependencies")}
+        keys = ("id", "title", "prompt", "run", "status", "ready", "agent", "dependencies", "waiting_on_blocked")
+        rows = [{**{key: row[key] for key in keys}, "blocked_because": (row["blocker"] or {}).get("reason")}
                 for row in views.task_rows(ms)]
         return {"milestone": views.summary(ms), "ready": ms.ready, "tasks": rows}
+
+
+# What each argument means, in the schema an agent fills: one wording for every tool that takes it.
+Milestone = Annotated[str | None, Field(description="The milestone id, e.g. m1-auth; left out: the current milestone.")]
+Agent = Annotated[str | None, Field(description=(
+    "Who you are: the name you claimed with; left out: this client's own name, the same on every call."))]
+Lease = Annotated[str | None, Field(description=(
+    'How long the claim holds without a heartbeat, as a duration such as "90s", "30m" or "1h"; left out: '
+    "claims.lease of .milestones/config.yaml (30m unless set)."))]
+HeldTask = Annotated[str | None, Field(description="The task id; left out: every task this agent holds.")]
+OneTask = Annotated[str | None, Field(description="The task id; left out: the one task this agent holds.")]
+Reason = Annotated[str, Field(description="What stops the task, in a sentence the user can act on.")]
+
+ToolFn = Callable[..., CallToolResult]
+WRITES = ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=False)
+READS = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 
 
 def build(engine: Engine) -> MCPServer:
@@ -90,42 +108,48 @@ def build(engine: Engine) -> MCPServer:
     tools = Tools(engine)
     server = MCPServer("milestoned", version=__version__, instructions=INSTRUCTIONS)
 
-    @server.tool()
-    def status(milestone: str | None = None) -> CallToolResult:
-        """The milestone's progress, its tasks with their status and agent, and which are ready now."""
+    def tool(annotations: ToolAnnotations) -> Callable[[ToolFn], ToolFn]:
+        """Register a tool; its description is its docstring on one line (no indentation sent along)."""
+        def register(fn: ToolFn) -> ToolFn:
+            server.add_tool(fn, description=" ".join((fn.__doc__ or "").split()), annotations=annotations)
+            return fn
+        return register
+
+    @tool(READS)
+    def status(milestone: Milestone = None) -> CallToolResult:
+        """The milestone's progress, its tasks with their status, agent and what blocks them, and which are
+        ready now."""
         return tools.call(lambda: tools.status(milestone))
 
-    @server.tool()
-    def claim(ctx: Context, milestone: str | None = None, agent: str | None = None,
-              lease: str | None = None) -> CallToolResult:
+    @tool(WRITES)
+    def claim(ctx: Context, milestone: Milestone = None, agent: Agent = None, lease: Lease = None) -> CallToolResult:
         """Take the next ready task for this agent (or the one it holds): no other agent, here or on another
         clone, gets it."""
         return tools.call(lambda: claims.claim_next(engine, tools.meant(milestone), _agent(ctx, agent),
                                                     lease=claims.lease_seconds(engine, lease)))
 
-    @server.tool()
-    def heartbeat(ctx: Context, task: str | None = None, milestone: str | None = None, agent: str | None = None,
-                  lease: str | None = None) -> CallToolResult:
+    @tool(WRITES)
+    def heartbeat(ctx: Context, task: HeldTask = None, milestone: Milestone = None, agent: Agent = None,
+                  lease: Lease = None) -> CallToolResult:
         """Renew the lease on the task(s) this agent holds, while the work takes long."""
         return tools.call(lambda: claims.heartbeat(engine, tools.meant(milestone), _agent(ctx, agent), task,
                                                    lease=claims.lease_seconds(engine, lease)))
 
-    @server.tool()
-    def done(ctx: Context, task: str | None = None, milestone: str | None = None,
-             agent: str | None = None) -> CallToolResult:
+    @tool(WRITES)
+    def done(ctx: Context, task: OneTask = None, milestone: Milestone = None, agent: Agent = None) -> CallToolResult:
         """Mark the task this agent holds completed, once its work is committed."""
         return tools.call(lambda: claims.done(engine, tools.meant(milestone), _agent(ctx, agent), task))
 
-    @server.tool()
-    def block(ctx: Context, reason: str, task: str | None = None, milestone: str | None = None,
-              agent: str | None = None) -> CallToolResult:
+    @tool(WRITES)
+    def block(ctx: Context, reason: Reason, task: OneTask = None, milestone: Milestone = None,
+              agent: Agent = None) -> CallToolResult:
         """Report what stops the task this agent holds, instead of pushing on: it is blocked, its dependents
         wait."""
         return tools.call(lambda: claims.block(engine, tools.meant(milestone), _agent(ctx, agent), task, reason))
 
-    @server.tool()
-    def release(ctx: Context, task: str | None = None, milestone: str | None = None,
-                agent: str | None = None) -> CallToolResult:
+    @tool(WRITES)
+    def release(ctx: Context, task: HeldTask = None, milestone: Milestone = None,
+                agent: Agent = None) -> CallToolResult:
         """Give the task(s) this agent holds back to the ready set, unfinished."""
         return tools.call(lambda: claims.release(engine, tools.meant(milestone), _agent(ctx, agent), task))
 
