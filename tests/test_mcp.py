@@ -81,7 +81,7 @@ def test_claim_then_done_through_the_engine_and_a_refusal_is_the_cli_line(repo: 
 
     claimed, status, finished, refused = with_servers(repo, 1, work)
     agent = claimed["agent"]
-    assert agent.startswith("test-agent-0-") and claimed["claimed"]["id"] == "T1"
+    assert agent == f"test-agent-0-{os.getpid()}" and claimed["claimed"]["id"] == "T1"
     assert next(t for t in status["tasks"] if t["id"] == "T1")["agent"] == agent
     assert finished["completed"] == "T1" and finished["progress"]["tasks_completed"] == 1
     cli = run_subprocess("done", "T9", "--agent", "someone", cwd=repo)
@@ -126,6 +126,18 @@ def test_status_says_what_blocks_a_task_and_what_waits_on_it(repo: Path) -> None
     rows = {t["id"]: t for t in with_servers(repo, 1, work)["tasks"]}
     assert rows["T1"]["status"] == "blocked" and rows["T1"]["blocked_because"] == "the API key is missing"
     assert rows["T2"]["waiting_on_blocked"] and rows["T2"]["blocked_because"] is None
+
+
+def test_a_restarted_server_is_the_same_agent_and_finds_its_claim(repo: Path) -> None:
+    ready_milestone(repo)
+
+    async def claim(client: Client) -> Any:
+        return answer_of(await client.call_tool("claim", {}))
+
+    first = with_servers(repo, 1, claim)
+    again = with_servers(repo, 1, claim)  # a new server, started by the same agent process (this one)
+    assert first["agent"] == again["agent"] == f"test-agent-0-{os.getpid()}"
+    assert again["already_held"] and again["claimed"]["id"] == first["claimed"]["id"] == "T1"
 
 
 def test_two_clients_racing_for_one_task_and_the_command_line_never_share_it(repo: Path) -> None:

@@ -7,8 +7,10 @@ command line prints; anything else an agent sends wrong (an unknown tool, a wron
 SDK's protocol or validation error.  Nothing but protocol reaches stdout: the SDK serves the
 wire from a private copy of it and points the process's stdout at stderr, where logs go.
 
-An agent that names no agent is this server's client under a stable name: its
-``clientInfo`` name and this server's pid (one server per client session).
+An agent that names no agent is this server's client under a name that outlives the server: its
+``clientInfo`` name and the pid of the process that started the server (the agent's own process,
+for clients that spawn their servers, as claude-code does).  A server restarted by the same
+agent session finds the claims it made; two sessions of one client are two agents.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ def _agent(ctx: Context, agent: str | None) -> str:
     params = ctx.session.client_params
     name = params.client_info.name if params is not None and params.client_info is not None else "mcp"
     safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in name).strip("-.") or "mcp"
-    return f"{safe}-{os.getpid()}"
+    return f"{safe}-{os.getppid()}"
 
 
 class Tools:
@@ -90,7 +92,8 @@ class Tools:
 # What each argument means, in the schema an agent fills: one wording for every tool that takes it.
 Milestone = Annotated[str | None, Field(description="The milestone id, e.g. m1-auth; left out: the current milestone.")]
 Agent = Annotated[str | None, Field(description=(
-    "Who you are: the name you claimed with; left out: this client's own name, the same on every call."))]
+    "Who you are: the name you claimed with; left out: this client's name and the pid of the agent process "
+    "that started this server, the same on every call and after a restart of the server."))]
 Lease = Annotated[str | None, Field(description=(
     'How long the claim holds without a heartbeat, as a duration such as "90s", "30m" or "1h"; left out: '
     "claims.lease of .milestones/config.yaml (30m unless set)."))]
