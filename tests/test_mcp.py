@@ -201,3 +201,23 @@ def test_it_serves_a_worktree_and_ends_when_stdin_closes(repo: Path, tmp_path: P
     proc = subprocess.run([sys.executable, "-m", "milestoned", "mcp"], cwd=repo, stdin=subprocess.DEVNULL,
                           capture_output=True, timeout=60)
     assert proc.returncode == 0 and proc.stdout == b""
+
+
+def test_a_call_sent_just_before_stdin_closes_is_answered_before_the_server_ends(repo: Path) -> None:
+    ready_milestone(repo)
+    lines = [{"jsonrpc": "2.0", "id": 1, "method": "initialize",
+              "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                         "clientInfo": {"name": "script", "version": "1"}}},
+             {"jsonrpc": "2.0", "method": "notifications/initialized"},
+             *[{"jsonrpc": "2.0", "id": 2 + i, "method": "tools/call",
+                "params": {"name": "claim", "arguments": {"agent": f"script-{i}"}}} for i in range(3)]]
+    proc = subprocess.run([sys.executable, "-m", "milestoned", "mcp"], cwd=repo, capture_output=True, timeout=120,
+                          input="".join(json.dumps(line) + "\n" for line in lines).encode())
+    assert proc.returncode == 0, proc.stderr
+    answers = {message["id"]: message for message in map(json.loads, proc.stdout.decode().splitlines())}
+    assert sorted(answers) == [1, 2, 3, 4]  # stdin closed right after the calls: each still got its answer
+    claimed = sorted(answers[i]["result"]["structuredContent"]["claimed"]["id"] for i in (2, 3, 4))
+    assert claimed == ["T1", "T2", "T3"]
+    logged = {(e["task_id"], e["agent"]) for e in as_json(repo, "events", "m1", "--event", "task_claimed")["events"]}
+    assert logged == {(answers[i]["result"]["structuredContent"]["claimed"]["id"], f"script-{i - 2}") for i in (2, 3, 4)}
+

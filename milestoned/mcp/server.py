@@ -21,6 +21,7 @@ import os
 from collections.abc import Callable
 from typing import Annotated, Any
 
+import anyio
 from mcp.server.mcpserver import Context, MCPServer
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import Field
@@ -31,6 +32,7 @@ from milestoned.engine import claims
 from milestoned.engine.engine import Engine
 from milestoned.files.workspace import Workspace
 from milestoned.git import refwatch
+from milestoned.mcp import stdio
 from milestoned.model import views
 
 log = logging.getLogger("milestoned.mcp")
@@ -160,8 +162,8 @@ def build(engine: Engine) -> MCPServer:
 
 
 def serve() -> None:
-    """``milestoned mcp``: serve this repository until the client closes stdin."""
+    """``milestoned mcp``: serve this repository until the client closes stdin (and has its answers)."""
     logging.basicConfig(level=logging.WARNING, format="milestoned mcp: %(message)s")  # to stderr
     engine = Engine(Workspace.discover())
     engine.ws.require_initialized()
-    build(engine).run("stdio")
+    anyio.run(stdio.serve, build(engine))
