@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -95,7 +96,22 @@ def test_doctor_says_when_the_presets_executable_is_not_on_path(repo: Path, monk
     assert "agent.preset codex runs 'codex', which is not on PATH" in out
 
 
-def test_integrate_merges_with_the_users_servers_and_a_second_run_changes_nothing(repo: Path) -> None:
+SCRIPTS = Path(sys.executable).parent  # where this install's `milestoned` is
+
+
+@pytest.fixture
+def installed() -> Path:
+    script = SCRIPTS / "milestoned"
+    if not os.access(script, os.X_OK):
+        pytest.skip("no milestoned script beside the interpreter (run from an installed milestoned)")
+    return script
+
+
+def test_integrate_merges_with_the_users_servers_and_a_second_run_changes_nothing(
+        repo: Path, installed: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", f"{SCRIPTS}{os.pathsep}/usr/bin{os.pathsep}/bin")  # `milestoned` finds this install
+    git("add", ".", cwd=repo)
+    git("commit", "-q", "-m", "the project, milestoned set up", cwd=repo)
     (repo / ".mcp.json").write_text(json.dumps({"mcpServers": {"theirs": {"command": "their-server"}},
                                                 "keep": True}))
     first = must("integrate", "claude-code").stdout
@@ -110,8 +126,76 @@ def test_integrate_merges_with_the_users_servers_and_a_second_run_changes_nothin
     before = snapshot_tree(repo)
     assert must("integrate", "claude-code").stdout == "nothing to change: all in place\n"
     assert snapshot_tree(repo) == before
-    assert "the /milestone:execute, status, next and block commands are in place" in invoke("doctor",
-                                                                                            "--offline").stdout
+    doctor = invoke("doctor", "--offline").stdout
+    assert "the /milestone:execute, status, next and block commands are in place" in doctor
+    assert ".mcp.json registers the milestoned server (runs `milestoned mcp`)" in doctor
+    changed = git("status", "--porcelain", "--untracked-files=all", cwd=repo).splitlines()
+    assert sorted(line.split()[-1] for line in changed) == [  # what the user asked for, nothing else
+        ".claude/commands/milestone/block.md", ".claude/commands/milestone/execute.md",
+        ".claude/commands/milestone/next.md", ".claude/commands/milestone/status.md", ".mcp.json"]
+
+
+def test_without_this_install_on_path_the_server_runs_its_path_and_integrate_says_so(
+        repo: Path, installed: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", f"/usr/bin{os.pathsep}/bin")  # an agent started without the virtualenv
+    if shutil.which("milestoned"):
+        pytest.skip("a milestoned is installed system-wide")
+    (repo / ".mcp.json").write_text(json.dumps({"mcpServers": {"milestoned": {
+        "type": "stdio", "command": "milestoned", "args": ["mcp"]}}}))  # what integrate used to write
+    said = must("integrate", "claude-code").stdout
+    assert (f"updated the milestoned server in .mcp.json; it runs `{installed} mcp`: milestoned is not on PATH "
+            "here\n") in said
+    assert json.loads((repo / ".mcp.json").read_text())["mcpServers"]["milestoned"] == {
+        "type": "stdio", "command": str(installed), "args": ["mcp"]}
+    before = snapshot_tree(repo)
+    assert must("integrate", "claude-code").stdout == "nothing to change: all in place\n"
+    monkeypatch.setenv("PATH", f"{SCRIPTS}{os.pathsep}/usr/bin{os.pathsep}/bin")
+    assert must("integrate", "claude-code").stdout == "nothing to change: all in place\n"  # the path still runs
+    assert snapshot_tree(repo) == before
+    assert f".mcp.json registers the milestoned server (runs `{installed} mcp`)" in invoke("doctor", "--offline").stdout
+
+
+def test_a_server_entry_the_user_changed_is_kept_and_doctor_calls_it_theirs(repo: Path) -> None:
+    theirs = {"type": "stdio", "command": sys.executable, "args": ["-m", "milestoned", "mcp"],
+              "env": {"MILESTONED_LOG": "debug"}}
+    (repo / ".mcp.json").write_text(json.dumps({"mcpServers": {"milestoned": theirs}}, indent=4) + "\n")
+    before = (repo / ".mcp.json").read_bytes()
+    said = must("integrate", "claude-code").stdout
+    assert "kept the milestoned server in .mcp.json as you set it (it runs `" in said
+    assert (repo / ".mcp.json").read_bytes() == before
+    report = json.loads(invoke("doctor", "--offline", "--json").stdout)
+    server = [c for c in report["checks"] if c["area"] == "claude-code" and ".mcp.json" in c["detail"]]
+    assert [(c["status"], c["fix"]) for c in server] == [("ok", None)]
+    assert "is yours, kept as you set it" in server[0]["detail"]
+    assert "it is yours" in must("integrate", "claude-code", "--uninstall").stdout
+    assert (repo / ".mcp.json").read_bytes() == before
+
+
+def test_integrate_keeps_the_files_layout_and_uninstall_gives_back_its_bytes(repo: Path) -> None:
+    original = ('{\n    "mcpServers": {\n        "theirs": {"command": "their-server", "args": ["a"]}\n    },\n'
+                '    "keep": true\n}\n')
+    (repo / ".mcp.json").write_text(original)
+    must("integrate", "claude-code")
+    written = (repo / ".mcp.json").read_text()
+    assert written.startswith('{\n    "mcpServers": {\n        "theirs": {"command": "their-server", "args": ["a"]},\n'
+                              '        "milestoned": {\n            "type": "stdio",\n')
+    assert written.endswith('\n    },\n    "keep": true\n}\n')
+    must("integrate", "claude-code", "--uninstall")
+    assert (repo / ".mcp.json").read_text() == original  # byte for byte
+    must("integrate", "claude-code")
+    edited = (repo / ".mcp.json").read_text().replace('"keep": true', '"keep": false')  # the user edits it since
+    (repo / ".mcp.json").write_text(edited)
+    assert "removed the milestoned server from .mcp.json" in must("integrate", "claude-code", "--uninstall").stdout
+    assert (repo / ".mcp.json").read_text() == original.replace('"keep": true', '"keep": false')
+
+
+@pytest.mark.parametrize("empty", ["", "  \n"])
+def test_an_empty_mcp_json_counts_as_no_servers_and_comes_back_empty(repo: Path, empty: str) -> None:
+    (repo / ".mcp.json").write_text(empty)
+    assert "added the milestoned server in .mcp.json" in must("integrate", "claude-code").stdout
+    assert list(json.loads((repo / ".mcp.json").read_text())["mcpServers"]) == ["milestoned"]
+    must("integrate", "claude-code", "--uninstall")
+    assert (repo / ".mcp.json").read_text() == empty
 
 
 def test_uninstall_removes_only_what_is_still_ours(repo: Path) -> None:

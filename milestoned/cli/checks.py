@@ -175,15 +175,21 @@ def check_integration(engine: Engine) -> Iterator[Check]:
     if found["server"] == "missing" and all(state == "missing" for state in found["commands"].values()):
         return
     fix = "milestoned integrate claude-code"
+    runs = f"`{found.get('runs')}`"
     if found["server"] == "broken":
         yield Check("claude-code", "fail", found["problem"], "fix the line it names")
-    elif found["server"] != "ours":
-        yield Check("claude-code", "warn", f".mcp.json: the milestoned server is {found['server']}", fix)
-    elif not shutil.which("milestoned"):
-        yield Check("claude-code", "warn", ".mcp.json runs `milestoned mcp`, and milestoned is not on PATH here",
-                    "install milestoned where your agent's PATH finds it")
+    elif found["server"] == "missing":
+        yield Check("claude-code", "warn", ".mcp.json: the milestoned server is missing", fix)
+    elif found["server"] == "yours" and found["found"]:
+        yield Check("claude-code", "ok", f".mcp.json: the milestoned server is yours, kept as you set it (runs {runs})")
+    elif found["server"] == "yours":
+        yield Check("claude-code", "warn", f".mcp.json: your milestoned server runs {runs}, and its command is not "
+                    "found here", "correct its command in .mcp.json")
+    elif not found["found"]:
+        yield Check("claude-code", "warn", f".mcp.json runs {runs}, and its command is not found here",
+                    f"{fix} (it writes the path of this install when milestoned is not on PATH)")
     else:
-        yield Check("claude-code", "ok", ".mcp.json registers the milestoned server")
+        yield Check("claude-code", "ok", f".mcp.json registers the milestoned server (runs {runs})")
     missing = [name for name, state in found["commands"].items() if state == "missing"]
     edited = [name for name, state in found["commands"].items() if state == "edited"]
     if missing:
