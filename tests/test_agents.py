@@ -96,6 +96,24 @@ def test_doctor_says_when_the_presets_executable_is_not_on_path(repo: Path, monk
     assert "agent.preset codex runs 'codex', which is not on PATH" in out
 
 
+def test_doctor_checks_the_agent_command_that_would_run_and_asks_no_trust_for_it(
+        repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", f"{fake_agents(tmp_path)}{os.pathsep}/usr/bin{os.pathsep}/bin")  # claude is there
+    config = repo / ".milestones/config.yaml"
+    config.write_text("agent:\n  preset: claude-code\n  command: [my-agent, '{prompt}']\n")
+    rows = [c for c in json.loads(invoke("doctor", "--offline", "--json").stdout)["checks"]
+            if c["area"] in ("agent", "trust")]
+    assert rows == [{"area": "agent", "status": "fail", "detail": "agent.command runs 'my-agent', which is not on PATH",
+                     "fix": "install it, or write its path in agent.command"}]  # not the preset, and no trust note
+    config.write_text(f"agent:\n  command: [{json.dumps(sys.executable)}, '{{prompt}}']\n"
+                      "tests:\n  command: [pytest, -q]\n")
+    rows = [c for c in json.loads(invoke("doctor", "--offline", "--json").stdout)["checks"]
+            if c["area"] in ("agent", "trust")]
+    assert [(c["area"], c["status"]) for c in rows] == [("agent", "ok"), ("trust", "warn")]
+    assert rows[0]["detail"] == f"agent.command: {sys.executable}"
+    assert rows[1]["detail"].startswith("the tests.command of config.yaml") and rows[1]["fix"] == "milestoned trust"
+
+
 SCRIPTS = Path(sys.executable).parent  # where this install's `milestoned` is
 
 

@@ -219,5 +219,6 @@ def test_a_call_sent_just_before_stdin_closes_is_answered_before_the_server_ends
     claimed = sorted(answers[i]["result"]["structuredContent"]["claimed"]["id"] for i in (2, 3, 4))
     assert claimed == ["T1", "T2", "T3"]
     logged = {(e["task_id"], e["agent"]) for e in as_json(repo, "events", "m1", "--event", "task_claimed")["events"]}
-    assert logged == {(answers[i]["result"]["structuredContent"]["claimed"]["id"], f"script-{i - 2}") for i in (2, 3, 4)}
+    assert logged == {(answers[i]["result"]["structuredContent"]["claimed"]["id"], f"script-{i - 2}")
+                      for i in (2, 3, 4)}
 

@@ -9,7 +9,6 @@ skipped with ``offline``.
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,7 +25,7 @@ from milestoned.mcp import integrate as integration
 from milestoned.model.config import load_config
 from milestoned.model.plan import NotAMilestone, all_problems
 from milestoned.model.views import task_rows
-from milestoned.runner.taskprocess import gone_runs
+from milestoned.runner.taskprocess import agent_not_found, find_executable, gone_runs
 
 
 @dataclass(frozen=True)
@@ -45,11 +44,10 @@ def check_config(engine: Engine) -> Iterator[Check]:
         return
     where = display_path(engine.ws.config_path)
     yield Check("config", "ok", where if engine.ws.config_path.exists() else "no config.yaml: defaults apply")
-    if config.agent_preset:
-        found = shutil.which(config.agent_command[0])
-        yield (Check("agent", "ok", f"agent.preset {config.agent_preset}: {found}") if found else
-               Check("agent", "fail", f"agent.preset {config.agent_preset} runs {config.agent_command[0]!r}, which is "
-                     "not on PATH", f"install {config.agent_preset}, or set agent.command to its path"))
+    if config.agent_command:  # agent.command when set, else the preset: what `execute` would run
+        found = find_executable(config.agent_command, engine.ws.worktree)
+        yield (Check("agent", "ok", f"{config.agent_source}: {found}") if found else
+               Check("agent", "fail", *agent_not_found(config)))
     for command in trust.commands(engine.ws, config):
         if command.approved:
             yield Check("trust", "ok", f"{command.setting} {command.shown} is approved on this clone")
