@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BRANCH, git, invoke, must, show, snapshot_tree, write_milestone
+from conftest import BRANCH, events_of, git, invoke, must, show, snapshot_tree, write_milestone
 
 EXPECTED = {
     "claude": ["-p", "{prompt}", "--permission-mode", "acceptEdits"],
@@ -112,6 +112,23 @@ def test_doctor_checks_the_agent_command_that_would_run_and_asks_no_trust_for_it
     assert [(c["area"], c["status"]) for c in rows] == [("agent", "ok"), ("trust", "warn")]
     assert rows[0]["detail"] == f"agent.command: {sys.executable}"
     assert rows[1]["detail"].startswith("the tests.command of config.yaml") and rows[1]["fix"] == "milestoned trust"
+
+
+def test_execute_refuses_up_front_when_the_agents_program_is_not_on_path(
+        repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", f"/usr/bin{os.pathsep}/bin")
+    if shutil.which("codex"):
+        pytest.skip("codex is installed here")
+    (repo / ".milestones/config.yaml").write_text("agent:\n  preset: codex\n")
+    write_milestone(repo, "m1", "id: m1\ntitle: agents\ntasks:\n  - {id: T1, title: t, prompt: do it}\n"
+                                "  - {id: T2, title: u, prompt: do that}\n  - {id: T3, title: v, run: [true]}\n")
+    before = snapshot_tree(repo)
+    result = invoke("execute", "m1")
+    assert result.exit_code == 2 and result.stderr.splitlines() == [
+        "milestoned: error: .milestones/config.yaml: agent.preset codex runs 'codex', which is not on PATH: "
+        "task T1 and 1 more could not run (install codex, or set agent.command to its path)"]
+    assert snapshot_tree(repo) == before and not events_of(repo, "m1")  # nothing written, not even activated
+    assert json.loads(invoke("status", "m1", "--json").stdout)["milestone"]["status"] == "planned"
 
 
 SCRIPTS = Path(sys.executable).parent  # where this install's `milestoned` is
