@@ -157,7 +157,11 @@ def test_integrate_merges_with_the_users_servers_and_a_second_run_changes_nothin
     commands = repo / ".claude/commands/milestone"
     assert sorted(p.name for p in commands.iterdir()) == ["block.md", "execute.md", "next.md", "status.md"]
     execute = (commands / "execute.md").read_text()
-    assert execute.startswith("---\ndescription: ") and "allowed-tools: " in execute and "mcp__milestoned__claim" in execute
+    assert execute.startswith("---\ndescription: ") and "mcp__milestoned__claim" in execute
+    allowed = next(line for line in execute.splitlines() if line.startswith("allowed-tools: "))
+    bash = sorted(tool for tool in allowed.split(": ", 1)[1].split(", ") if tool.startswith("Bash("))
+    assert bash == sorted(f"Bash(git {sub}:*)" for sub in ("add", "commit", "status", "diff", "log")) + sorted(
+        f"Bash(milestoned {sub}:*)" for sub in ("activate", "blockers", "validate"))  # what the workflow runs, only
     before = snapshot_tree(repo)
     assert must("integrate", "claude-code").stdout == "nothing to change: all in place\n"
     assert snapshot_tree(repo) == before
