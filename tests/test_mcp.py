@@ -162,6 +162,26 @@ def test_two_clients_racing_for_one_task_and_the_command_line_never_share_it(rep
     assert [e["agent"] for e in claimed] == winners
 
 
+def test_calls_served_at_once_by_one_server_never_share_a_task(repo: Path) -> None:
+    ready_milestone(repo, tasks=6)
+
+    async def work(client: Client) -> Any:
+        results: list[dict[str, Any]] = []
+
+        async def take(agent: str) -> None:
+            results.append(answer_of(await client.call_tool("claim", {"agent": agent})))
+
+        async with anyio.create_task_group() as group:  # the server runs each call in a thread of its own
+            for k in range(6):
+                group.start_soon(take, f"agent-{k}")
+        return results
+
+    claimed = [r["claimed"]["id"] for r in with_servers(repo, 1, work)]
+    assert sorted(claimed) == [f"T{i}" for i in range(1, 7)]
+    assert sorted(e["task_id"] for e in as_json(repo, "events", "m1", "--event", "task_claimed")["events"]) == \
+        sorted(claimed)
+
+
 def test_bad_requests_are_errors_and_write_nothing(repo: Path) -> None:
     ready_milestone(repo)
     before = log_file(repo, "m1").read_bytes()

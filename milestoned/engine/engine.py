@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -55,6 +56,7 @@ class Engine:
         self.ws = workspace
         self.lock = StateLock(workspace.lock_path)
         self._txn: Transaction | None = None
+        self._txn_thread: int | None = None  # the thread whose transaction it is
         self._pinned: dict[str, Plan] = {}
         self._folds: dict[str, tuple[readcache.Stamp, LogFold]] = {}  # what this process folded last
         self._imported = False
@@ -195,15 +197,19 @@ class Engine:
     # -- writing ----------------------------------------------------------------------
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
-        """All state changes happen in here, under the lock; nested calls join the outer one."""
-        if self._txn is not None and self.lock.is_held:
+        """All state changes happen in here, under the lock; nested calls join the outer one.
+
+        Only a call from the thread that opened it joins: another thread (the MCP server serves
+        calls at once, each in a thread) waits for the lock and decides on what was written, or
+        two claims could both take the one ready task."""
+        if self._txn is not None and self._txn_thread == threading.get_ident():
             yield self._txn
             return
         self.migrate()
         self.ws.check_state_dir()
         with self.lock.held():
             txn = Transaction(self)
-            self._txn = txn
+            self._txn, self._txn_thread = txn, threading.get_ident()
             try:
                 yield txn
                 txn.commit()
@@ -211,7 +217,7 @@ class Engine:
                 self._folds.clear()  # what was folded in memory may hold events never written
                 raise
             finally:
-                self._txn = None
+                self._txn, self._txn_thread = None, None
 
 
 def _check_id(milestone_id: str) -> None:
