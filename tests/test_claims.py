@@ -97,7 +97,14 @@ def test_an_expired_lease_returns_the_task_with_an_event(milestone: Path, monkey
     assert claim_json(milestone, "other")["claimed"]["id"] == "T1"
     late = at(milestone, "heartbeat", "--agent", "slow")
     assert late.exit_code == 2
-    assert "agent slow holds no task in m1" in late.stderr
+    assert late.stderr.startswith("milestoned: error: agent slow holds no task in m1: its claim on T1 lapsed at "
+                                  "2030-01-01T10:50:00Z (no heartbeat in time), and T1 is held by other now (")
+    named = at(milestone, "done", "T1", "--agent", "slow")
+    assert named.exit_code == 2 and named.stderr.startswith(
+        "milestoned: error: task T1 is not held by slow (it is held by other): the claim slow had lapsed at "
+        "2030-01-01T10:50:00Z (no heartbeat in time) (")
+    assert at(milestone, "release", "--agent", "never-claimed").stderr.startswith(
+        "milestoned: error: agent never-claimed holds no task in m1 (")  # nothing lapsed: nothing more to say
 
 
 def test_release_gives_the_task_back(milestone: Path) -> None:

@@ -12,7 +12,9 @@ def mcp() -> None:
     """Serve this repository's milestones to a coding agent over MCP (stdio).
 
     Tools: status, claim, heartbeat, done, block, release — the same verbs, and the same
-    exclusive claims, as the command line.  Ends when the client closes stdin.
+    exclusive claims, as the command line.  An agent that gives no name is its client's name and
+    the pid of the process that started the server.  Ends when the client closes stdin, once
+    every request read is answered.
     """
     # start-up: the MCP SDK loads only for this command
     from milestoned.mcp.server import serve
@@ -27,7 +29,9 @@ def integrate(agent: str, uninstall: bool) -> None:
     """Set up a coding agent to work milestones: for claude-code, .mcp.json gets the milestoned
     server and .claude/commands/milestone/ the /milestone:execute, status, next and block commands.
 
-    Your other MCP servers stay; a second run changes nothing; commit the files to share them.
+    They are files of your checkout (`git status` shows them), yours to commit and share.  Your
+    other MCP servers and the file's layout stay; a second run changes nothing.  The server runs
+    as `milestoned mcp` when PATH finds this install, else by this install's full path (said so).
     """
     # start-up: loaded only when this command runs
     from milestoned.mcp import integrate as integration

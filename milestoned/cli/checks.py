@@ -9,7 +9,6 @@ skipped with ``offline``.
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from milestoned.mcp import integrate as integration
 from milestoned.model.config import load_config
 from milestoned.model.plan import NotAMilestone, all_problems
 from milestoned.model.views import task_rows
+from milestoned.runner.taskprocess import agent_not_found, find_executable
 
 
 @dataclass(frozen=True)
@@ -45,11 +45,10 @@ def check_config(engine: Engine) -> Iterator[Check]:
         return
     where = display_path(engine.ws.config_path)
     yield Check("config", "ok", where if engine.ws.config_path.exists() else "no config.yaml: defaults apply")
-    if config.agent_preset:
-        found = shutil.which(config.agent_command[0])
-        yield (Check("agent", "ok", f"agent.preset {config.agent_preset}: {found}") if found else
-               Check("agent", "fail", f"agent.preset {config.agent_preset} runs {config.agent_command[0]!r}, which is "
-                     "not on PATH", f"install {config.agent_preset}, or set agent.command to its path"))
+    if config.agent_command:  # agent.command when set, else the preset: what `execute` would run
+        found = find_executable(config.agent_command, engine.ws.worktree)
+        yield (Check("agent", "ok", f"{config.agent_source}: {found}") if found else
+               Check("agent", "fail", *agent_not_found(config)))
     for command in trust.commands(engine.ws, config):
         if command.approved:
             yield Check("trust", "ok", f"{command.setting} {command.shown} is approved on this clone")
@@ -175,15 +174,21 @@ def check_integration(engine: Engine) -> Iterator[Check]:
     if found["server"] == "missing" and all(state == "missing" for state in found["commands"].values()):
         return
     fix = "milestoned integrate claude-code"
+    runs = f"`{found.get('runs')}`"
     if found["server"] == "broken":
         yield Check("claude-code", "fail", found["problem"], "fix the line it names")
-    elif found["server"] != "ours":
-        yield Check("claude-code", "warn", f".mcp.json: the milestoned server is {found['server']}", fix)
-    elif not shutil.which("milestoned"):
-        yield Check("claude-code", "warn", ".mcp.json runs `milestoned mcp`, and milestoned is not on PATH here",
-                    "install milestoned where your agent's PATH finds it")
+    elif found["server"] == "missing":
+        yield Check("claude-code", "warn", ".mcp.json: the milestoned server is missing", fix)
+    elif found["server"] == "yours" and found["found"]:
+        yield Check("claude-code", "ok", f".mcp.json: the milestoned server is yours, kept as you set it (runs {runs})")
+    elif found["server"] == "yours":
+        yield Check("claude-code", "warn", f".mcp.json: your milestoned server runs {runs}, and its command is not "
+                    "found here", "correct its command in .mcp.json")
+    elif not found["found"]:
+        yield Check("claude-code", "warn", f".mcp.json runs {runs}, and its command is not found here",
+                    f"{fix} (it writes the path of this install when milestoned is not on PATH)")
     else:
-        yield Check("claude-code", "ok", ".mcp.json registers the milestoned server")
+        yield Check("claude-code", "ok", f".mcp.json registers the milestoned server (runs {runs})")
     missing = [name for name, state in found["commands"].items() if state == "missing"]
     edited = [name for name, state in found["commands"].items() if state == "edited"]
     if missing:

@@ -11,7 +11,7 @@ from milestoned.cli.base import cli, json_option, open_engine, print_json, say
 @click.option("--list", "only_list", is_flag=True, help="Show the commands and whether they are approved; change nothing.")
 @json_option
 def trust(only_list: bool, as_json: bool) -> None:
-    """Approve exactly the commands .milestones/config.yaml names now (tests.command, agent.command).
+    """Approve exactly the command .milestones/config.yaml names now that runs by itself (tests.command).
 
     The daemon runs the test command by itself only once it is approved on this clone,
     so that a command arriving with a pull never runs unseen; a changed command waits

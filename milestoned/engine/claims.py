@@ -30,7 +30,7 @@ from milestoned.core.errors import RuntimeFailure, UserError
 from milestoned.engine import lifecycle
 from milestoned.files.workspace import Workspace
 from milestoned.git import hookinstall as hooks
-from milestoned.git import remotes, statebranch
+from milestoned.git import remotes, statebranch, trailers
 from milestoned.model import views
 from milestoned.model.config import load_config
 
@@ -98,19 +98,42 @@ def held_by(milestone: Milestone, agent: str) -> list[str]:
     return [tid for tid, task in milestone.tasks.items() if task.status == "in_progress" and task.agent == agent]
 
 
+def _now_is(milestone: Milestone, task_id: str) -> str:
+    task = milestone.state.task(task_id)
+    return f"held by {task.agent}" if task.status == "in_progress" and task.agent else task.status
+
+
+def _lapsed_claim(milestone: Milestone, agent: str, task_id: str | None) -> dict[str, Any] | None:
+    """The ``claim_expired`` event that ended ``agent``'s claim (on ``task_id``, if named), when that is the
+    last word on it: an agent that lost its claim learns why, not only that it holds nothing."""
+    for event in reversed(milestone.events()):
+        if event.get("agent") == agent and task_id in (None, event.get("task_id")):
+            lapsed = event.get("event") == "claim_expired" and event.get("task_id") in milestone.tasks
+            return event if lapsed else None
+    return None
+
+
+def _how_lapsed(event: dict[str, Any]) -> str:
+    return f"({event['reason']})" if event.get("reason") else f"at {event.get('lease_until')} (no heartbeat in time)"
+
+
 def _held_task(milestone: Milestone, agent: str, task_id: str | None) -> list[str]:
     """The task(s) a heartbeat/release/done is about: the one named (it must be ``agent``'s) or all it holds."""
     if task_id is None:
         mine = held_by(milestone, agent)
         if not mine:
-            raise UserError(f"agent {agent} holds no task in {milestone.id}",
+            lapsed = _lapsed_claim(milestone, agent, None)
+            said = (f": its claim on {lapsed['task_id']} lapsed {_how_lapsed(lapsed)}, and {lapsed['task_id']} is "
+                    f"{_now_is(milestone, lapsed['task_id'])} now") if lapsed else ""
+            raise UserError(f"agent {agent} holds no task in {milestone.id}{said}",
                             hint=f"claim one: milestoned next {milestone.id} --claim --agent {agent}")
         return mine
     milestone.plan.task(task_id)
     task = milestone.state.task(task_id)
     if task.status != "in_progress" or task.agent != agent:
-        holder = f"held by {task.agent}" if task.status == "in_progress" and task.agent else task.status
-        raise UserError(f"task {task_id} is not held by {agent} (it is {holder})",
+        lapsed = _lapsed_claim(milestone, agent, task_id)
+        said = f": the claim {agent} had lapsed {_how_lapsed(lapsed)}" if lapsed else ""
+        raise UserError(f"task {task_id} is not held by {agent} (it is {_now_is(milestone, task_id)}){said}",
                         hint=f"claim a task with `milestoned next {milestone.id} --claim --agent {agent}`")
     return [task_id]
 
@@ -300,6 +323,7 @@ def claim_next(engine: Engine, milestone_id: str, agent: str, *, lease: float,
         hooks.hold_task(engine.ws, ms.id, task_id)  # this worktree's commits get its trailers
     row = next((r for r in views.task_rows(ms) if r["id"] == task_id), None)
     return {"schema": 1, "milestone_id": ms.id, "agent": agent, "claimed": row, "already_held": bool(mine),
+            "trailers": trailers.for_task(ms.id, task_id) if task_id is not None else None,
             "remote": remote, "expired": expired, "held_elsewhere": elsewhere}
 
 

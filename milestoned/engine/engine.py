@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -56,6 +57,7 @@ class Engine:
         self.ws = workspace
         self.lock = StateLock(workspace.lock_path)
         self._txn: Transaction | None = None
+        self._txn_thread: int | None = None  # the thread whose transaction it is
         self._pinned: dict[str, Plan] = {}
         self._folds: dict[str, tuple[readcache.Stamp, LogFold]] = {}  # what this process folded last
         self._imported = False
@@ -77,9 +79,7 @@ class Engine:
 
     def path_of(self, milestone_id: str) -> Path:
         """The plan file of a milestone, as ``milestone_paths`` would choose it."""
-        problem = ids.id_problem(milestone_id, "milestone id")
-        if problem:
-            raise UserError(problem)
+        _check_id(milestone_id)
         if milestone_id in self._pinned:
             return self._pinned[milestone_id].path
         for directory in self.ws.plan_folders():
@@ -198,15 +198,19 @@ class Engine:
     # -- writing ----------------------------------------------------------------------
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
-        """All state changes happen in here, under the lock; nested calls join the outer one."""
-        if self._txn is not None and self.lock.is_held:
+        """All state changes happen in here, under the lock; nested calls join the outer one.
+
+        Only a call from the thread that opened it joins: another thread (the MCP server serves
+        calls at once, each in a thread) waits for the lock and decides on what was written, or
+        two claims could both take the one ready task."""
+        if self._txn is not None and self._txn_thread == threading.get_ident():
             yield self._txn
             return
         self.migrate()
         self.ws.check_state_dir()
         with self.lock.held():
             txn = Transaction(self)
-            self._txn = txn
+            self._txn, self._txn_thread = txn, threading.get_ident()
             try:
                 yield txn
                 txn.commit()
@@ -215,7 +219,13 @@ class Engine:
                 txn.abort()
                 raise
             finally:
-                self._txn = None
+                self._txn, self._txn_thread = None, None
+
+
+def _check_id(milestone_id: str) -> None:
+    problem = ids.id_problem(milestone_id, "milestone id")
+    if problem:
+        raise UserError(problem)
 
 
 class Transaction:
@@ -237,6 +247,7 @@ class Transaction:
         """Load under the lock; the first write records the baseline and what the plan changed."""
         if milestone_id in self._milestones:
             return self._milestones[milestone_id]
+        _check_id(milestone_id)  # a path given as an id is refused as such, before its folders are looked at
         self.ws.writable(self.ws.log_path(milestone_id))  # a planted link is refused before anything is decided
         if milestone_id in self._merged:
             plan = self.engine._plan(milestone_id)

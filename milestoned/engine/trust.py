@@ -29,7 +29,7 @@ RECORD = "trust.json"
 
 @dataclass(frozen=True)
 class Command:
-    setting: str  # where it is written: tests.command, agent.command
+    setting: str  # where it is written: tests.command
     argv: tuple[str, ...]
     approved: bool
 
@@ -56,10 +56,12 @@ def _approved(ws: Workspace) -> dict[str, dict[str, object]]:
 
 
 def commands(ws: Workspace, config: Config) -> list[Command]:
-    """The commands the config names, each with whether this clone approved exactly it."""
-    approved = _approved(ws)
-    found = [("tests.command", config.test_command), ("agent.command", config.agent_command)]
-    return [Command(setting, argv, digest(argv) in approved) for setting, argv in found if argv]
+    """The commands of the config that run by themselves, each with whether this clone approved exactly it:
+    the test command (the daemon runs it).  The agent command is not one: only ``execute``, which the user
+    starts, runs it."""
+    if not config.test_command:
+        return []
+    return [Command("tests.command", config.test_command, digest(config.test_command) in _approved(ws))]
 
 
 def is_trusted(ws: Workspace, argv: tuple[str, ...]) -> bool:

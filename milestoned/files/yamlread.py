@@ -116,6 +116,15 @@ def _check_alias_expansion(data: Any, path: Path) -> None:
         )
 
 
+def shown(value: Any) -> str:
+    """A value the way YAML writes it inline (``true``, ``[a, b]``, ``{}``; text quoted), for a message
+    about what a file holds: the user reads back what they wrote, not Python's spelling of it."""
+    if isinstance(value, str):
+        return repr(value)
+    text = yaml.safe_dump(value, default_flow_style=True, width=1 << 20).strip()
+    return text.removesuffix("...").strip()  # a lone scalar ends the document with "..."
+
+
 def locate(text: str, keypath: KeyPath, *, key: bool = False) -> int | None:
     """1-based line of the node at ``keypath`` (or of its nearest existing parent); with ``key``,
     of the key that names it (a block mapping's value starts on the line after its key)."""

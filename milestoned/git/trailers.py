@@ -23,6 +23,12 @@ from milestoned.git.refwatch import Commit
 MAX_MOVES = 32  # task moves one commit may ask for
 
 
+def for_task(milestone_id: str, task_id: str) -> str:
+    """The trailer lines a commit of a task's work carries: what ``execute`` tells a task's process
+    (``MILESTONED_TRAILERS``) and what a claim tells its agent, so the commit counts for the task."""
+    return f"Milestone: {milestone_id}\nTask: {task_id}"
+
+
 @dataclass(frozen=True)
 class Intent:
     milestone: str | None

@@ -7,8 +7,10 @@ command line prints; anything else an agent sends wrong (an unknown tool, a wron
 SDK's protocol or validation error.  Nothing but protocol reaches stdout: the SDK serves the
 wire from a private copy of it and points the process's stdout at stderr, where logs go.
 
-An agent that names no agent is this server's client under a stable name: its
-``clientInfo`` name and this server's pid (one server per client session).
+An agent that names no agent is this server's client under a name that outlives the server: its
+``clientInfo`` name and the pid of the process that started the server (the agent's own process,
+for clients that spawn their servers, as claude-code does).  A server restarted by the same
+agent session finds the claims it made; two sessions of one client are two agents.
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ import json
 import logging
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
+import anyio
 from mcp.server.mcpserver import Context, MCPServer
-from mcp_types import CallToolResult, TextContent
+from mcp_types import CallToolResult, TextContent, ToolAnnotations
+from pydantic import Field
 
 from milestoned import __version__
 from milestoned.core.errors import MilestonedError
@@ -28,14 +32,17 @@ from milestoned.engine import claims
 from milestoned.engine.engine import Engine
 from milestoned.files.workspace import Workspace
 from milestoned.git import refwatch
+from milestoned.mcp import stdio
 from milestoned.model import views
 
 log = logging.getLogger("milestoned.mcp")
 
 INSTRUCTIONS = (
     "milestoned runs a software milestone: a plan of tasks with dependencies, worked by several agents "
-    "at once. Claim a ready task, work on it (commit with the trailers the claim returns), heartbeat "
-    "while it takes long, then mark it done; report a blocker instead of pushing on when something stops you."
+    "at once. Claim a ready task: the answer's `claimed` is the task, with its title and its `prompt` (what to "
+    "do) or its `run` (a command to run), and `trailers` are the lines to end your commit message with. Work "
+    "on it, heartbeat while it takes long, commit, then mark it done; report a blocker instead of pushing on "
+    "when something stops you."
 )
 
 
@@ -45,7 +52,7 @@ def _agent(ctx: Context, agent: str | None) -> str:
     params = ctx.session.client_params
     name = params.client_info.name if params is not None and params.client_info is not None else "mcp"
     safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in name).strip("-.") or "mcp"
-    return f"{safe}-{os.getpid()}"
+    return f"{safe}-{os.getppid()}"
 
 
 class Tools:
@@ -78,9 +85,27 @@ class Tools:
 
     def status(self, milestone: str | None) -> dict[str, Any]:
         ms = self.engine.load(self.meant(milestone))
-        rows = [{key: row[key] for key in ("id", "title", "status", "ready", "agent", "dependencies")}
+        keys = ("id", "title", "prompt", "run", "status", "ready", "agent", "dependencies", "waiting_on_blocked")
+        rows = [{**{key: row[key] for key in keys}, "blocked_because": (row["blocker"] or {}).get("reason")}
                 for row in views.task_rows(ms)]
         return {"milestone": views.summary(ms), "ready": ms.ready, "tasks": rows}
+
+
+# What each argument means, in the schema an agent fills: one wording for every tool that takes it.
+Milestone = Annotated[str | None, Field(description="The milestone id, e.g. m1-auth; left out: the current milestone.")]
+Agent = Annotated[str | None, Field(description=(
+    "Who you are: the name you claimed with; left out: this client's name and the pid of the agent process "
+    "that started this server, the same on every call and after a restart of the server."))]
+Lease = Annotated[str | None, Field(description=(
+    'How long the claim holds without a heartbeat, as a duration such as "90s", "30m" or "1h"; left out: '
+    "claims.lease of .milestones/config.yaml (30m unless set)."))]
+HeldTask = Annotated[str | None, Field(description="The task id; left out: every task this agent holds.")]
+OneTask = Annotated[str | None, Field(description="The task id; left out: the one task this agent holds.")]
+Reason = Annotated[str, Field(description="What stops the task, in a sentence the user can act on.")]
+
+ToolFn = Callable[..., CallToolResult]
+WRITES = ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=False)
+READS = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 
 
 def build(engine: Engine) -> MCPServer:
@@ -88,42 +113,48 @@ def build(engine: Engine) -> MCPServer:
     tools = Tools(engine)
     server = MCPServer("milestoned", version=__version__, instructions=INSTRUCTIONS)
 
-    @server.tool()
-    def status(milestone: str | None = None) -> CallToolResult:
-        """The milestone's progress, its tasks with their status and agent, and which are ready now."""
+    def tool(annotations: ToolAnnotations) -> Callable[[ToolFn], ToolFn]:
+        """Register a tool; its description is its docstring on one line (no indentation sent along)."""
+        def register(fn: ToolFn) -> ToolFn:
+            server.add_tool(fn, description=" ".join((fn.__doc__ or "").split()), annotations=annotations)
+            return fn
+        return register
+
+    @tool(READS)
+    def status(milestone: Milestone = None) -> CallToolResult:
+        """The milestone's progress, its tasks with their status, agent and what blocks them, and which are
+        ready now."""
         return tools.call(lambda: tools.status(milestone))
 
-    @server.tool()
-    def claim(ctx: Context, milestone: str | None = None, agent: str | None = None,
-              lease: str | None = None) -> CallToolResult:
+    @tool(WRITES)
+    def claim(ctx: Context, milestone: Milestone = None, agent: Agent = None, lease: Lease = None) -> CallToolResult:
         """Take the next ready task for this agent (or the one it holds): no other agent, here or on another
         clone, gets it."""
         return tools.call(lambda: claims.claim_next(engine, tools.meant(milestone), _agent(ctx, agent),
                                                     lease=claims.lease_seconds(engine, lease)))
 
-    @server.tool()
-    def heartbeat(ctx: Context, task: str | None = None, milestone: str | None = None, agent: str | None = None,
-                  lease: str | None = None) -> CallToolResult:
+    @tool(WRITES)
+    def heartbeat(ctx: Context, task: HeldTask = None, milestone: Milestone = None, agent: Agent = None,
+                  lease: Lease = None) -> CallToolResult:
         """Renew the lease on the task(s) this agent holds, while the work takes long."""
         return tools.call(lambda: claims.heartbeat(engine, tools.meant(milestone), _agent(ctx, agent), task,
                                                    lease=claims.lease_seconds(engine, lease)))
 
-    @server.tool()
-    def done(ctx: Context, task: str | None = None, milestone: str | None = None,
-             agent: str | None = None) -> CallToolResult:
+    @tool(WRITES)
+    def done(ctx: Context, task: OneTask = None, milestone: Milestone = None, agent: Agent = None) -> CallToolResult:
         """Mark the task this agent holds completed, once its work is committed."""
         return tools.call(lambda: claims.done(engine, tools.meant(milestone), _agent(ctx, agent), task))
 
-    @server.tool()
-    def block(ctx: Context, reason: str, task: str | None = None, milestone: str | None = None,
-              agent: str | None = None) -> CallToolResult:
+    @tool(WRITES)
+    def block(ctx: Context, reason: Reason, task: OneTask = None, milestone: Milestone = None,
+              agent: Agent = None) -> CallToolResult:
         """Report what stops the task this agent holds, instead of pushing on: it is blocked, its dependents
         wait."""
         return tools.call(lambda: claims.block(engine, tools.meant(milestone), _agent(ctx, agent), task, reason))
 
-    @server.tool()
-    def release(ctx: Context, task: str | None = None, milestone: str | None = None,
-                agent: str | None = None) -> CallToolResult:
+    @tool(WRITES)
+    def release(ctx: Context, task: HeldTask = None, milestone: Milestone = None,
+                agent: Agent = None) -> CallToolResult:
         """Give the task(s) this agent holds back to the ready set, unfinished."""
         return tools.call(lambda: claims.release(engine, tools.meant(milestone), _agent(ctx, agent), task))
 
@@ -131,8 +162,8 @@ def build(engine: Engine) -> MCPServer:
 
 
 def serve() -> None:
-    """``milestoned mcp``: serve this repository until the client closes stdin."""
+    """``milestoned mcp``: serve this repository until the client closes stdin (and has its answers)."""
     logging.basicConfig(level=logging.WARNING, format="milestoned mcp: %(message)s")  # to stderr
     engine = Engine(Workspace.discover())
     engine.ws.require_initialized()
-    build(engine).run("stdio")
+    anyio.run(stdio.serve, build(engine))

@@ -58,6 +58,7 @@ AGENT_PRESETS: dict[str, tuple[str, ...]] = {
 class Config:
     agent_command: tuple[str, ...] = ()
     agent_preset: str | None = None
+    agent_source: str | None = None  # where agent_command comes from, for messages: agent.command, agent.preset X
     workers: int = 4
     task_timeout: float | None = None
     test_command: tuple[str, ...] = ()
@@ -140,12 +141,15 @@ def load_config(path: Path) -> Config:
         raise UserError("config must be a mapping of sections", path=path, line=1)
     r = _Reader(data, text, path)
     preset = r.get("agent", "preset")
-    if preset is not None and preset not in AGENT_PRESETS:
-        r.fail(("agent", "preset"), f"agent.preset {preset!r} is unknown",
+    if preset is not None and not (isinstance(preset, str) and preset in AGENT_PRESETS):
+        what = "is unknown" if isinstance(preset, str) else "is not a preset name"
+        r.fail(("agent", "preset"), f"agent.preset {yamlio.shown(preset)} {what}",
                f"use one of {', '.join(sorted(AGENT_PRESETS))}, or set agent.command")
+    command = r.argv("agent", "command")
     return Config(
-        agent_command=r.argv("agent", "command") or AGENT_PRESETS.get(preset or "", ()),
+        agent_command=command or AGENT_PRESETS.get(preset or "", ()),
         agent_preset=preset,
+        agent_source="agent.command" if command else f"agent.preset {preset}" if preset else None,
         workers=r.number("execute", "workers", 4, integer=True),
         task_timeout=r.duration("execute", "task_timeout", None),
         test_command=r.argv("tests", "command"),

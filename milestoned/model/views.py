@@ -33,6 +33,8 @@ def task_rows(milestone: Milestone, only: Collection[str] | None = None) -> list
         rows.append({
             "id": task.id,
             "title": task.title,
+            "prompt": task.prompt,
+            "run": list(task.run) if isinstance(task.run, tuple) else task.run,  # argv, or shell text
             "status": st.status,
             "dependencies": list(task.dependencies),
             "ready": graph.is_ready(task.id, deps, statuses),

@@ -56,6 +56,8 @@ from milestoned.model.state import STATE_EVENTS
 from milestoned.runner.display import Header, Outcome, make_display, outcome_of, summary_lines
 from milestoned.runner.recorder import Fatal, Op, Recorder, Refused
 from milestoned.runner.taskprocess import (
+    agent_not_found,
+    find_executable,
     kill_group,
     kill_leftovers,
     tail,
@@ -248,14 +250,20 @@ class Runner:
         return ms
 
     def _check_commands(self, ms: Milestone) -> None:
-        if self.config.agent_command:
+        """Refuse, before anything starts, a run whose prompt tasks have no agent to run them."""
+        prompts = [task.id for task in ms.plan.tasks
+                   if task.run is None and task.prompt is not None and ms.state.task(task.id).status != "completed"]
+        if not prompts:
             return
-        for task in ms.plan.tasks:
-            if task.run is None and task.prompt is not None and ms.state.task(task.id).status != "completed":
-                raise UserError(f"task {task.id} has a prompt but no agent command is configured",
-                                path=self.ws.config_path,
-                                hint='set agent.preset (claude-code, codex or aider) or agent.command, for example '
-                                     '["my-agent", "--print", "{prompt}"]')
+        if not self.config.agent_command:
+            raise UserError(f"task {prompts[0]} has a prompt but no agent command is configured",
+                            path=self.ws.config_path,
+                            hint='set agent.preset (claude-code, codex or aider) or agent.command, for example '
+                                 '["my-agent", "--print", "{prompt}"]')
+        if find_executable(self.config.agent_command, self.ws.worktree) is None:
+            problem, fix = agent_not_found(self.config)
+            raise UserError(f"{problem}: task {prompts[0]}{f' and {len(prompts) - 1} more' if prompts[1:] else ''} "
+                            "could not run", path=self.ws.config_path, hint=fix)
 
     def _requeue_dead(self, txn: Transaction, ms: Milestone) -> list[str]:
         """Tasks a dead runner had in progress go back to the queue (we hold the runner lock)."""

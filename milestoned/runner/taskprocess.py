@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
+from collections.abc import Sequence
 from pathlib import Path
 
 from milestoned.files.runlock import processes_in
+from milestoned.git import trailers
+from milestoned.model.config import Config
 from milestoned.model.plan import TaskPlan
 
 TAIL_LINES = 20
@@ -33,6 +37,26 @@ def task_argv(task: TaskPlan, agent_command: tuple[str, ...], milestone_id: str,
     if not any("{prompt}" in arg for arg in agent_command):
         argv.append(values["prompt"])
     return argv
+
+
+def find_executable(argv: Sequence[str], cwd: Path) -> str | None:
+    """Where the program an argv starts is found: on PATH for a name, else the path (below ``cwd``
+    when relative, as a task's process resolves it in its worktree); None when it is not there."""
+    program = argv[0]
+    if os.sep not in program:
+        return shutil.which(program)
+    path = cwd / program
+    return str(path) if path.is_file() and os.access(path, os.X_OK) else None
+
+
+def agent_not_found(config: Config) -> tuple[str, str]:
+    """What doctor and ``execute`` say of an agent command whose program is not found: (problem, fix)."""
+    program = config.agent_command[0]
+    where = "not on PATH" if os.sep not in program else "not there"
+    problem = f"{config.agent_source} runs {program!r}, which is {where}"
+    if config.agent_preset and config.agent_source != "agent.command":
+        return problem, f"install {config.agent_preset}, or set agent.command to its path"
+    return problem, "install it, or write its path in agent.command"
 
 
 def kill_group(pid: int, sig: int) -> None:
@@ -78,5 +102,5 @@ def task_env(milestone_id: str, task_id: str, worktree: Path) -> dict[str, str]:
         "MILESTONED_MILESTONE_ID": milestone_id,
         "MILESTONED_TASK_ID": task_id,
         "MILESTONED_WORKTREE": str(worktree),
-        "MILESTONED_TRAILERS": f"Milestone: {milestone_id}\nTask: {task_id}",
+        "MILESTONED_TRAILERS": trailers.for_task(milestone_id, task_id),
     }
