@@ -11,7 +11,7 @@ read has been answered (or cancelled by the client), the writer notes each answe
 from __future__ import annotations
 
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 from mcp.server.mcpserver import MCPServer
@@ -21,6 +21,8 @@ from mcp_types import JSONRPCError, JSONRPCNotification, JSONRPCRequest, JSONRPC
 
 if TYPE_CHECKING:  # the SDK's names for what its streams do (mcp>=2.3,<3: pinned in pyproject.toml)
     from mcp.shared._stream_protocols import ReadStream, WriteStream
+
+_Self = TypeVar("_Self", bound="_Wrapping")
 
 # A request still unanswered this long after stdin closed is given up: the server must end some time.
 DRAIN_TIMEOUT = 120.0  # beyond the engine lock's 60 s and a remote's 30 s
@@ -48,8 +50,26 @@ class Unanswered:
                 await self._changed.wait()
 
 
-class Reader:
+class _Wrapping:
+    """A stream around one of the SDK's: closing it closes that one, and it is its own context."""
+
+    _inner: Any  # each subclass says which of the SDK's streams
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    async def __aenter__(self: _Self) -> _Self:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.aclose()
+
+
+class Reader(_Wrapping):
     """The SDK's read stream, noting requests, its end held back until each is answered."""
+
+    _inner: ReadStream[SessionMessage | Exception]
 
     def __init__(self, inner: ReadStream[SessionMessage | Exception], unanswered: Unanswered) -> None:
         self._inner = inner
@@ -82,19 +102,11 @@ class Reader:
         except anyio.EndOfStream:
             raise StopAsyncIteration from None
 
-    async def aclose(self) -> None:
-        await self._inner.aclose()
 
-    async def __aenter__(self) -> Reader:
-        return self
-
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
-        await self.aclose()
-
-
-class Writer:
+class Writer(_Wrapping):
     """The SDK's write stream, noting the answers that went out."""
+
+    _inner: WriteStream[SessionMessage]
 
     def __init__(self, inner: WriteStream[SessionMessage], unanswered: Unanswered) -> None:
         self._inner = inner
@@ -104,16 +116,6 @@ class Writer:
         await self._inner.send(item)
         if isinstance(item.message, (JSONRPCResponse, JSONRPCError)):
             self._unanswered.settled(item.message.id)
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-    async def __aenter__(self) -> Writer:
-        return self
-
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
-        await self.aclose()
 
 
 async def serve(server: MCPServer) -> None:
