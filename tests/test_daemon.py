@@ -339,3 +339,48 @@ def test_lost_watcher_events_ask_for_a_full_reread(repo: Path) -> None:
         assert Change("milestone", "m9") in seen
     finally:
         watcher.stop()
+
+
+def test_something_else_at_the_socket_path_is_named_never_deleted(repo: Path, daemons: Daemons) -> None:
+    in_the_way = client.socket_path(Workspace.discover(repo))
+    in_the_way.parent.mkdir(parents=True, exist_ok=True)
+    in_the_way.mkdir()
+    status = run_subprocess("daemon", "status", cwd=repo)
+    assert status.returncode == 1 and "internal error" not in status.stderr
+    started = run_subprocess("daemon", "start", cwd=repo, timeout=60)
+    assert started.returncode == 1 and "in the way of the daemon's socket" in started.stderr
+    assert "internal error" not in started.stderr + started.stdout
+    assert in_the_way.is_dir()
+
+
+def test_a_stopped_daemon_is_reported_as_not_answering(repo: Path, daemons: Daemons) -> None:
+    info = daemons.start(repo)
+    os.kill(info["pid"], signal.SIGSTOP)
+    try:
+        status = run_subprocess("daemon", "status", cwd=repo)
+        started = run_subprocess("daemon", "start", cwd=repo, timeout=60)
+    finally:
+        os.kill(info["pid"], signal.SIGCONT)
+    assert status.returncode == 1 and f"(pid {info['pid']})" in status.stderr and "does not answer" in status.stderr
+    assert started.returncode == 1 and "does not answer" in started.stderr and "daemon stop" in started.stderr
+
+
+def test_the_daemon_ends_when_its_repository_is_deleted(repo: Path, daemons: Daemons) -> None:
+    pid = daemons.start(repo)["pid"]
+
+    def gone() -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        return _reaped_or_zombie(pid)
+
+    shutil.rmtree(repo)
+    wait_for(gone, "the daemon to end once its repository was deleted")
+
+
+def _reaped_or_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z")
+    except (OSError, IndexError):
+        return True

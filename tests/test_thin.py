@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from conftest import Daemons, git, make_repo, ok, run_subprocess, write_milestone
+from conftest import Daemons, events_of, git, make_repo, ok, run_subprocess, write_milestone
 from milestoned import __version__
 from milestoned.daemon import client, wire
 from milestoned.files.workspace import Workspace
@@ -284,16 +286,9 @@ def test_the_daemon_refuses_a_client_of_another_version_or_clock(tmp_path: Path,
     daemons.start(root)
     path = os.fspath(client.socket_path(Workspace.discover(root)))
 
-    def raw(request: dict[str, object]) -> dict[str, object]:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.connect(path)
-            sock.sendall(json.dumps(request).encode() + b"\n")
-            answer: dict[str, object] = json.loads(sock.makefile("rb").readline())
-            return answer
-
-    assert raw({"op": "next", "version": "0.0.0-older", "pinned_now": None})["ok"] is False
-    assert raw({"op": "next", "version": __version__, "pinned_now": PINNED})["ok"] is False
-    assert raw({"op": "next", "version": __version__, "pinned_now": None})["ok"] is True
+    assert raw_answer(path, {"op": "next", "version": "0.0.0-older", "pinned_now": None})["ok"] is False
+    assert raw_answer(path, {"op": "next", "version": __version__, "pinned_now": PINNED})["ok"] is False
+    assert raw_answer(path, {"op": "next", "version": __version__, "pinned_now": None})["ok"] is True
     # a client with a pinned clock the daemon lacks gets its answer from the files
     assert thin(root, "next", env={"MILESTONED_NOW": PINNED})[3] != []
 
@@ -302,3 +297,64 @@ def test_without_a_daemon_the_installed_command_answers_from_the_files(tmp_path:
     root = project(tmp_path / "repo")
     result = run_subprocess("next", "--claim", "--agent", "solo", cwd=root)
     assert result.returncode == 0 and "solo claimed T1" in result.stdout
+
+
+def test_a_write_the_client_gave_up_on_is_never_done(tmp_path: Path, daemons: Daemons) -> None:
+    """The client does a write itself once its deadline passed; the daemon, read late, must not."""
+    root = project(tmp_path / "repo")
+    info = daemons.start(root)
+    path = os.fspath(client.socket_path(Workspace.discover(root)))
+    request = {"op": "claim", "agent": "late", "cwd": str(root), "milestone": None, "version": __version__,
+               "pinned_now": None}
+    os.kill(info["pid"], signal.SIGSTOP)  # stopped (or busy) past the client's patience
+    try:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.connect(path)
+        sock.sendall(json.dumps({**request, "deadline": time.time() + 0.3}).encode() + b"\n")
+        time.sleep(0.6)
+    finally:
+        os.kill(info["pid"], signal.SIGCONT)
+    with sock:
+        answer = json.loads(sock.makefile("rb").readline())
+    assert answer["ok"] is False
+    assert "task_claimed" not in [e["event"] for e in events_of(root, "m1")]
+    in_time = raw_answer(path, {**request, "deadline": time.time() + 10})
+    assert in_time["ok"] is True and in_time["result"]["claimed"]["id"] == "T1"
+
+
+def test_a_config_that_does_not_read_is_reported_as_without_a_daemon(tmp_path: Path, daemons: Daemons) -> None:
+    root = project(tmp_path / "repo")
+    daemons.start(root)
+    (root / ".milestones" / "config.yaml").write_text("agent:\n  preset: [claude-code]\n")
+    for args in (("status",), ("status", "--json"), ("next", "--claim", "--agent", "a")):
+        code, out, err, loaded = thin(root, *args)
+        assert (code, out, err) == full(root, *args) and loaded, args
+    assert thin(root, "status")[0] == 2
+
+
+def test_a_mistyped_milestone_leaves_the_daemon_nothing_to_report(tmp_path: Path, daemons: Daemons) -> None:
+    root = project(tmp_path / "repo")
+    daemons.start(root)
+    for typo in ("nosuch", "typo1"):
+        assert thin(root, "next", typo)[0] == 2
+    info = daemons.ping(root)
+    assert info is not None and info["problems"] == []
+
+
+def test_a_wedged_daemon_is_waited_for_once_per_command(served: tuple[Path, str]) -> None:
+    root, path = served
+    expected = full(root, "status", "--json")
+    fake = FakeDaemon(path, None)
+    try:
+        assert thin(root, "status", "--json")[:3] == expected
+        assert fake.asked == 1  # the full path did not wait for it again
+    finally:
+        fake.close()
+
+
+def raw_answer(path: str, request: dict[str, object]) -> dict[str, object]:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.connect(path)
+        sock.sendall(json.dumps(request).encode() + b"\n")
+        answer: dict[str, object] = json.loads(sock.makefile("rb").readline())
+        return answer

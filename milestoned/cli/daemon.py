@@ -72,6 +72,9 @@ def daemon_status(as_json: bool) -> int:
         print_json({"schema": 1, "running": info is not None, "daemon": info,
                     "stale_files_removed": [str(p) for p in cleaned]})
         return 0 if info else 1
+    if info is None and daemonctl.lock_held(ws):
+        warn(f"{daemonctl.wedged(ws)}: `milestoned daemon stop` ends it")
+        return 1
     if info is None:
         say(f"no milestoned daemon runs for {ws.root}")
         for path in cleaned:

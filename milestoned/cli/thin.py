@@ -26,13 +26,15 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 
 from milestoned.cli import answers
 from milestoned.daemon import wire
 from milestoned.files import gitdirs
 
 READ_TIMEOUT = 2.0  # seconds a read waits for the daemon before the files are read instead
-WRITE_TIMEOUT = 15.0  # a claim waits longer: the daemon may be finishing another write
+WRITE_DEADLINE = 10.0  # a claim waits longer (the daemon may be finishing another write); the daemon
+WRITE_TIMEOUT = WRITE_DEADLINE + 5.0  # does it only if it got the engine lock by the deadline
 
 # command: (its positional argument, its flags, its options that take a value)
 GRAMMAR: dict[str, tuple[str, frozenset[str], frozenset[str]]] = {
@@ -100,7 +102,11 @@ def answer(argv: list[str]) -> int | None:
         return None
     as_json = bool(request.pop("json"))
     path = wire.socket_path_for(gitdirs.state_dir(root, common_dir))
-    timeout = WRITE_TIMEOUT if request["op"] in WRITES else READ_TIMEOUT
+    if request["op"] in WRITES:
+        timeout = WRITE_TIMEOUT
+        request["deadline"] = time.time() + WRITE_DEADLINE
+    else:
+        timeout = READ_TIMEOUT
     line = wire.exchange_line(path, {**request, "cwd": cwd}, timeout)
     try:
         if request["op"] == "status":

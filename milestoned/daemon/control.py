@@ -14,6 +14,7 @@ import fcntl
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -31,6 +32,7 @@ LOCK_NAME = "daemon.lock"
 RECORD_NAME = "daemon.json"
 LOG_NAME = "daemon.log"
 MAX_LOG = 5 << 20  # bytes of daemon.log before it is rotated at the next start
+WEDGED = 5.0  # seconds a daemon holding the lock gets to answer before `start` calls it wedged
 
 
 # -- where things are -------------------------------------------------------------------
@@ -93,14 +95,24 @@ def clean_stale(ws: Workspace) -> list[Path]:
 
 
 def remove_files(ws: Workspace) -> list[Path]:
+    """The socket and record a daemon leaves: only a socket and a plain file that are this user's
+    (a directory, a FIFO or another user's file at those paths is not ours to delete)."""
     removed = []
-    for leftover in (socket_path(ws), ws.runtime_dir / RECORD_NAME):
+    for leftover, kind in ((socket_path(ws), stat.S_ISSOCK), (ws.runtime_dir / RECORD_NAME, stat.S_ISREG)):
         try:
-            leftover.unlink()
-            removed.append(leftover)
+            st = leftover.lstat()
+            if kind(st.st_mode) and st.st_uid == os.geteuid():
+                leftover.unlink()
+                removed.append(leftover)
         except FileNotFoundError:
             pass
     return removed
+
+
+def wedged(ws: Workspace) -> str:
+    """What to say of a daemon that holds the lock and does not answer (stopped, or stuck)."""
+    pid = (read_record(ws) or {}).get("pid")
+    return f"a milestoned daemon{f' (pid {pid})' if pid else ''} holds {ws.root} but does not answer"
 
 
 # -- start / stop from the command line ------------------------------------------------
@@ -113,6 +125,14 @@ def start(ws: Workspace, *, timeout: float = 30.0) -> tuple[bool, dict[str, Any]
     answer = client.ping(ws)
     if answer is not None:
         return False, answer
+    if lock_held(ws):  # one is starting, or is wedged: give it a moment, then say which
+        deadline = time.monotonic() + WEDGED
+        while (answer := client.ping(ws, timeout=0.5)) is None and lock_held(ws) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if answer is not None:
+            return False, answer
+        if lock_held(ws):
+            raise RuntimeFailure(wedged(ws), hint="milestoned daemon stop ends it")
     private_dir(ws.runtime_dir)
     log_path = ws.runtime_dir / LOG_NAME
     if log_path.exists() and log_path.stat().st_size > MAX_LOG:

@@ -37,7 +37,7 @@ from typing import Any
 
 from milestoned import __version__
 from milestoned.core import clock
-from milestoned.core.errors import MilestonedError, UserError
+from milestoned.core.errors import MilestonedError, RuntimeFailure, UserError
 from milestoned.daemon import client, sdnotify, wire
 from milestoned.daemon.client import socket_path
 from milestoned.daemon.control import LOCK_NAME, RECORD_NAME, private_dir, read_record, remove_files, try_lock
@@ -47,6 +47,7 @@ from milestoned.engine import blockers, claims, ingest, legacy, sessions, trust
 from milestoned.engine.blockers import Probe
 from milestoned.engine.engine import Engine
 from milestoned.engine.testruns import RunLedger, TestCommand, TestRun, TestWorker
+from milestoned.files import readcache
 from milestoned.files.durable import atomic_write
 from milestoned.files.workspace import Workspace
 from milestoned.git import queries as gitutil
@@ -134,6 +135,7 @@ class Daemon:
         self.socket = socket_path(ws)
         self._server: _Server | None = None
         self._engines: dict[Path, Engine] = {}  # by worktree: clients in other checkouts
+        self._configs: dict[Path, tuple[readcache.Stamp, UserError | None]] = {}  # clients' configs, as read
 
     # -- life -------------------------------------------------------------------------
     def serve(self) -> int:
@@ -157,10 +159,11 @@ class Daemon:
 
     def _bind(self) -> _Server:
         private_dir(self.socket.parent)
-        try:
-            self.socket.unlink()  # we hold the lock: whatever is there is a crashed daemon's
-        except FileNotFoundError:
-            pass
+        if wire.is_ours(str(self.socket)):
+            self.socket.unlink()  # we hold the lock: a socket there is a crashed daemon's
+        elif os.path.lexists(self.socket):
+            raise UserError(f"{self.socket} is in the way of the daemon's socket and is not one milestoned made",
+                            hint="move it away, then start the daemon again")
         old = os.umask(0o177)
         try:
             server = self._server = _Server(self.socket, self)
@@ -187,6 +190,9 @@ class Daemon:
             if self.stopping.is_set():
                 break
             now = time.monotonic()
+            if not self.ws.runtime_dir.is_dir():  # the repository was deleted under us
+                log.warning("%s is gone: stopping", self.ws.runtime_dir)
+                break
             try:
                 with self.work:
                     if changes:
@@ -457,6 +463,7 @@ class Daemon:
         ws.require_initialized()
         if legacy.pending(ws):
             raise UserError("files of an earlier version wait to be imported")
+        self._config_reads(ws)
         if ws.worktree == self.ws.worktree:
             return self.engine
         engine = self._engines.get(ws.worktree)
@@ -465,6 +472,22 @@ class Daemon:
                 self._engines.clear()
             engine = self._engines[ws.worktree] = Engine(ws)
         return engine
+
+    def _config_reads(self, ws: Workspace) -> None:
+        """Raise what reading the client's ``config.yaml`` raises (the full command line reports
+        it; a daemon answering on would hide it), remembered per version of the file."""
+        path = ws.config_path
+        stamp = readcache.stamp(path)
+        known = self._configs.get(path)
+        if known is None or known[0] != stamp:
+            try:
+                load_config(path)
+                known = (stamp, None)
+            except UserError as exc:
+                known = (stamp, exc)
+            self._configs[path] = known
+        if known[1] is not None:
+            raise known[1]
 
     def _op_status(self, request: dict[str, Any]) -> bytes:
         engine = self._engine_for(request, outside=True)
@@ -528,34 +551,42 @@ class Daemon:
 
     # the agents' writes: the engine's verbs, as the command line calls them from the client's checkout
     def _op_claim(self, request: dict[str, Any]) -> bytes:
-        engine = self._engine_for(request)
-        lease = claims.lease_seconds(engine, _text(request, "lease", optional=True))
-        return self._wrote(claims.claim_next(engine, self._resolve(engine, request), _text(request, "agent"),
-                                             lease=lease))
+        lease = _text(request, "lease", optional=True)
+        return self._write(request, lambda engine, mid: claims.claim_next(
+            engine, mid, _text(request, "agent"), lease=claims.lease_seconds(engine, lease)))
 
     def _op_heartbeat(self, request: dict[str, Any]) -> bytes:
-        engine = self._engine_for(request)
-        lease = claims.lease_seconds(engine, _text(request, "lease", optional=True))
-        return self._wrote(claims.heartbeat(engine, self._resolve(engine, request), _text(request, "agent"),
-                                            _text(request, "task_id", optional=True), lease=lease))
+        lease, task_id = _text(request, "lease", optional=True), _text(request, "task_id", optional=True)
+        return self._write(request, lambda engine, mid: claims.heartbeat(
+            engine, mid, _text(request, "agent"), task_id, lease=claims.lease_seconds(engine, lease)))
 
     def _op_release(self, request: dict[str, Any]) -> bytes:
-        engine = self._engine_for(request)
-        return self._wrote(claims.release(engine, self._resolve(engine, request), _text(request, "agent"),
-                                          _text(request, "task_id", optional=True)))
+        task_id = _text(request, "task_id", optional=True)
+        return self._write(request, lambda engine, mid: claims.release(engine, mid, _text(request, "agent"), task_id))
 
     def _op_done(self, request: dict[str, Any]) -> bytes:
+        task_id = _text(request, "task_id", optional=True)
+        return self._write(request, lambda engine, mid: claims.done(engine, mid, _text(request, "agent"), task_id))
+
+    def _write(self, request: dict[str, Any], act: Callable[[Engine, str], dict[str, Any]]) -> bytes:
+        """``act`` for a client that waits for the answer until its ``deadline`` and then does the
+        write itself from the files: so it is done only if the engine lock is ours before then
+        (a request read late — the daemon stopped, or busy — changes nothing)."""
+        deadline = request.get("deadline")
+        if not isinstance(deadline, (int, float)) or isinstance(deadline, bool):
+            raise UserError("a write needs its client's deadline")
         engine = self._engine_for(request)
-        return self._wrote(claims.done(engine, self._resolve(engine, request), _text(request, "agent"),
-                                       _text(request, "task_id", optional=True)))
+        mid = self._resolve(engine, request)
+        with engine.transaction():
+            if time.time() > deadline:
+                raise RuntimeFailure("the client gave up waiting; it does this itself")
+            answer = act(engine, mid)
+        self._refresh(answer["milestone_id"])
+        return _ok(answer)
 
     @staticmethod
     def _resolve(engine: Engine, request: dict[str, Any]) -> str:
         return engine.resolve(_text(request, "milestone", optional=True))
-
-    def _wrote(self, answer: dict[str, Any]) -> bytes:
-        self._refresh(answer["milestone_id"])
-        return _ok(answer)
 
     def _op_blockers(self, request: dict[str, Any]) -> bytes:
         if request.get("milestone") is None and self.engine.current_id() is None:

@@ -84,7 +84,10 @@ class ViewCache:
         except NotAMilestone:
             raise
         except UserError as exc:
-            self.errors[milestone_id] = str(exc)
+            if self.engine.exists(milestone_id):  # its file does not read: say so until it does
+                self.errors[milestone_id] = str(exc)
+            else:  # no such milestone (a typo in a request): nothing to remember
+                self.forget(milestone_id)
             raise
         self.errors.pop(milestone_id, None)
         return entry

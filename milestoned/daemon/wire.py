@@ -71,9 +71,15 @@ def _client() -> dict[str, object]:
     return {"version": __version__, "pinned_now": os.environ.get("MILESTONED_NOW")}
 
 
+_silent: set[str] = set()  # sockets that let this process wait in vain: not asked again
+
+
 def exchange_line(path: str, payload: dict[str, object], timeout: float) -> bytes | None:
-    """One request line out, one whole answer line back; None on any failure to talk."""
-    if not is_ours(path):
+    """One request line out, one whole answer line back; None on any failure to talk.
+
+    A daemon that let the timeout pass (stopped, wedged) is not asked again by this process:
+    the thin path's wait is not followed by the full path's."""
+    if path in _silent or not is_ours(path):
         return None
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as sock:
@@ -89,7 +95,10 @@ def exchange_line(path: str, payload: dict[str, object], timeout: float) -> byte
                 if not chunk:
                     return None  # closed before a whole line: torn
                 chunks.append(chunk)
-    except OSError:  # no socket, nobody listening (a crash's leftover), timed out, reset
+    except TimeoutError:
+        _silent.add(path)
+        return None
+    except OSError:  # no socket, nobody listening (a crash's leftover), reset
         return None
     line = b"".join(chunks)
     return line if line.index(b"\n") == len(line) - 1 else None  # one line, nothing after it

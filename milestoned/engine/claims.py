@@ -49,8 +49,10 @@ def lease_seconds(engine: Engine, lease: str | None) -> float:
     if lease is None:
         return load_config(engine.ws.config_path).lease
     seconds = clock.parse_duration(lease)
-    if seconds is None or seconds <= 0:
+    if seconds is None:
         raise UserError(f"--lease {lease!r} is not a duration", hint="write e.g. 90s, 30m or 1h")
+    if seconds <= 0:
+        raise UserError(f"--lease {lease!r} would run out at once", hint="give a lease longer than 0, e.g. 30m")
     return seconds
 
 
