@@ -271,3 +271,18 @@ def test_a_stale_expiry_merged_from_another_clone_does_not_undo_the_new_claim() 
     done = {**base, "id": "c", "clock": 3, "event": "task_completed", "agent": "bob"}
     expiry_after_done = {**base, "id": "d", "clock": 4, "event": "claim_expired", "agent": "bob"}
     assert fold([claimed_by_b, done, expiry_after_done], initial(plan)).tasks["T1"].status == "completed"
+
+
+def test_a_claim_read_as_text_says_what_to_do(repo: Path) -> None:
+    write_milestone(repo, "m1", """
+        id: m1
+        title: agents
+        tasks:
+          - {id: T1, title: write it, prompt: "Add a /login endpoint\\nwith tests"}
+          - {id: T2, title: check it, run: [pytest, -q, "tests/a b.py"]}
+        """)
+    must("activate", "m1")
+    first = must("next", "--claim", "--agent", "a").stdout.splitlines()
+    assert first[0].startswith("a claimed T1  write it") and first[1] == "  prompt: Add a /login endpoint\\nwith tests"
+    second = must("next", "--claim", "--agent", "b").stdout.splitlines()
+    assert second[1] == "  run: pytest -q 'tests/a b.py'"

@@ -10,9 +10,11 @@ than the standard library's ``json`` until a terminal needs rich.
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 
 from milestoned.core.jsonout import json_text
+from milestoned.core.text import visible
 from milestoned.model.statuses import RUNNING
 
 TYPE_CHECKING = False  # typing itself costs the thin path a few ms
@@ -107,6 +109,11 @@ def claimed(answer: dict[str, Any], as_json: bool) -> None:
         return
     verb = "still holds" if answer["already_held"] else "claimed"
     say(f"{answer['agent']} {verb} {task['id']}  {task['title']}  (lease until {task['lease_until']})")
+    if task.get("prompt"):  # what to do, for an agent that reads lines
+        say(f"  prompt: {visible(task['prompt'])}")
+    if task.get("run"):
+        run = task["run"]
+        say(f"  run: {visible(run if isinstance(run, str) else shlex.join(run))}")
 
 
 def renewed(answer: dict[str, Any], as_json: bool) -> tuple[str, str] | None:
