@@ -22,24 +22,10 @@ from milestoned.cli.base import (
 
 if TYPE_CHECKING:
     from milestoned.engine.engine import Engine
-    from milestoned.model.milestone import Milestone
 
 agent_option = click.option("--agent", required=True, help="The agent's name, as given to `next --claim`.")
 lease_option = click.option("--lease", default=None,
                             help="How long the claim holds without a heartbeat (default: claims.lease, 30m).")
-
-
-def _expire_lapsed(engine: Engine, milestone_id: str) -> Milestone:
-    """The milestone to read, after giving back tasks whose lease ran out (a read that records it)."""
-    # start-up: loaded only when this command runs
-    from milestoned.engine import claims
-
-    ms = engine.load(milestone_id)
-    if claims.has_lapsed_leases(ms):
-        with engine.transaction() as txn:
-            ms = txn.milestone(milestone_id)
-            claims.expire(txn, ms)
-    return ms
 
 
 @cli.command("next")
@@ -67,8 +53,10 @@ def next_(milestone: str | None, as_json: bool, claim: bool, agent: str | None, 
         return
     if agent or lease or remote:
         raise UserError("--agent, --lease and --remote go with --claim", hint="add --claim to take a task")
-    ms = _expire_lapsed(engine, mid)
-    answers.ready(views.ready_view(ms), as_json)
+    # start-up: loaded only when this command runs
+    from milestoned.engine import claims
+
+    answers.ready(views.ready_view(claims.load(engine, mid)), as_json)
 
 
 def _claim(engine: Engine, mid: str, agent: str | None, lease: str | None, remote: str | None, as_json: bool) -> None:

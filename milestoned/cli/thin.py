@@ -97,9 +97,7 @@ def answer(argv: list[str]) -> int | None:
         cwd = os.getcwd()
     except OSError:
         return None  # the directory is gone: the full path says so
-    root, worktree, _git_dir, common_dir = gitdirs.locate(cwd)
-    if not any(os.path.isdir(os.path.join(place, gitdirs.STATE_DIR)) for place in (worktree, root)):
-        return None
+    root, _worktree, _git_dir, common_dir = gitdirs.locate(cwd)  # the daemon checks the rest (an initialized checkout)
     as_json = bool(request.pop("json"))
     path = wire.socket_path_for(gitdirs.state_dir(root, common_dir))
     if request["op"] in WRITES:

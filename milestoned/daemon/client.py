@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +60,6 @@ def ping(ws: Workspace, *, timeout: float = 2.0) -> dict[str, Any] | None:
 @dataclass(frozen=True)
 class StatusAnswer:
     raw: bytes  # the view as ``--json`` prints it when piped (compact, one line)
-    notes: list[str] = field(default_factory=list)  # what status warns of first (a command awaiting trust)
 
     def view(self) -> dict[str, Any]:
         view: dict[str, Any] = json.loads(self.raw)  # the daemon's status result: always an object
@@ -70,4 +69,4 @@ class StatusAnswer:
 def status(ws: Workspace, milestone: str | None, *, timeout: float = ANSWER_TIMEOUT) -> StatusAnswer | None:
     """The ``status`` view from the daemon, for a client standing in the current directory."""
     found = wire.result_bytes(_exchange(ws, wire.status_request(milestone), timeout))
-    return StatusAnswer(*found) if found is not None else None
+    return StatusAnswer(found[0]) if found is not None else None  # its notes: the caller reads them itself

@@ -135,7 +135,7 @@ class Daemon:
         self.socket = socket_path(ws)
         self._server: _Server | None = None
         self._engines: dict[Path, Engine] = {}  # by worktree: clients in other checkouts
-        self._configs: dict[Path, tuple[readcache.Stamp, UserError | None]] = {}  # clients' configs, as read
+        self._configs: dict[Path, tuple[readcache.Stamp, Config | UserError]] = {}  # clients' configs, as read
 
     # -- life -------------------------------------------------------------------------
     def serve(self) -> int:
@@ -473,30 +473,33 @@ class Daemon:
             engine = self._engines[ws.worktree] = Engine(ws)
         return engine
 
-    def _config_reads(self, ws: Workspace) -> None:
-        """Raise what reading the client's ``config.yaml`` raises (the full command line reports
+    def _config_reads(self, ws: Workspace) -> Config:
+        """The client's ``config.yaml``, or what reading it raises (the full command line reports
         it; a daemon answering on would hide it), remembered per version of the file."""
         path = ws.config_path
         stamp = readcache.stamp(path)
         known = self._configs.get(path)
         if known is None or known[0] != stamp:
             try:
-                load_config(path)
-                known = (stamp, None)
+                known = (stamp, load_config(path))
             except UserError as exc:
                 known = (stamp, exc)
             self._configs[path] = known
-        if known[1] is not None:
+        if isinstance(known[1], UserError):
             raise known[1]
+        return known[1]
 
     def _op_status(self, request: dict[str, Any]) -> bytes:
         engine = self._engine_for(request, outside=True)
         cwd = request["cwd"]
-        notes = trust.status_notes(engine.ws) if engine.ws.config_path.is_file() else []
+        try:
+            notes = trust.status_notes(engine.ws, self._config_reads(engine.ws))
+        except UserError:  # only a client outside the repository gets here: `validate` says what is wrong
+            notes = []
         if request.get("milestone") is None and self.engine.current_id() is None:
             body = self.cache.overview(cwd)
         elif request.get("sync", True):
-            body = self.cache.status(self._resolve(engine, request), cwd)
+            body = self.cache.status(self._resolve(engine, request), cwd, engine)
         else:  # answer from memory as the watcher left it (to measure the watcher alone)
             entry = self.cache.known(self._resolve(engine, request))
             if entry is None:
@@ -542,12 +545,7 @@ class Daemon:
         if engine is self.engine or engine.path_of(mid) == self.cache.get(mid).path:
             self._expire_claims(mid)
             return wire.framed(self.cache.ready(mid))
-        ms = engine.load(mid)  # that checkout has a plan of its own
-        if claims.has_lapsed_leases(ms):
-            with engine.transaction() as txn:
-                ms = txn.milestone(mid)
-                claims.expire(txn, ms)
-        return _ok(views.ready_view(ms))
+        return _ok(views.ready_view(claims.load(engine, mid)))  # that checkout has a plan of its own
 
     # the agents' writes: the engine's verbs, as the command line calls them from the client's checkout
     def _op_claim(self, request: dict[str, Any]) -> bytes:

@@ -25,7 +25,6 @@ from milestoned.core.jsonout import json_text
 from milestoned.engine import claims
 from milestoned.engine.engine import Engine
 from milestoned.files import readcache
-from milestoned.files.workspace import Workspace
 from milestoned.model import views
 from milestoned.model.milestone import RECENT_EVENTS, Milestone
 from milestoned.model.plan import NotAMilestone
@@ -137,18 +136,16 @@ class ViewCache:
         return compact_json(views.status(milestone))
 
     # -- answers --------------------------------------------------------------------
-    def status(self, milestone_id: str, cwd: str) -> bytes:
+    def status(self, milestone_id: str, cwd: str, seen_from: Engine | None = None) -> bytes:
+        """The view for a client in ``cwd``, whose checkout ``seen_from`` reads (default: ours; the
+        same state, through its own plan when it has one)."""
         entry = self.get(milestone_id)
         if cwd == os.getcwd():
             return entry.rendered
         shown = entry.elsewhere.get(cwd)
         if shown is None:  # an agent in a task worktree, a person in a subdirectory: paths read differently
-            client = Workspace.discover(cwd)
-            ours = self.engine.ws
-            if client.common_dir == ours.common_dir and client.worktree != ours.worktree:
-                theirs = Engine(client)  # the same state, seen through that checkout's plan
-                if theirs.path_of(milestone_id) != entry.path:
-                    return compact_json(for_cwd(views.status(theirs.load(milestone_id)), cwd))
+            if seen_from not in (None, self.engine) and seen_from.path_of(milestone_id) != entry.path:
+                return compact_json(for_cwd(views.status(seen_from.load(milestone_id)), cwd))
             if len(entry.elsewhere) >= OTHER_DIRECTORIES:
                 entry.elsewhere.clear()
             shown = entry.elsewhere[cwd] = compact_json(for_cwd(views.status(entry.milestone), cwd))
@@ -168,8 +165,7 @@ class ViewCache:
             return False
         if entry.lease_ends is None:
             entry.lease_ends = (claims.earliest_lease(entry.milestone),)
-        ends = entry.lease_ends[0]
-        return ends is not None and claims.has_lapsed_leases(entry.milestone, ends)
+        return claims.ran_out(entry.lease_ends[0])
 
     def overview(self, cwd: str) -> bytes:
         return compact_json(for_cwd(views.overview(_FromMemory(self)), cwd))

@@ -81,6 +81,17 @@ def expire(txn: Transaction, milestone: Milestone) -> list[str]:
     return lapsed
 
 
+def load(engine: Engine, milestone_id: str) -> Milestone:
+    """The milestone as a read of the claims should see it: tasks whose lease ran out given back
+    first (a read that records it)."""
+    ms = engine.load(milestone_id)
+    if has_lapsed_leases(ms):
+        with engine.transaction() as txn:
+            ms = txn.milestone(milestone_id)
+            expire(txn, ms)
+    return ms
+
+
 def earliest_lease(milestone: Milestone) -> dt.datetime | None:
     """When the first lease of ``milestone`` runs out (None: no task is held under a lease).  The
     daemon keeps it per version of the state, so its reaper is not a walk over 10,000 tasks a second."""
@@ -89,10 +100,13 @@ def earliest_lease(milestone: Milestone) -> dt.datetime | None:
     return min(ends, default=None)
 
 
-def has_lapsed_leases(milestone: Milestone, earliest: dt.datetime | None = None) -> bool:
-    """Whether some lease ran out (``earliest``: ``earliest_lease`` as already known)."""
-    ends = earliest if earliest is not None else earliest_lease(milestone)
-    return ends is not None and ends < clock.now()
+def ran_out(earliest: dt.datetime | None) -> bool:
+    """Whether a lease ending at ``earliest`` (``earliest_lease``; None: no lease) ran out by now."""
+    return earliest is not None and earliest < clock.now()
+
+
+def has_lapsed_leases(milestone: Milestone) -> bool:
+    return ran_out(earliest_lease(milestone))
 
 
 def held_by(milestone: Milestone, agent: str) -> list[str]:

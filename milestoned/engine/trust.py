@@ -87,8 +87,7 @@ def status_notes(ws: Workspace, config: Config | None = None) -> list[str]:
             config = load_config(ws.config_path)
         except UserError:
             return []
-    return [note(c, ws.config_path) for c in waiting(ws, config)
-            if c.setting == "tests.command" and config.detect_test_failures]
+    return [note(c, ws.config_path) for c in waiting(ws, config) if config.detect_test_failures]
 
 
 def approve(engine: Engine, config: Config) -> list[Command]:

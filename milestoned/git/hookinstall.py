@@ -157,10 +157,10 @@ def _status_of(directory: Path, name: str) -> HookStatus:
 COMMIT_HOOKS = ("pre-commit", "prepare-commit-msg", "commit-msg", "post-commit")
 
 
-def only_ours_on_commit(ws: Workspace) -> bool:
-    """Whether a commit runs no hook but our own plain scripts: so one made in-process, with the
-    trailers in its message and the inbox line written (``report_commit``), skips nothing."""
-    directory = hooks_dir(ws)
+def only_ours_on_commit(directory: Path) -> bool:
+    """Whether a commit runs no hook of ``directory`` (``hooks_dir``) but our own plain scripts: so
+    one made in-process, with the trailers in its message and the inbox line written
+    (``inbox.report``), skips nothing."""
     for name in COMMIT_HOOKS:
         path = directory / name
         data = _read(path)
@@ -171,9 +171,9 @@ def only_ours_on_commit(ws: Workspace) -> bool:
     return True
 
 
-def reports_commits(ws: Workspace) -> bool:
-    """Our post-commit hook is installed and runs (it tells the inbox of each commit)."""
-    return _status_of(hooks_dir(ws), "post-commit").state in ("ours", "chained")
+def reports_commits(directory: Path) -> bool:
+    """Our post-commit hook is installed in ``directory`` and runs (it tells the inbox of each commit)."""
+    return _status_of(directory, "post-commit").state in ("ours", "chained")
 
 
 def status(ws: Workspace) -> list[HookStatus]:

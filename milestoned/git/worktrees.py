@@ -117,9 +117,10 @@ class Worktrees:
         # leftovers are committed in-process (a task's end is on the critical path: two git processes
         # cost more than the commit) unless git would run something we cannot: a hook of the user's,
         # a signature, a filter driver
+        hooks = hookinstall.hooks_dir(ws)  # one git process, at the start of the run
         self._commit_in_process = (not self._external_filters and not _config_true(self.repo, "commit.gpgsign")
-                                   and hookinstall.only_ours_on_commit(ws))
-        self._report_commits = self._commit_in_process and hookinstall.reports_commits(ws)
+                                   and hookinstall.only_ours_on_commit(hooks))
+        self._report_commits = self._commit_in_process and hookinstall.reports_commits(hooks)
 
     # -- names and places ---------------------------------------------------------------
     def path(self, task_id: str) -> Path:
