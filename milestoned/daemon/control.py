@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import json
 import os
 import signal
 import stat
@@ -24,7 +23,7 @@ from typing import Any
 from milestoned.core.errors import RuntimeFailure
 from milestoned.daemon import client
 from milestoned.daemon.client import socket_path
-from milestoned.files.durable import open_append
+from milestoned.files.durable import open_append, read_json
 from milestoned.files.workspace import Workspace
 from milestoned.git import queries as gitutil
 
@@ -48,11 +47,7 @@ def private_dir(path: Path) -> None:
 
 def read_record(ws: Workspace) -> dict[str, Any] | None:
     """What the running (or crashed) daemon wrote about itself: pid, socket, start time."""
-    try:
-        data = json.loads((ws.runtime_dir / RECORD_NAME).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+    return read_json(ws.runtime_dir / RECORD_NAME)
 
 
 def try_lock(path: Path) -> int | None:

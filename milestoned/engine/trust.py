@@ -20,7 +20,7 @@ from pathlib import Path
 from milestoned.core import clock
 from milestoned.core.errors import UserError
 from milestoned.engine.engine import Engine
-from milestoned.files.durable import atomic_write
+from milestoned.files.durable import atomic_write, read_json
 from milestoned.files.workspace import Workspace
 from milestoned.model.config import Config, load_config
 
@@ -47,11 +47,7 @@ def _record(ws: Workspace) -> Path:
 
 
 def _approved(ws: Workspace) -> dict[str, dict[str, object]]:
-    try:
-        data = json.loads(_record(ws).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    approved = data.get("approved") if isinstance(data, dict) else None
+    approved = (read_json(_record(ws)) or {}).get("approved")
     return approved if isinstance(approved, dict) else {}
 
 

@@ -13,13 +13,14 @@ whatever the umask it was started with (``private_umask``).
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from milestoned.core.errors import RuntimeFailure, UserError
 
@@ -54,6 +55,16 @@ def open_append(path: Path, mode: int = 0o600) -> int:
 def open_fresh(path: Path, mode: int = 0o600) -> int:
     """A descriptor writing ``path`` from empty (a log of one run), never through a link."""
     return _open_no_link(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    """A JSON object milestoned keeps in a file of its own (a record, a ledger); None when the file is
+    missing, unreadable, damaged or holds something else: the caller starts afresh."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def atomic_write(path: Path, data: str | bytes, mode: int = 0o644, *, durable: bool = True) -> None:

@@ -35,7 +35,7 @@ from typing import Any
 
 from milestoned.core.errors import UserError
 from milestoned.core.ids import id_problem
-from milestoned.files.durable import atomic_write
+from milestoned.files.durable import atomic_write, read_json
 from milestoned.files.inbox import ensure_dir
 from milestoned.files.workspace import Workspace
 from milestoned.git import refwatch
@@ -272,11 +272,7 @@ def _config_get_all(ws: Workspace, key: str) -> list[str]:
 
 def _configure(ws: Workspace) -> dict[str, str]:
     """Set what notes need; remember what we set so uninstall can take exactly that back."""
-    try:
-        recorded = json.loads(_config_record(ws).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        recorded = {}
-    record: dict[str, str] = recorded if isinstance(recorded, dict) else {}
+    record: dict[str, str] = read_json(_config_record(ws)) or {}
     if NOTES_REF not in _config_get_all(ws, "notes.rewriteRef"):
         run_git(["config", "--add", "notes.rewriteRef", NOTES_REF], ws.worktree)
         record["notes.rewriteRef"] = NOTES_REF
@@ -290,9 +286,8 @@ def _configure(ws: Workspace) -> dict[str, str]:
 
 
 def _unconfigure(ws: Workspace) -> None:
-    try:
-        record = json.loads(_config_record(ws).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    record = read_json(_config_record(ws))
+    if record is None:
         return
     for key, value in record.items():
         if key == "notes.rewriteRef":

@@ -34,7 +34,7 @@ from typing import Any
 
 from milestoned.core.errors import UserError, display_path
 from milestoned.files import jsonsplice
-from milestoned.files.durable import atomic_write
+from milestoned.files.durable import atomic_write, read_json
 from milestoned.files.workspace import Workspace
 
 SERVER_NAME = "milestoned"
@@ -124,11 +124,7 @@ def _digest(text: str | None) -> str | None:
 
 
 def _records(ws: Workspace) -> dict[str, Any]:
-    try:
-        data = json.loads((ws.state_dir / RECORD).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+    return read_json(ws.state_dir / RECORD) or {}
 
 
 def _save_records(ws: Workspace, records: dict[str, Any]) -> None:

@@ -28,10 +28,9 @@ from pydantic import Field
 
 from milestoned import __version__
 from milestoned.core.errors import MilestonedError
-from milestoned.engine import claims
+from milestoned.engine import claims, ingest
 from milestoned.engine.engine import Engine
 from milestoned.files.workspace import Workspace
-from milestoned.git import refwatch
 from milestoned.mcp import stdio
 from milestoned.model import views
 
@@ -63,14 +62,10 @@ class Tools:
 
     def meant(self, milestone: str | None) -> str:
         """The milestone meant, after taking in the commits that wait (as every command does first)."""
-        if refwatch.waiting(self.engine.ws):
-            # start-up: the ingest machinery loads only when commits wait to be read
-            from milestoned.engine.ingest import drain
-
-            try:
-                drain(self.engine)
-            except MilestonedError as exc:
-                log.warning("commits not fully taken in (the next call tries again): %s", exc)
+        try:
+            ingest.drain(self.engine)  # a few stat calls when nothing waits
+        except MilestonedError as exc:
+            log.warning("commits not fully taken in (the next call tries again): %s", exc)
         return self.engine.resolve(milestone)
 
     def call(self, verb: Callable[[], dict[str, Any]]) -> CallToolResult:
