@@ -51,6 +51,7 @@ records those events (a note line holds only milestone, task, session and event)
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from milestoned.core.errors import UserError
@@ -132,11 +133,10 @@ class CommitLedger:
 class _Drain:
     """One drain: the commits to read, the milestones they touch, the notes to write."""
 
-    def __init__(self, engine: Engine, txn: Transaction, commits: list[Commit], branches: dict[str, str],
+    def __init__(self, engine: Engine, txn: Transaction, branches: dict[str, str],
                  rewrites: dict[str, list[str]]) -> None:
         self.engine, self.txn, self.ws = engine, txn, engine.ws
-        self.by_sha = {c.sha: c for c in commits}
-        self.order = commits
+        self.by_sha: dict[str, Commit] = {}  # every commit read, in order
         self.branches = branches  # sha -> the branch a hook saw it made on
         self.rewrites = rewrites  # new sha -> the shas it replaced
         self.ledgers: dict[str, CommitLedger | None] = {}
@@ -146,11 +146,22 @@ class _Drain:
         self.ingested = 0
         self.finished: set[tuple[str, str]] = set()  # (milestone, task) completed by a commit
         self._patch_ids: dict[str, str] = {}
+        self._verdicts: dict[tuple[str, str, str], tuple[int, Refusal | None]] = {}
 
+    def take(self, commits: Iterable[Commit]) -> None:
+        """Read commits, parents first, applying each as it comes (while git prints the next ones).
 
-    def run(self) -> None:
-        for commit in self.order:
-            self.ingest(commit)
+        A rewritten commit inherits the rows of the one it replaced, which a later walk may bring
+        (amended away, no ref reaches it): with rewrites in the drain, ``finish`` applies them all."""
+        for commit in commits:
+            self.by_sha[commit.sha] = commit
+            if not self.rewrites:
+                self.ingest(commit)
+
+    def finish(self) -> None:
+        if self.rewrites:
+            for commit in list(self.by_sha.values()):
+                self.ingest(commit)
         for mid, rows in self.rows.items():
             milestone = self.txn.milestone(mid)
             self.txn.record(milestone, "commits_ingested", commits=rows)
@@ -219,7 +230,7 @@ class _Drain:
         milestone = self.txn.milestone(ledger.milestone_id)
         for task_id, move in intent.moves:
             completes = move == "task_completed"
-            refusal = (lifecycle.can_complete if completes else lifecycle.can_start)(milestone, task_id)
+            refusal = self._verdict(milestone, task_id, move)
             if refusal is not None and refusal.kind in ("already", "state"):
                 # already where the commit would take it (ingested late, say): credit it
                 self._row(ledger, commit.sha, task_id, "commit_ingested", milestone.state.session_id)
@@ -242,6 +253,17 @@ class _Drain:
                 lifecycle.start(self.txn, milestone, task_id, force=refusal is not None, commit=commit.sha,
                                 via="commit")
             self._note(commit.sha, ledger.add(commit.sha, task_id, move, milestone.state.session_id))
+
+    def _verdict(self, milestone: Milestone, task_id: str, move: str) -> Refusal | None:
+        """The life cycle's rule for a move, asked again only once the milestone changed (its clock
+        moves with every event): thousands of commits of one task get the same answer."""
+        key = (milestone.id, task_id, move)
+        known = self._verdicts.get(key)
+        if known is not None and known[0] == milestone.state.clock:
+            return known[1]
+        refusal = (lifecycle.can_complete if move == "task_completed" else lifecycle.can_start)(milestone, task_id)
+        self._verdicts[key] = (milestone.state.clock, refusal)
+        return refusal
 
     def _refuse(self, ledger: CommitLedger, milestone: Milestone, commit: Commit, task_id: str, refusal: Refusal) -> None:
         self.txn.record(milestone, "commit_refused", commit=commit.sha, task_id=task_id, reason=refusal.message,
@@ -317,20 +339,17 @@ def _drain_in(txn: Transaction) -> int:
     for entry in entries:
         if entry.is_rewrite and entry.extra:
             rewrites.setdefault(entry.sha, []).append(entry.extra)
+    drained = _Drain(engine, txn, branches, rewrites)
     if known is None:
-        commits = walk(ws, named, None)
+        drained.take(walk(ws, named, None))
     else:  # walk the moved refs; then whatever the hooks named that no ref reaches (amended away)
         moved = {name: sha for name, sha in tips.items() if known.get(name) != sha}
-        commits = walk(ws, [n if n.startswith("refs/") else s for n, s in moved.items()], known.values())
-        seen = {c.sha for c in commits}
-        rest = [sha for sha in named if sha not in seen]
+        drained.take(walk(ws, [n if n.startswith("refs/") else s for n, s in moved.items()], known.values()))
+        rest = [sha for sha in named if sha not in drained.by_sha]
         if rest:
-            commits += walk(ws, rest, [*known.values(), *moved.values()])
-    count = 0
-    if commits:
-        drained = _Drain(engine, txn, commits, branches, rewrites)
-        drained.run()
-        count = drained.ingested
+            drained.take(walk(ws, rest, [*known.values(), *moved.values()]))
+    if drained.by_sha:
+        drained.finish()
         writing = drained.start_notes()
         txn.on_abort(writing.abandon)
         txn.after_commit(writing.finish)
@@ -341,4 +360,4 @@ def _drain_in(txn: Transaction) -> int:
         inbox.release(ws.runtime_dir, claimed)
 
     txn.after_commit(done)
-    return count
+    return drained.ingested

@@ -9,11 +9,14 @@ commits since, trailers and notes included.  Commits made by tools that run no h
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
+import tempfile
+import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -24,6 +27,7 @@ from milestoned.files.workspace import Workspace
 from milestoned.git import notes
 from milestoned.git.queries import git, git_env
 
+WALK_TIMEOUT = 600.0  # seconds a walk may take before it is given up (a wedged git)
 RACY_SECONDS = 2.0  # a ref changed this recently may change again within the same mtime tick
 _FORMAT = "%H%x1f%P%x1f%S%x1f%(trailers:key=Milestone,key=Task,key=Completes,unfold,separator=%x1e)%x1f%N"
 # our own branches (milestoned/state): plumbing commits, never task work
@@ -162,24 +166,21 @@ class Commit(NamedTuple):
         return " " in self.parents
 
 
-def _parse_log(data: bytes) -> list[Commit]:
-    commits = []
-    for record in data.decode("utf-8", "replace").split("\0"):
-        fields = record.split("\x1f", 4)
-        if len(fields) != 5 or not fields[0]:
-            continue
-        commits.append(Commit(*fields))
-    return commits
+def _record(record: bytes) -> Commit | None:
+    fields = record.decode("utf-8", "replace").split("\x1f", 4)
+    return Commit(*fields) if len(fields) == 5 and fields[0] else None
 
 
-def walk(ws: Workspace, tips: Iterable[str], stops: Iterable[str] | None) -> list[Commit]:
-    """Commits reachable from ``tips`` and not from ``stops``, parents first.
+def walk(ws: Workspace, tips: Iterable[str], stops: Iterable[str] | None) -> Iterator[Commit]:
+    """Commits reachable from ``tips`` and not from ``stops``, parents first, as git prints them.
 
-    With ``stops`` None (no refs remembered yet) only the named commits themselves.
+    With ``stops`` None (no refs remembered yet) only the named commits themselves.  A
+    generator: git spends about half of a long walk printing, and the caller applies each
+    commit meanwhile, on the other core (``bench/bench_ingest.py``).
     """
     lines = list(dict.fromkeys(tips))
     if not lines:
-        return []
+        return
     args = ["git", "log", "-z", "--source", "--ignore-missing", "--stdin", f"--notes={notes.REF}",
             f"--format={_FORMAT}"]
     if stops is None:
@@ -187,11 +188,35 @@ def walk(ws: Workspace, tips: Iterable[str], stops: Iterable[str] | None) -> lis
     else:
         args[2:2] = ["--topo-order", "--reverse"]
         lines += [f"^{s}" for s in dict.fromkeys(stops)]
-    proc = subprocess.run(args, cwd=ws.worktree, env=git_env(), input="\n".join(lines).encode() + b"\n",
-                          capture_output=True, timeout=600)
-    if proc.returncode != 0:
-        raise RuntimeFailure(f"git log failed: {proc.stderr.decode('utf-8', 'replace').strip()}")
-    return _parse_log(proc.stdout)
+    with tempfile.TemporaryFile() as errors:  # a file, not a pipe: git never waits on a full stderr
+        proc = subprocess.Popen(args, cwd=ws.worktree, env=git_env(), stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=errors)
+        assert proc.stdin is not None and proc.stdout is not None
+        timer = threading.Timer(WALK_TIMEOUT, proc.kill)
+        timer.start()
+        try:
+            with proc.stdin:
+                proc.stdin.write("\n".join(lines).encode() + b"\n")  # git reads them all before it prints
+            rest = b""
+            for chunk in iter(functools.partial(os.read, proc.stdout.fileno(), 1 << 16), b""):
+                *records, rest = (rest + chunk).split(b"\0")
+                for record in records:
+                    commit = _record(record)
+                    if commit is not None:
+                        yield commit
+            last = _record(rest)
+            if proc.wait() != 0:
+                errors.seek(0)
+                detail = errors.read().decode("utf-8", "replace").strip() or f"exit status {proc.returncode}"
+                raise RuntimeFailure(f"git log failed: {detail}")
+            if last is not None:
+                yield last
+        finally:
+            timer.cancel()
+            if proc.poll() is None:  # the caller stopped early (a failure while applying)
+                proc.kill()
+                proc.wait()
+            proc.stdout.close()
 
 
 def patch_ids(ws: Workspace, shas: Iterable[str]) -> dict[str, str]:
