@@ -395,3 +395,39 @@ def test_a_flood_of_trailers_is_capped_and_the_excess_refused_in_one_event(activ
     assert [e["reason"] for e in refused if e.get("task_id") is None] == [
         f"10001 task trailers, more than {MAX_MOVES}: the first {MAX_MOVES} are read, the rest refused"]
     assert len(json.loads(invoke("events", "m1", "--json", "-n", "0").stdout)["events"]) < 100
+
+
+def test_one_drain_judges_each_commit_on_the_state_the_commits_before_it_left(active: Path) -> None:
+    """Commits read in one drain, parents first: a refusal is asked again once an earlier commit changed
+    the milestone, and repeats of one move are credited, not applied twice."""
+    early = [commit(active, f"T2 too early {i}", "Completes: T2") for i in range(2)]
+    commit(active, "T1 done", "Completes: T1")
+    late = commit(active, "T2 now", "Completes: T2")
+    t3 = [commit(active, f"T3 work {i}", "Task: T3") for i in range(3)]
+    assert len(inbox_lines(active)) == 7  # nothing drained yet: the next command reads all seven
+    assert statuses() == {"T1": "completed", "T2": "completed", "T3": "in_progress"}
+    assert [e["commit"] for e in events("commit_refused")] == early
+    assert [e["commit"] for e in events("task_completed") if e["task_id"] == "T2"] == [late]
+    assert [e["commit"] for e in events("task_started") if e["task_id"] == "T3"] == [t3[0]]
+    for sha in t3[1:]:
+        note = git("notes", "--ref=milestoned", "show", sha, cwd=active)
+        assert json.loads(note) == {"event": "commit_ingested", "milestone": "m1", "session": events(
+            "task_started")[-1]["session_id"], "task": "T3"}
+
+
+def test_a_walk_git_cannot_finish_takes_nothing_in_and_the_next_drain_does(active: Path) -> None:
+    must("hooks", "uninstall")  # found by reconciling the moved branch
+    commit(active, "start T1", "Task: T1")
+    middle = commit(active, "T1 done", "Completes: T1")
+    commit(active, "start T3", "Task: T3")
+    loose = active / ".git" / "objects" / middle[:2] / middle[2:]
+    good = loose.read_bytes()
+    loose.chmod(0o644)
+    loose.write_bytes(b"not a git object")
+    result = invoke("status", "m1", "--json")
+    assert result.exit_code == 0
+    assert "milestoned: warning: commits not fully taken in" in result.stderr and "git log failed" in result.stderr
+    assert {t["id"]: t["status"] for t in json.loads(result.stdout)["tasks"]} == {
+        "T1": "pending", "T2": "pending", "T3": "pending"}
+    loose.write_bytes(good)
+    assert statuses() == {"T1": "completed", "T2": "pending", "T3": "in_progress"}
