@@ -431,3 +431,27 @@ def test_a_walk_git_cannot_finish_takes_nothing_in_and_the_next_drain_does(activ
         "T1": "pending", "T2": "pending", "T3": "pending"}
     loose.write_bytes(good)
     assert statuses() == {"T1": "completed", "T2": "pending", "T3": "in_progress"}
+
+
+def test_damaged_inbox_lines_are_skipped_and_the_sound_ones_read(active: Path) -> None:
+    """A power loss leaves NUL runs and torn lines; a stray writer leaves anything.  Commits made and
+    reset away, so that only the inbox names them."""
+    must("hooks", "uninstall")
+    base = git("rev-parse", "HEAD", cwd=active)
+    t1 = commit(active, "start T1", "Task: T1")
+    t3 = commit(active, "start T3", "Task: T3")
+    git("reset", "-q", "--hard", base, cwd=active)
+    zero = "0" * 40
+    lines = [
+        "\0" * 300 + f"1\tcommit\t{t3}\trefs/heads/main\t\t{active}",  # NULs before: not a line we wrote
+        f"1\tcommit\t{t1}\trefs/heads/main\tnot-a-sha\t{active}",  # a bad EXTRA is dropped, the line kept
+        f"1\tbogus\t{t3}\trefs/heads/main\t\t{active}",
+        f"1\tcommit\t{zero}\trefs/heads/main\t\t{active}",
+        f"2\tcommit\t{t3}\trefs/heads/main\t\t{active}",
+        f"1\tcommit\t{t3[:39]}\trefs/heads/main\t\t{active}",
+        f"1\tcommit\t{t3}",
+    ]
+    (active / ".git/milestoned/inbox").write_bytes(("\n".join(lines) + "\n").encode() + b"1\tcommit\t" + t3.encode())
+    assert statuses() == {"T1": "in_progress", "T2": "pending", "T3": "pending"}
+    started = events("task_started")
+    assert [(e["task_id"], e["commit"]) for e in started] == [("T1", t1)]
