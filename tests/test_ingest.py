@@ -455,3 +455,17 @@ def test_damaged_inbox_lines_are_skipped_and_the_sound_ones_read(active: Path) -
     assert statuses() == {"T1": "in_progress", "T2": "pending", "T3": "pending"}
     started = events("task_started")
     assert [(e["task_id"], e["commit"]) for e in started] == [("T1", t1)]
+
+
+def test_a_drain_leaves_the_garbage_collector_as_it_found_it(active: Path) -> None:
+    """The collector is paused while a drain runs (a daemon's whole heap would be walked), never left off."""
+    import gc
+
+    commit(active, "start T1", "Task: T1")
+    assert gc.isenabled() and drain_here() == 1 and gc.isenabled()
+    commit(active, "start T3", "Task: T3")
+    gc.disable()
+    try:
+        assert drain_here() == 1 and not gc.isenabled()
+    finally:
+        gc.enable()
