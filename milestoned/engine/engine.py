@@ -348,7 +348,8 @@ class Transaction:
         self._aborted.append(action)
 
     def abort(self) -> None:
-        for action in self._aborted:
+        aborted, self._after, self._aborted = self._aborted, [], []
+        for action in aborted:
             with contextlib.suppress(Exception):  # the failure being raised is the one to report
                 action()
 
@@ -375,8 +376,11 @@ class Transaction:
         for milestone in self._milestones.values():
             if milestone.id not in self._merged:
                 self._append(milestone)
-        for action in self._after:
+        after, self._after = self._after, []
+        for action in after:
             action()
+        self._aborted = []  # dropped once run: what they hold (a drain's commits, which hold this
+        # transaction) is then freed on return by reference counting, not left to a full collection
 
     def _append(self, milestone: Milestone) -> None:
         if not milestone.pending:

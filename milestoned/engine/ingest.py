@@ -65,13 +65,13 @@ from milestoned.git.hookinstall import let_go_of_finished
 from milestoned.git.notes import line
 from milestoned.git.refwatch import (
     Commit,
+    Walk,
     fingerprint,
     load_tips,
     patch_ids,
     read_tips,
     remember_refs,
     waiting,
-    walk,
 )
 from milestoned.git.trailers import Intent, intent_of, note_milestones
 
@@ -135,12 +135,14 @@ class CommitLedger:
 class _Drain:
     """One drain: the commits to read, the milestones they touch, the notes to write."""
 
-    def __init__(self, engine: Engine, txn: Transaction, branches: dict[str, str],
-                 rewrites: dict[str, list[str]]) -> None:
+    def __init__(self, engine: Engine, txn: Transaction, entries: list[inbox.Entry]) -> None:
         self.engine, self.txn, self.ws = engine, txn, engine.ws
         self.by_sha: dict[str, Commit] = {}  # every commit read, in order
-        self.branches = branches  # sha -> the branch a hook saw it made on
-        self.rewrites = rewrites  # new sha -> the shas it replaced
+        self.branches = {e.sha: e.ref for e in entries if e.kind == "commit" and e.ref}  # the branch a hook saw
+        self.rewrites: dict[str, list[str]] = {}  # new sha -> the shas it replaced
+        for entry in entries:
+            if entry.is_rewrite and entry.extra:
+                self.rewrites.setdefault(entry.sha, []).append(entry.extra)
         self.ledgers: dict[str, CommitLedger | None] = {}
         self.rows: dict[str, list[list[Any]]] = {}  # milestone -> commits_ingested rows
         self.notes: dict[str, list[str]] = {}  # sha -> note lines
@@ -346,25 +348,23 @@ def _drain_in(txn: Transaction) -> int:
     assert ws.common_dir is not None
     inbox.ensure_dir(ws.runtime_dir)
     claimed = inbox.claim(ws.runtime_dir)
-    entries = inbox.read(claimed)
     stamp, racy = fingerprint(ws.common_dir)
     known = load_tips(ws)
     tips = read_tips(ws)
-    named = [e.sha for e in entries]
-    branches = {e.sha: e.ref for e in entries if e.kind == "commit" and e.ref}
-    rewrites: dict[str, list[str]] = {}
-    for entry in entries:
-        if entry.is_rewrite and entry.extra:
-            rewrites.setdefault(entry.sha, []).append(entry.extra)
-    drained = _Drain(engine, txn, branches, rewrites)
-    if known is None:
-        drained.take(walk(ws, named, None))
-    else:  # walk the moved refs; then whatever the hooks named that no ref reaches (amended away)
-        moved = {name: sha for name, sha in tips.items() if known.get(name) != sha}
-        drained.take(walk(ws, [n if n.startswith("refs/") else s for n, s in moved.items()], known.values()))
-        rest = [sha for sha in named if sha not in drained.by_sha]
-        if rest:
-            drained.take(walk(ws, rest, [*known.values(), *moved.values()]))
+    moved = {} if known is None else {name: sha for name, sha in tips.items() if known.get(name) != sha}
+    with contextlib.ExitStack() as walks:
+        if known is None:  # no refs remembered yet: only the commits the hooks named
+            entries = inbox.read(claimed)
+            first = walks.enter_context(Walk(ws, [e.sha for e in entries], None))
+        else:  # the moved refs, which git walks while the inbox is read
+            first = walks.enter_context(Walk(ws, [n if n.startswith("refs/") else s for n, s in moved.items()],
+                                             known.values()))
+            entries = inbox.read(claimed)
+        drained = _Drain(engine, txn, entries)
+        drained.take(first)
+        rest = [e.sha for e in entries if e.sha not in drained.by_sha]
+        if rest and known is not None:  # named by a hook, reached by no ref (amended away)
+            drained.take(walks.enter_context(Walk(ws, rest, [*known.values(), *moved.values()])))
     if drained.by_sha:
         drained.finish()
         writing = drained.start_notes()

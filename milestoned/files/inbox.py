@@ -146,7 +146,8 @@ def parse(data: bytes) -> list[Entry]:
 
     One regular expression over the whole file: a pull announces thousands of commits at once."""
     rows = _LINE.findall(data.decode("utf-8", "surrogateescape"))
-    return [Entry._make(row) if not row[3] or _is_sha(row[3]) else Entry(*row[:3], "", row[4]) for row in rows]
+    return [Entry._make(row) if not row[3] or _is_sha(row[3]) else Entry(row[0], row[1], row[2], "", row[4])
+            for row in rows]
 
 
 def read(claims: Iterable[Claim]) -> list[Entry]:

@@ -171,52 +171,72 @@ def _record(record: bytes) -> Commit | None:
     return Commit(*fields) if len(fields) == 5 and fields[0] else None
 
 
-def walk(ws: Workspace, tips: Iterable[str], stops: Iterable[str] | None) -> Iterator[Commit]:
+class Walk:
     """Commits reachable from ``tips`` and not from ``stops``, parents first, as git prints them.
 
-    With ``stops`` None (no refs remembered yet) only the named commits themselves.  A
-    generator: git spends about half of a long walk printing, and the caller applies each
-    commit meanwhile, on the other core (``bench/bench_ingest.py``).
+    With ``stops`` None (no refs remembered yet) only the named commits themselves.  git
+    starts at once, so the caller can read the inbox while git walks; iterating reads each
+    commit as git prints it, and git spends about half of a long walk printing, so the
+    caller applies each one meanwhile, on the other core (``bench/bench_ingest.py``).  Use it
+    as a context manager: leaving it stops a git still running (the caller failed).
     """
-    lines = list(dict.fromkeys(tips))
-    if not lines:
-        return
-    args = ["git", "log", "-z", "--source", "--ignore-missing", "--stdin", f"--notes={notes.REF}",
-            f"--format={_FORMAT}"]
-    if stops is None:
-        args.insert(2, "--no-walk=unsorted")
-    else:
-        args[2:2] = ["--topo-order", "--reverse"]
-        lines += [f"^{s}" for s in dict.fromkeys(stops)]
-    with tempfile.TemporaryFile() as errors:  # a file, not a pipe: git never waits on a full stderr
-        proc = subprocess.Popen(args, cwd=ws.worktree, env=git_env(), stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, stderr=errors)
-        assert proc.stdin is not None and proc.stdout is not None
-        timer = threading.Timer(WALK_TIMEOUT, proc.kill)
-        timer.start()
-        try:
-            with proc.stdin:
-                proc.stdin.write("\n".join(lines).encode() + b"\n")  # git reads them all before it prints
-            rest = b""
-            for chunk in iter(functools.partial(os.read, proc.stdout.fileno(), 1 << 16), b""):
-                *records, rest = (rest + chunk).split(b"\0")
-                for record in records:
-                    commit = _record(record)
-                    if commit is not None:
-                        yield commit
-            last = _record(rest)
-            if proc.wait() != 0:
-                errors.seek(0)
-                detail = errors.read().decode("utf-8", "replace").strip() or f"exit status {proc.returncode}"
-                raise RuntimeFailure(f"git log failed: {detail}")
-            if last is not None:
-                yield last
-        finally:
-            timer.cancel()
-            if proc.poll() is None:  # the caller stopped early (a failure while applying)
-                proc.kill()
-                proc.wait()
-            proc.stdout.close()
+
+    def __init__(self, ws: Workspace, tips: Iterable[str], stops: Iterable[str] | None) -> None:
+        lines = list(dict.fromkeys(tips))
+        self.proc: subprocess.Popen[bytes] | None = None
+        if not lines:
+            return
+        args = ["git", "log", "-z", "--source", "--ignore-missing", "--stdin", f"--notes={notes.REF}",
+                f"--format={_FORMAT}"]
+        if stops is None:
+            args.insert(2, "--no-walk=unsorted")
+        else:
+            args[2:2] = ["--topo-order", "--reverse"]
+            lines += [f"^{s}" for s in dict.fromkeys(stops)]
+        self.errors = tempfile.TemporaryFile()  # a file, not a pipe: git never waits on a full stderr
+        self.proc = subprocess.Popen(args, cwd=ws.worktree, env=git_env(), stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=self.errors)
+        self.timer = threading.Timer(WALK_TIMEOUT, self.proc.kill)
+        self.timer.start()
+        assert self.proc.stdin is not None
+        with self.proc.stdin:  # git reads every line before it prints
+            self.proc.stdin.write("\n".join(lines).encode() + b"\n")
+
+    def __enter__(self) -> Walk:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __iter__(self) -> Iterator[Commit]:
+        if self.proc is None:
+            return
+        assert self.proc.stdout is not None
+        rest = b""
+        for chunk in iter(functools.partial(os.read, self.proc.stdout.fileno(), 1 << 16), b""):
+            *records, rest = (rest + chunk).split(b"\0")
+            for record in records:
+                commit = _record(record)
+                if commit is not None:
+                    yield commit
+        last = _record(rest)
+        if self.proc.wait() != 0:
+            self.errors.seek(0)
+            detail = self.errors.read().decode("utf-8", "replace").strip() or f"exit status {self.proc.returncode}"
+            raise RuntimeFailure(f"git log failed: {detail}")
+        if last is not None:
+            yield last
+
+    def close(self) -> None:
+        if self.proc is None:
+            return
+        self.timer.cancel()
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        assert self.proc.stdout is not None
+        self.proc.stdout.close()
+        self.errors.close()
 
 
 def patch_ids(ws: Workspace, shas: Iterable[str]) -> dict[str, str]:
