@@ -166,9 +166,12 @@ class Commit(NamedTuple):
         return " " in self.parents
 
 
-def _record(record: bytes) -> Commit | None:
-    fields = record.decode("utf-8", "replace").split("\x1f", 4)
-    return Commit(*fields) if len(fields) == 5 and fields[0] else None
+def _commits(records: bytes) -> Iterator[Commit]:
+    """The commits in NUL-separated records of ``_FORMAT``."""
+    for record in records.decode("utf-8", "replace").split("\0"):
+        fields = record.split("\x1f", 4)
+        if len(fields) == 5 and fields[0]:
+            yield Commit._make(fields)
 
 
 class Walk:
@@ -197,6 +200,7 @@ class Walk:
         self.proc = subprocess.Popen(args, cwd=ws.worktree, env=git_env(), stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=self.errors)
         self.timer = threading.Timer(WALK_TIMEOUT, self.proc.kill)
+        self.timer.daemon = True  # never what keeps the process from exiting
         self.timer.start()
         assert self.proc.stdin is not None
         with self.proc.stdin:  # git reads every line before it prints
@@ -213,28 +217,30 @@ class Walk:
             return
         assert self.proc.stdout is not None
         rest = b""
-        for chunk in iter(functools.partial(os.read, self.proc.stdout.fileno(), 1 << 16), b""):
-            *records, rest = (rest + chunk).split(b"\0")
-            for record in records:
-                commit = _record(record)
-                if commit is not None:
-                    yield commit
-        last = _record(rest)
-        if self.proc.wait() != 0:
-            self.errors.seek(0)
-            detail = self.errors.read().decode("utf-8", "replace").strip() or f"exit status {self.proc.returncode}"
-            raise RuntimeFailure(f"git log failed: {detail}")
-        if last is not None:
-            yield last
+        try:
+            for chunk in iter(functools.partial(os.read, self.proc.stdout.fileno(), 1 << 16), b""):
+                data = rest + chunk
+                cut = data.rfind(b"\0")
+                if cut < 0:
+                    rest = data
+                    continue
+                rest = data[cut + 1:]
+                yield from _commits(data[:cut])  # whole records only: a character never splits
+            if self.proc.wait() != 0:
+                self.errors.seek(0)
+                detail = self.errors.read().decode("utf-8", "replace").strip() or f"exit status {self.proc.returncode}"
+                raise RuntimeFailure(f"git log failed: {detail}")
+        finally:
+            self.close()
+        yield from _commits(rest)
 
     def close(self) -> None:
-        if self.proc is None:
+        if self.proc is None or self.proc.stdout is None or self.proc.stdout.closed:
             return
         self.timer.cancel()
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
-        assert self.proc.stdout is not None
         self.proc.stdout.close()
         self.errors.close()
 
