@@ -39,7 +39,7 @@ GRACE = 2.0  # seconds a drained file must stay unchanged before it is deleted
 KINDS = frozenset({"commit", "merge", "amend", "rebase", "checkout"})
 _HEX = "0123456789abcdef"
 # 1 KIND SHA REF EXTRA WORKTREE: a full object name, not the all-zero one; EXTRA is checked apart
-_LINE = re.compile(r"^1\t(%s)\t(?!0+\t)([0-9a-f]{40}(?:[0-9a-f]{24})?)\t([^\t\n]*)\t([^\t\n]*)\t([^\n]*)$"
+_LINE = re.compile(r"^1\t(%s)\t(?!0+\t)([0-9a-f]{40}(?:[0-9a-f]{24})?)\t([^\t\n]*)\t([^\t\n]*)\t(.*)$"
                    % "|".join(sorted(KINDS)), re.MULTILINE)
 
 
