@@ -204,7 +204,7 @@ class _Drain:
             milestone = self.txn.milestone(ledger.milestone_id)
             self.txn.record(milestone, "commit_refused", commit=sha, reason=intent.problem)
             self._row(ledger, sha, None, "commit_refused", milestone.state.session_id)
-        inherited = [row for old in origins for row in ledger.rows.get(old, ())]
+        inherited = [row for old in origins for row in ledger.rows.get(old, ())] if origins else None
         if inherited:
             self.ingested += 1
             for task, event, session in inherited:
