@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -473,3 +474,31 @@ def test_a_drain_leaves_the_garbage_collector_as_it_found_it_with_nothing_to_col
         assert gc.collect() < 50  # a cycle through the transaction kept every commit read (50 commits: 300+)
     finally:
         gc.enable()
+
+
+@pytest.mark.skipif(shutil.which("ssh-keygen") is None, reason="needs ssh-keygen to sign a commit")
+def test_a_signed_commit_with_log_show_signature_set_is_read_by_its_sha(active: Path, tmp_path: Path) -> None:
+    """``log.showSignature`` makes git print the signature check before each signed commit's format."""
+    key = tmp_path / "key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    (tmp_path / "allowed").write_text(f"t@example.com {(tmp_path / 'key.pub').read_text()}")
+    for name, value in (("gpg.format", "ssh"), ("user.signingkey", str(key)), ("commit.gpgsign", "true"),
+                        ("gpg.ssh.allowedSignersFile", str(tmp_path / "allowed")), ("log.showSignature", "true")):
+        git("config", name, value, cwd=active)
+    sha = commit(active, "signed", "Completes: T1")
+    assert "Good" in git("log", "-1", cwd=active)  # git does print the check here
+    assert statuses()["T1"] == "completed"
+    assert [e["commit"] for e in events("task_completed")] == [sha]
+    assert json.loads(git("notes", "--ref=milestoned", "show", sha, cwd=active))["event"] == "task_completed"
+    assert not list((active / ".git").glob("fast_import_crash_*"))
+
+
+@pytest.mark.parametrize("name", ["inbox", "inbox.draining.1234-abcd.0"])
+def test_a_directory_where_the_inbox_goes_is_left_alone_and_commits_still_count(active: Path, name: str) -> None:
+    (active / ".git/milestoned" / name).mkdir()
+    commit(active, "start T1", "Task: T1")  # its hook cannot append: reconciliation finds the commit
+    result = invoke("status", "m1", "--json")
+    assert result.exit_code == 0, result.output
+    assert {t["id"]: t["status"] for t in json.loads(result.stdout)["tasks"]}["T1"] == "in_progress"
+    assert (active / ".git/milestoned" / name).is_dir()
+    assert invoke("events", "m1").exit_code == 0

@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import stat
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -102,10 +103,13 @@ def _claims(runtime_dir: Path) -> list[Claim]:
 
 
 def _stat(path: Path) -> os.stat_result | None:
+    """The file's status if it is a regular file: a directory or a link planted at an inbox path is
+    none of ours, never read, renamed or deleted."""
     try:
-        return os.stat(path)
+        st = os.lstat(path)
     except OSError:
         return None
+    return st if stat.S_ISREG(st.st_mode) else None
 
 
 def _size(path: Path) -> int:
@@ -158,7 +162,7 @@ def read(claims: Iterable[Claim]) -> list[Entry]:
             with claim.path.open("rb") as handle:
                 handle.seek(claim.offset)
                 data = handle.read()
-        except FileNotFoundError:
+        except OSError:  # gone (a concurrent drain), or unreadable: the next drain tries again
             continue
         whole = data[: data.rfind(b"\n") + 1]
         claim.end = claim.offset + len(whole)

@@ -189,8 +189,8 @@ class Walk:
         self.proc: subprocess.Popen[bytes] | None = None
         if not lines:
             return
-        args = ["git", "log", "-z", "--source", "--ignore-missing", "--stdin", f"--notes={notes.REF}",
-                f"--format={_FORMAT}"]
+        args = ["git", "log", "-z", "--source", "--ignore-missing", "--stdin", "--no-show-signature",
+                f"--notes={notes.REF}", f"--format={_FORMAT}"]  # the user's log.showSignature would print first
         if stops is None:
             args.insert(2, "--no-walk=unsorted")
         else:
@@ -248,7 +248,7 @@ class Walk:
 def patch_ids(ws: Workspace, shas: Iterable[str]) -> dict[str, str]:
     """``git patch-id --stable`` of each commit (merges have none): the change, whoever made it."""
     wanted = "\n".join(dict.fromkeys(shas)) + "\n"
-    diff = subprocess.run(["git", "diff-tree", "--stdin", "-p", "-r", "--root", "--no-color"], cwd=ws.worktree,
+    diff = subprocess.run(["git", "diff-tree", "--stdin", "-p", "-r", "--root", "--no-color", "--no-ext-diff"], cwd=ws.worktree,
                           env=git_env(), input=wanted.encode(), capture_output=True, timeout=600).stdout
     out = subprocess.run(["git", "patch-id", "--stable"], cwd=ws.worktree, env=git_env(), input=diff,
                          capture_output=True, timeout=600).stdout.decode()
