@@ -117,13 +117,13 @@ class Writing:
             return
         for _attempt in range(3):
             parent = run_git(["rev-parse", "-q", "--verify", REF], self.cwd, check=False).stdout.strip() or None
-            proc = subprocess.run(["git", "fast-import", "--quiet", "--done"], cwd=self.cwd, env=_fast_import_env(),
-                                  input=_stream(self.notes, self.replaced, parent, self.message) + b"done\n",
-                                  capture_output=True, timeout=600)
-            if proc.returncode == 0:
+            self.proc = _fast_import(self.cwd)  # abandon stops this one too (a timeout)
+            _, errors = self.proc.communicate(_stream(self.notes, self.replaced, parent, self.message) + b"done\n",
+                                              timeout=600)
+            if self.proc.returncode == 0:
                 return
-        detail = proc.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise RuntimeFailure(f"could not write notes to {REF}: {detail[-1] if detail else proc.returncode}")
+        detail = errors.decode("utf-8", "replace").strip().splitlines()
+        raise RuntimeFailure(f"could not write notes to {REF}: {detail[-1] if detail else self.proc.returncode}")
 
     def abandon(self) -> None:
         if self.proc is not None and self.proc.returncode is None:
@@ -146,18 +146,14 @@ def _tip(cwd: Path) -> str | None:
     return f"{REF}^0" if packed or os.path.isfile(os.path.join(common, REF)) else None
 
 
-def _fast_import_env() -> dict[str, str]:
-    """git's environment, with glibc told to keep freed memory: fast-import sets up and frees a
+def _fast_import(cwd: Path) -> subprocess.Popen[bytes]:
+    """``git fast-import``, with glibc told to keep freed memory: fast-import sets up and frees a
     zlib stream per tree it stores, and by default each free hands the pages back to the kernel
     and the next tree faults them in again, which measured as a third of its time on 10,000 notes
     (``bench/bench_ingest.py``).  A value the user set is kept; other C libraries ignore it."""
     env = git_env()
     env.setdefault("MALLOC_TRIM_THRESHOLD_", str(256 << 20))
-    return env
-
-
-def _fast_import(cwd: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(["git", "fast-import", "--quiet", "--done"], cwd=cwd, env=_fast_import_env(),
+    return subprocess.Popen(["git", "fast-import", "--quiet", "--done"], cwd=cwd, env=env,
                             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
